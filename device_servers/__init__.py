@@ -1,0 +1,1 @@
+"""Tango device servers of tangolab: one package per hardware unit or service."""

@@ -1,0 +1,1 @@
+"""What every tangolab hardware device shares: the link, the poll loop, the states."""
