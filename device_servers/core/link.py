@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Self
 
 import serial
 
@@ -66,7 +67,7 @@ class Link:
                 except (serial.SerialException, OSError):
                     pass
 
-    def __enter__(self) -> Link:
+    def __enter__(self) -> Self:
         if not self.is_open:
             self.open()
         return self
@@ -142,7 +143,7 @@ class Link:
             self.close()
             raise LinkError(f"write to {self.url} failed: {_reason(exc)}") from exc
 
-    def _read(self, method, *args):  # noqa: ANN001, ANN202 - thin wrapper over pyserial reads
+    def _read(self, method, *args):
         try:
             return method(*args)
         except (serial.SerialException, OSError) as exc:

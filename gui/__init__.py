@@ -1,0 +1,1 @@
+"""Taurus panels and the main window of the lab."""

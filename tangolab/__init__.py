@@ -1,0 +1,1 @@
+"""tangolab: lab instruments as Tango devices, with their simulators, archive, screens and scripts."""

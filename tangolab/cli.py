@@ -1,0 +1,119 @@
+"""`tangolab`: bring the lab up and down, show it, open its window."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+
+from .lab_config import DEFAULT_CONFIG, LabConfig
+from .launcher import Lab, LabError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tangolab", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="start the lab: database, simulators, device servers")
+    up.add_argument("--config", default=str(DEFAULT_CONFIG), help="the lab's dsconfig JSON (default: %(default)s)")
+    up.add_argument(
+        "--tango-host",
+        default=os.environ.get("TANGO_HOST", "localhost:10000"),
+        help="HOST:PORT of the lab's Tango database (default: $TANGO_HOST or localhost:10000); "
+        "use $(hostname):PORT to serve other machines",
+    )
+    up.add_argument("--detach", action="store_true", help="return once the lab is up; stop it with `tangolab down`")
+    up.set_defaults(run=_up)
+
+    for name, run, text in (
+        ("down", _down, "stop every process a detached `tangolab up` started"),
+        ("status", _status, "show the devices of a detached lab"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        sub.set_defaults(run=run)
+
+    gui = commands.add_parser("gui", help="open the lab's Taurus window")
+    gui.add_argument("--config", default=str(DEFAULT_CONFIG), help="the lab's dsconfig JSON (default: %(default)s)")
+    gui.set_defaults(run=_gui)
+
+    for sub in commands.choices.values():
+        sub.add_argument("--run-dir", default="var", help="the lab's run folder: database, logs (default: %(default)s)")
+
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except LabError as exc:
+        print(f"tangolab: {exc}", file=sys.stderr)
+        return 1
+
+
+def _up(args: argparse.Namespace) -> int:
+    lab = Lab(LabConfig.load(args.config), args.run_dir, args.tango_host)
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the lab in order, as Ctrl-C does
+    print(f"starting the lab of {args.config} in {lab.run_dir} ...", flush=True)
+    lab.start()  # stops what it started if interrupted
+    try:
+        lab.wait_settled()
+        _print_table(lab)
+        if args.detach:
+            print("detached: `tangolab down` stops it, `tangolab status` shows it")
+            return 0
+        print("Ctrl-C stops the lab", flush=True)
+        reported: set[str] = set()
+        while True:
+            for process in lab.dead_processes():
+                if process.name not in reported:
+                    reported.add(process.name)
+                    print(f"{process.name} exited; see {process.log}", file=sys.stderr, flush=True)
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("stopping the lab ...", flush=True)
+        lab.stop()
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    lab = Lab.attach(args.run_dir)
+    lab.stop()
+    print(f"stopped the lab of {lab.run_dir}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    lab = Lab.attach(args.run_dir)
+    _print_table(lab)
+    for process in lab.dead_processes():
+        print(f"{process.name} is not running; see {process.log}")
+    return 0
+
+
+def _gui(args: argparse.Namespace) -> int:
+    from gui.main_window import run
+
+    try:  # the lab this run folder holds, else $TANGO_HOST
+        tango_host = Lab.attach(args.run_dir).tango_host
+    except LabError:
+        tango_host = os.environ.get("TANGO_HOST", "localhost:10000")
+    return run(LabConfig.load(args.config), tango_host)
+
+
+def _print_table(lab: Lab) -> None:
+    rows = lab.table()
+    columns = ("device", "class", "state", "url")
+    widths = {c: max(len(c), *(len(row[c]) for row in rows)) for c in columns}
+    print("  ".join(c.upper().ljust(widths[c]) for c in columns))
+    for row in rows:
+        print("  ".join(row[c].ljust(widths[c]) for c in columns))
+    print(f"\nexport TANGO_HOST={lab.tango_host}", flush=True)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(main())

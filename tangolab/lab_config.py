@@ -1,0 +1,140 @@
+"""The lab, described once: a dsconfig JSON file plus a `tangolab` section dsconfig ignores.
+
+    {
+      "servers": {"TemperatureController": {"lab": {"TemperatureController": {
+          "lab/cryocon/1": {"properties": {"Url": ["socket://localhost:15024"]}}}}}},
+      "tangolab": {"simulators": {"cryocon": {"kind": "cryocon", "port": 15024, "seed": 1}}}
+    }
+
+`servers` goes to the Tango database through dsconfig; the launcher and the supervisor read the
+same file to know which servers to run and which simulators to start. A device talks to a
+simulator only because its `Url` points at the simulator's port: pointing it at the real
+instrument is a change of `Url` and nothing else.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "db_config" / "lab.json"
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    name: str
+    tango_class: str
+    server: str
+    properties: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return ",".join(self.properties.get("Url", []))
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    executable: str
+    instance: str
+    devices: tuple[DeviceSpec, ...]
+
+    @property
+    def name(self) -> str:
+        return f"{self.executable}/{self.instance}"
+
+
+@dataclass(frozen=True)
+class SimulatorSpec:
+    name: str
+    kind: str
+    port: int
+    seed: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class LabConfig:
+    """One lab file, read: its servers, devices and simulators."""
+
+    def __init__(self, data: dict[str, Any], path: Path | None = None) -> None:
+        self.data = data
+        self.path = path
+        self.servers = tuple(_servers(data.get("servers", {})))
+        self.simulators = tuple(
+            SimulatorSpec(
+                name=name,
+                kind=spec.get("kind", name),
+                port=int(spec.get("port", 0)),
+                seed=spec.get("seed"),
+                options={k: v for k, v in spec.items() if k not in ("kind", "port", "seed")},
+            )
+            for name, spec in data.get("tangolab", {}).get("simulators", {}).items()
+        )
+
+    @classmethod
+    def load(cls, path: str | Path = DEFAULT_CONFIG) -> LabConfig:
+        path = Path(path)
+        try:
+            return cls(json.loads(path.read_text()), path)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SystemExit(f"cannot read the lab configuration {path}: {exc}") from exc
+
+    @property
+    def devices(self) -> tuple[DeviceSpec, ...]:
+        return tuple(device for server in self.servers for device in server.devices)
+
+    def dsconfig(self) -> dict[str, Any]:
+        """The part of the file that dsconfig applies to the Tango database."""
+        return {key: value for key, value in self.data.items() if key in ("servers", "classes")}
+
+    def with_free_ports(self) -> LabConfig:
+        """The same lab with every simulator on a free port and the URLs that named it rewritten."""
+        data = copy.deepcopy(self.data)
+        moves = {sim.port: free_port() for sim in self.simulators}
+        for spec in data.get("tangolab", {}).get("simulators", {}).values():
+            spec["port"] = moves[int(spec.get("port", 0))]
+        for server in data.get("servers", {}).values():
+            for instance in server.values():
+                for devices in instance.values():
+                    for device in devices.values():
+                        properties = device.get("properties", {})
+                        if "Url" in properties:
+                            properties["Url"] = [_move_port(url, moves) for url in properties["Url"]]
+        return LabConfig(data, self.path)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def _move_port(url: str, moves: dict[int, int]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        port = int(match.group(2))
+        return f"{match.group(1)}:{moves.get(port, port)}"
+
+    return re.sub(r"((?:localhost|127\.0\.0\.1)):(\d+)", replace, url)
+
+
+def _servers(servers: dict[str, Any]) -> list[ServerSpec]:
+    specs = []
+    for executable, instances in servers.items():
+        for instance, classes in instances.items():
+            devices = tuple(
+                DeviceSpec(
+                    name=device,
+                    tango_class=tango_class,
+                    server=f"{executable}/{instance}",
+                    properties=spec.get("properties", {}),
+                )
+                for tango_class, devs in classes.items()
+                for device, spec in devs.items()
+            )
+            specs.append(ServerSpec(executable, instance, devices))
+    return specs

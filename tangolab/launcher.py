@@ -1,0 +1,289 @@
+"""Bring a whole lab up on one machine, and down again.
+
+`Lab.start()` starts pytango's embedded Tango database in the run folder, applies the lab's
+dsconfig JSON to it, starts the simulators the lab names and every device server (each as its
+console script, so Tango's Starter recognises it), and waits until every device answers. The
+same object stops everything it started; `Lab.attach()` finds a detached lab again from the
+state file it left in the run folder. Tests use exactly this code, on free ports.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import tango
+from dsconfig.json2tango import apply_config, prepare_config
+
+from .lab_config import LabConfig
+
+STATE_FILE = "lab.state.json"
+SIMULATOR_READY = re.compile(r"listening on (\S+):(\d+) control (\S+):(\d+)")
+
+
+class LabError(RuntimeError):
+    """The lab could not be brought up or reached; the message says what to do."""
+
+
+@dataclass
+class Process:
+    """One process of the lab, with its own log file."""
+
+    name: str
+    argv: list[str]
+    log: str
+    pid: int = 0
+
+    def is_alive(self) -> bool:
+        if not self.pid:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        return _cmdline(self.pid) in ("", " ".join(self.argv))  # "" where /proc is not available
+
+
+class Lab:
+    """The processes of one lab: database, simulators, device servers."""
+
+    def __init__(self, config: LabConfig, run_dir: str | Path = "var", tango_host: str = "localhost:10000"):
+        self.config = config
+        self.run_dir = Path(run_dir).resolve()
+        self.tango_host = tango_host
+        host, _, port = tango_host.rpartition(":")
+        if not host or not port.isdigit():
+            raise LabError(f"TANGO_HOST must be HOST:PORT, got {tango_host!r}")
+        self.host, self.port = host, int(port)
+        self.processes: dict[str, Process] = {}
+        self.simulator_ports: dict[str, tuple[int, int]] = {}
+        self._popen: dict[str, subprocess.Popen] = {}
+
+    # -- bring up -----------------------------------------------------------------------------
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start everything and wait until every device answers; stops what it started on error."""
+        (self.run_dir / "log").mkdir(parents=True, exist_ok=True)
+        try:
+            self._start_database(timeout)
+            self._apply_config()
+            for simulator in self.config.simulators:
+                self.start_simulator(simulator.name, timeout)
+            for server in self.config.servers:
+                self._spawn(server.name.replace("/", "-"), [_console_script(server.executable), server.instance])
+            self._save_state()
+            for device in self.config.devices:
+                self.wait_device(device.name, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_database(self, timeout: float) -> None:
+        with socket.socket() as probe:
+            try:
+                probe.bind((self.host, self.port))
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise LabError(f"cannot use TANGO_HOST {self.tango_host}: {exc}") from exc
+                raise LabError(
+                    f"port {self.port} of TANGO_HOST {self.tango_host} is already in use (another Tango "
+                    f"database, or a lab still up: `tangolab down`); pick another port with "
+                    f"--tango-host {self.host}:{self.port + 1}"
+                ) from exc
+        self._spawn(
+            "database",
+            [sys.executable, "-m", "tango.databaseds.database", "--host", self.host, "--port", str(self.port), "2"],
+        )
+        deadline = time.monotonic() + timeout
+        while not _accepts(self.host, self.port):
+            self._check_alive("database")
+            if time.monotonic() > deadline:
+                raise LabError(f"the Tango database did not start within {timeout:g} s; see {self._log('database')}")
+            time.sleep(0.1)
+
+    def _apply_config(self) -> None:
+        database = tango.Database(self.host, self.port)
+        apply_config(prepare_config(self.config.dsconfig()), database, write=True)
+
+    def start_simulator(self, name: str, timeout: float = 30.0) -> tuple[int, int]:
+        """(Re)start one simulator of the lab; returns its protocol and control ports."""
+        spec = next(sim for sim in self.config.simulators if sim.name == name)
+        argv = [sys.executable, "-m", "simulators", spec.kind, "--port", str(spec.port), "--control-port", "0"]
+        if spec.seed is not None:
+            argv += ["--seed", str(spec.seed)]
+        for option, value in spec.options.items():
+            argv += [f"--{option.replace('_', '-')}", str(value)]
+        log = self._spawn(f"simulator-{name}", argv)
+        deadline = time.monotonic() + timeout
+        while not (match := SIMULATOR_READY.search(Path(log).read_text(errors="replace"))):
+            self._check_alive(f"simulator-{name}")
+            if time.monotonic() > deadline:
+                raise LabError(f"simulator {name} did not report its port within {timeout:g} s; see {log}")
+            time.sleep(0.05)
+        self.simulator_ports[name] = (int(match.group(2)), int(match.group(4)))
+        return self.simulator_ports[name]
+
+    def wait_device(self, name: str, timeout: float = 60.0) -> None:
+        """Wait until `name` answers a ping; a dead server or a time-out names the log to read."""
+        server = next(d.server for d in self.config.devices if d.name == name)
+        process = server.replace("/", "-")
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_alive(process)
+            try:
+                self.proxy(name).ping()
+                return
+            except tango.DevFailed as exc:
+                if time.monotonic() > deadline:
+                    raise LabError(
+                        f"device {name} did not answer within {timeout:g} s "
+                        f"({exc.args[0].desc.strip()}); see {self._log(process)}"
+                    ) from exc
+            time.sleep(0.2)
+
+    # -- use ----------------------------------------------------------------------------------
+
+    def proxy(self, device: str) -> tango.DeviceProxy:
+        """A DeviceProxy through this lab's database, whatever TANGO_HOST the caller has."""
+        return tango.DeviceProxy(f"tango://{self.tango_host}/{device}")
+
+    def table(self) -> list[dict[str, str]]:
+        """One row per device: name, class, state, URL."""
+        rows = []
+        for device in self.config.devices:
+            try:
+                proxy = self.proxy(device.name)
+                proxy.set_timeout_millis(3000)
+                state = str(proxy.state())
+            except tango.DevFailed as exc:
+                state = f"unreachable: {exc.args[0].desc.strip()}"
+            rows.append({"device": device.name, "class": device.tango_class, "state": state, "url": device.url})
+        return rows
+
+    def wait_settled(self, timeout: float = 10.0) -> None:
+        """Wait (bounded) until no device is still connecting, so a printed table means something."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(row["state"] == "INIT" for row in self.table()):
+            time.sleep(0.2)
+
+    def dead_processes(self) -> list[Process]:
+        return [process for process in self.processes.values() if not self.is_running(process.name)]
+
+    def is_running(self, name: str) -> bool:
+        popen = self._popen.get(name)
+        if popen is not None:
+            return popen.poll() is None
+        return self.processes[name].is_alive()
+
+    # -- bring down ---------------------------------------------------------------------------
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop every process of the lab: servers first, then simulators, then the database."""
+        for name in reversed(list(self.processes)):
+            self.kill(name, timeout)
+        state = self.run_dir / STATE_FILE
+        state.unlink(missing_ok=True)
+
+    def kill(self, name: str, timeout: float = 10.0, sig: int = signal.SIGTERM) -> None:
+        """Stop one process by its PID: `sig` first, SIGKILL if it is still there after `timeout`."""
+        process = self.processes.get(name)
+        if process is None or not self.is_running(name):
+            self._reap(name)
+            return
+        _signal(process.pid, sig)
+        deadline = time.monotonic() + timeout
+        while self.is_running(name) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.is_running(name):
+            _signal(process.pid, signal.SIGKILL)
+            while self.is_running(name) and time.monotonic() < deadline + timeout:
+                time.sleep(0.05)
+        self._reap(name)
+
+    # -- detached labs ------------------------------------------------------------------------
+
+    @classmethod
+    def attach(cls, run_dir: str | Path = "var") -> Lab:
+        """The lab a detached `tangolab up` left running in `run_dir`."""
+        path = Path(run_dir) / STATE_FILE
+        try:
+            state = json.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise LabError(f"no lab is up in {Path(run_dir).resolve()} (no {STATE_FILE})") from exc
+        lab = cls(LabConfig(state["config"]), run_dir, state["tango_host"])
+        lab.processes = {name: Process(**fields) for name, fields in state["processes"].items()}
+        return lab
+
+    def _save_state(self) -> None:
+        state = {
+            "tango_host": self.tango_host,
+            "config": self.config.data,
+            "processes": {name: asdict(process) for name, process in self.processes.items()},
+        }
+        (self.run_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _log(self, name: str) -> Path:
+        return self.run_dir / "log" / f"{name}.log"
+
+    def _spawn(self, name: str, argv: list[str]) -> Path:
+        log = self._log(name)
+        env = dict(os.environ, TANGO_HOST=self.tango_host, PYTHONUNBUFFERED="1")
+        with open(log, "w") as out:
+            popen = subprocess.Popen(
+                argv, cwd=self.run_dir, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        self._popen[name] = popen
+        self.processes[name] = Process(name, argv, str(log), popen.pid)
+        return log
+
+    def _check_alive(self, name: str) -> None:
+        if not self.is_running(name):
+            tail = "\n".join(self._log(name).read_text(errors="replace").splitlines()[-15:])
+            raise LabError(f"{name} exited at start-up; see {self._log(name)}:\n{tail}")
+
+    def _reap(self, name: str) -> None:
+        popen = self._popen.pop(name, None)
+        if popen is not None:
+            popen.wait()
+
+
+def _console_script(executable: str) -> str:
+    """The server's own console script, from the running Python's environment."""
+    beside = Path(sys.executable).parent / executable
+    if beside.exists():
+        return str(beside)
+    raise LabError(f"no console script {executable!r} beside {sys.executable}: is tangolab installed (pip install -e .)?")
+
+
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
