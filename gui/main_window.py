@@ -49,8 +49,9 @@ def build_window(config: LabConfig, tango_host: str):
     splitter = Qt.QSplitter(Qt.Qt.Vertical)
     splitter.addWidget(tabs)
     splitter.addWidget(trend)
+    splitter.setSizes([500, 350])
     window.setCentralWidget(splitter)
-    window.resize(900, 800)
+    window.resize(900, 850)
     return window
 
 

@@ -53,8 +53,8 @@ def _up(args: argparse.Namespace) -> int:
     lab = Lab(LabConfig.load(args.config), args.run_dir, args.tango_host)
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the lab in order, as Ctrl-C does
     print(f"starting the lab of {args.config} in {lab.run_dir} ...", flush=True)
-    lab.start()  # stops what it started if interrupted
     try:
+        lab.start()
         lab.wait_settled()
         _print_table(lab)
         if args.detach:

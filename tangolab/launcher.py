@@ -50,7 +50,8 @@ class Process:
             os.kill(self.pid, 0)
         except ProcessLookupError:
             return False
-        return _cmdline(self.pid) in ("", " ".join(self.argv))  # "" where /proc is not available
+        cmdline = _cmdline(self.pid)  # a console script shows as "python3 <script> <args>"
+        return cmdline == "" or cmdline.endswith(" ".join(self.argv))  # "": no /proc here
 
 
 class Lab:
@@ -104,15 +105,24 @@ class Lab:
             [sys.executable, "-m", "tango.databaseds.database", "--host", self.host, "--port", str(self.port), "2"],
         )
         deadline = time.monotonic() + timeout
-        while not _accepts(self.host, self.port):
+        while True:  # the port opens before the database device is exported: ask it
             self._check_alive("database")
+            try:
+                if _accepts(self.host, self.port):
+                    self.database = tango.Database(self.host, self.port)
+                    return
+            except tango.DevFailed as exc:
+                if time.monotonic() > deadline:
+                    raise LabError(
+                        f"the Tango database did not answer within {timeout:g} s ({exc.args[-1].desc}); "
+                        f"see {self._log('database')}"
+                    ) from exc
             if time.monotonic() > deadline:
                 raise LabError(f"the Tango database did not start within {timeout:g} s; see {self._log('database')}")
             time.sleep(0.1)
 
     def _apply_config(self) -> None:
-        database = tango.Database(self.host, self.port)
-        apply_config(prepare_config(self.config.dsconfig()), database, write=True)
+        apply_config(prepare_config(self.config.dsconfig()), self.database, write=True)
 
     def start_simulator(self, name: str, timeout: float = 30.0) -> tuple[int, int]:
         """(Re)start one simulator of the lab; returns its protocol and control ports."""

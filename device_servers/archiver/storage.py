@@ -1,0 +1,764 @@
+"""Archive storage: HDB++ tables in SQLite (the default) or PostgreSQL/TimescaleDB.
+
+The tables and columns are those of HDB++'s TimescaleDB schema: `att_conf` with its lookup tables
+(`att_conf_type`, `att_conf_format`, `att_conf_write`), one data table per format and type
+(`att_scalar_devdouble`, `att_array_devlong`, ...), `att_error_desc`, `att_parameter`,
+`att_history` and `att_history_event`. So HDB++ tools (pyhdbpp, the HDB++ viewers) read a
+PostgreSQL archive written here. `lab_message` is tangolab's own table.
+
+SQLite has no timestamp or array types: there, times are REAL epoch seconds (UTC; a double keeps
+Tango's microseconds to within 0.25 µs) and spectra are JSON text. Times cross this API as epoch
+seconds with both stores.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+import time as _time
+from abc import ABC, abstractmethod
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Any, NamedTuple, Self
+
+import numpy as np
+
+# Tango data type: (CmdArgType number, PostgreSQL column type as in HDB++, numpy dtype of a value).
+# Insertion order is HDB++'s, so the lookup ids match those of an HDB++ database.
+TYPES = {
+    "DevBoolean": (1, "boolean", "bool"),
+    "DevShort": (2, "smallint", "int16"),
+    "DevLong": (3, "integer", "int32"),
+    "DevFloat": (4, "real", "float32"),
+    "DevDouble": (5, "double precision", "float64"),
+    "DevUShort": (6, "ushort", "uint16"),
+    "DevULong": (7, "ulong", "uint32"),
+    "DevString": (8, "text", "object"),
+    "DevState": (19, "integer", "int32"),
+    "DevUChar": (22, "uchar", "uint8"),
+    "DevLong64": (23, "bigint", "int64"),
+    "DevULong64": (24, "ulong64", "uint64"),
+    "DevEnum": (29, "smallint", "int16"),
+}
+FORMATS = ("SCALAR", "SPECTRUM", "IMAGE")
+WRITE_TYPES = ("READ", "READ_WITH_WRITE", "WRITE", "READ_WRITE")
+QUALITIES = ("VALID", "INVALID", "ALARM", "CHANGING", "WARNING")
+INVALID = 1
+EVENTS = ("add", "remove", "start", "stop", "pause", "crash", "insert_param", "update_ttl")
+PARAMETERS = (
+    "label", "unit", "standard_unit", "display_unit", "format",
+    "archive_rel_change", "archive_abs_change", "archive_period", "description",
+)  # fmt: skip
+
+# (att_conf_id, time, value_r, value_w, quality, error text or None)
+Row = tuple[int, float, Any, Any, int, "str | None"]
+
+
+class Attribute(NamedTuple):
+    """An archived attribute, as registered in att_conf."""
+
+    conf_id: int
+    name: str
+    data_type: str
+    data_format: str
+    write: str
+    table: str
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(TYPES[self.data_type][2])
+
+    @property
+    def is_array(self) -> bool:
+        return self.data_format != "SCALAR"
+
+
+class Message(NamedTuple):
+    """A lab message: what happened, told by whom, how serious."""
+
+    time: float
+    level: str
+    source: str
+    text: str
+
+
+def tango_type(data_type: str | int) -> str:
+    """The Tango type name ("DevDouble") of a name in any spelling or a CmdArgType."""
+    if isinstance(data_type, str):
+        key = data_type.lower().replace("_", "").removeprefix("dev")
+        found = [name for name in TYPES if name[3:].lower() == key]
+    else:
+        found = [name for name, (number, _, _) in TYPES.items() if number == int(data_type)]
+    if not found:
+        raise ValueError(f"cannot archive Tango type {data_type!r}: archived types are {', '.join(TYPES)}")
+    return found[0]
+
+
+def _named(value: str | int, names: tuple[str, ...]) -> str:
+    """The name of an enumerated value given by name or by number (a Tango enum)."""
+    name = value.upper() if isinstance(value, str) else names[int(value)]
+    if name not in names:
+        raise ValueError(f"{value!r} is none of {', '.join(names)}")
+    return name
+
+
+def _hdb_type(name: str) -> str:
+    return "DEV_" + name[3:].upper()
+
+
+def _split(name: str) -> list[str]:
+    """cs_name (the Tango host), domain, family, member and name of tango://host:port/d/f/m/attr."""
+    parts = name.removeprefix("tango://").split("/")
+    if len(parts) == 4:
+        parts.insert(0, "")
+    if len(parts) != 5 or not all(parts[1:]):
+        raise ValueError(f"{name!r} is not an attribute name like tango://host:port/lab/cryocon/1/temperatureA")
+    return parts
+
+
+def _plain(value: Any) -> Any:
+    """A value the database drivers take: numpy data and Tango enums become Python numbers and lists."""
+    if value is None or type(value) in (float, int, str, bool):
+        return value
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (float, str)):
+        return value
+    return int(value)
+
+
+def _float_sql(att: Attribute) -> str:
+    """value_r as a double; booleans go through integer, which PostgreSQL requires."""
+    value = "CAST(value_r AS integer)" if att.data_type == "DevBoolean" else "value_r"
+    return f"CAST({value} AS double precision)"
+
+
+def _locked(method):
+    """One operation at a time on a store's connection: the writer thread and queries share it."""
+
+    @wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
+_DOMAINS = {"uchar": (3, 255), "ushort": (5, 65535), "ulong": (10, 2**32 - 1), "ulong64": (20, 2**64 - 1)}
+_DATA_COLUMNS = "att_conf_id, data_time, value_r, value_w, quality, att_error_desc_id"
+_SERIES = np.dtype([("time", "f8"), ("value", "f8"), ("quality", "i2")])
+_TEXT_COLUMNS = {"att_error_desc": "error_desc", "att_history_event": "event"}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS att_conf_type (
+    att_conf_type_id {serial}, type text NOT NULL UNIQUE, type_num smallint NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS att_conf_format (
+    att_conf_format_id {serial}, format text NOT NULL UNIQUE, format_num smallint NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS att_conf_write (
+    att_conf_write_id {serial}, write text NOT NULL UNIQUE, write_num smallint NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS att_conf (
+    att_conf_id {serial},
+    att_name text NOT NULL UNIQUE,
+    att_conf_type_id smallint NOT NULL REFERENCES att_conf_type (att_conf_type_id),
+    att_conf_format_id smallint NOT NULL REFERENCES att_conf_format (att_conf_format_id),
+    att_conf_write_id smallint NOT NULL REFERENCES att_conf_write (att_conf_write_id),
+    table_name text NOT NULL,
+    cs_name text NOT NULL DEFAULT '',
+    domain text NOT NULL DEFAULT '',
+    family text NOT NULL DEFAULT '',
+    member text NOT NULL DEFAULT '',
+    name text NOT NULL DEFAULT '',
+    ttl integer,
+    hide boolean DEFAULT false);
+CREATE TABLE IF NOT EXISTS att_history_event (att_history_event_id {serial}, event text NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS att_history (
+    att_conf_id integer NOT NULL REFERENCES att_conf (att_conf_id),
+    att_history_event_id integer NOT NULL REFERENCES att_history_event (att_history_event_id),
+    event_time {time},
+    details {json},
+    PRIMARY KEY (att_conf_id, event_time));
+CREATE TABLE IF NOT EXISTS att_parameter (
+    att_conf_id integer NOT NULL REFERENCES att_conf (att_conf_id),
+    recv_time {time} NOT NULL,
+    {parameters},
+    details {json});
+CREATE INDEX IF NOT EXISTS att_parameter_att_conf_id_idx ON att_parameter (att_conf_id, recv_time);
+CREATE TABLE IF NOT EXISTS att_error_desc (att_error_desc_id {serial}, error_desc text NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS lab_message (
+    message_id {serial},
+    data_time {time} NOT NULL,
+    level text NOT NULL,
+    source text NOT NULL,
+    text text NOT NULL);
+CREATE INDEX IF NOT EXISTS lab_message_data_time_idx ON lab_message (data_time);
+CREATE INDEX IF NOT EXISTS lab_message_source_idx ON lab_message (source, data_time)
+"""
+
+_DATA_TABLE = """
+CREATE TABLE IF NOT EXISTS {table} (
+    att_conf_id integer NOT NULL REFERENCES att_conf (att_conf_id),
+    data_time {time} NOT NULL,{labels}
+    value_r {value},
+    value_w {value},
+    quality smallint,
+    att_error_desc_id integer REFERENCES att_error_desc (att_error_desc_id),
+    details {json},
+    PRIMARY KEY (att_conf_id, data_time)){table_options}
+"""
+
+
+class Store(ABC):
+    """An archive: attributes registered once, then their values, errors and history; lab messages.
+
+    The SQL is shared; a subclass gives its dialect (the class attributes below) and its
+    connection. Every public method is thread-safe.
+    """
+
+    SERIAL: str  # an integer key that numbers itself
+    TIME_COLUMN: str
+    TIME_PARAM: str  # SQL turning an epoch-seconds parameter into a time value
+    EPOCH: str  # SQL giving epoch seconds from a time column {}
+    JSON_COLUMN: str
+    ARRAY_COLUMN: str  # of the element type {}
+    TABLE_OPTIONS: str
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._attributes: dict[int, Attribute] = {}
+        self._by_name: dict[str, Attribute] = {}
+        self._ids: dict[tuple[str, str], int] = {}
+        with self._lock:
+            self._create_schema()
+            self._load_attributes()
+
+    # -- dialect and connection, given by subclasses --------------------------------------------
+
+    @abstractmethod
+    def _execute(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        """Run one statement with ? placeholders; returns a DB-API cursor."""
+
+    @abstractmethod
+    def _executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None: ...
+
+    @abstractmethod
+    def _tx(self) -> Any:
+        """A context manager around one transaction."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def _encode_array(self, value: list) -> Any:
+        return value
+
+    def _decode_array(self, value: Any) -> list:
+        return value
+
+    def _insert_rows(self, att: Attribute, rows: list[tuple]) -> None:
+        """Insert rows of att's table; a value already archived at the same time is kept."""
+        self._executemany(
+            f"INSERT INTO {att.table} ({_DATA_COLUMNS}) VALUES (?, {self.TIME_PARAM}, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            rows,
+        )
+
+    def _value_sql(self, att: Attribute) -> str:
+        return "value_r"
+
+    def _numeric_series(self, att: Attribute, start: float, end: float) -> np.ndarray:
+        cursor = self._execute(
+            f"SELECT {self.EPOCH.format('data_time')}, {_float_sql(att)}, COALESCE(quality, 0)"
+            f" FROM {att.table} WHERE att_conf_id = ?"
+            f" AND data_time BETWEEN {self.TIME_PARAM} AND {self.TIME_PARAM} ORDER BY data_time",
+            (att.conf_id, start, end),
+        )
+        return np.fromiter(cursor, _SERIES)
+
+    # -- schema and caches ------------------------------------------------------------------------
+
+    def _schema(self) -> list[str]:
+        columns = {"serial": self.SERIAL, "time": self.TIME_COLUMN, "json": self.JSON_COLUMN}
+        parameters = ",\n    ".join(f"{p} text NOT NULL DEFAULT ''" for p in PARAMETERS)
+        statements = _SCHEMA.format(parameters=parameters, **columns).split(";\n")
+        for name, (_, sql_type, _) in TYPES.items():
+            for shape, column in (("scalar", "{}"), ("array", self.ARRAY_COLUMN)):
+                labels = f"\n    value_r_label {column.format('text')},\n    value_w_label {column.format('text')},"
+                statements.append(
+                    _DATA_TABLE.format(
+                        table=f"att_{shape}_{name.lower()}",
+                        value=column.format(sql_type),
+                        labels=labels if name == "DevEnum" else "",
+                        table_options=self.TABLE_OPTIONS,
+                        **columns,
+                    )
+                )
+        return statements
+
+    def _create_schema(self) -> None:
+        with self._transaction():
+            for statement in self._schema():
+                self._execute(statement)
+            for table, column, rows in (
+                ("att_conf_type", "type", [(_hdb_type(n), number) for n, (number, _, _) in TYPES.items()]),
+                ("att_conf_format", "format", [(f, i) for i, f in enumerate(FORMATS)]),
+                ("att_conf_write", "write", [(w, i) for i, w in enumerate(WRITE_TYPES)]),
+            ):
+                self._executemany(
+                    f"INSERT INTO {table} ({column}, {column}_num) VALUES (?, ?) ON CONFLICT DO NOTHING", rows
+                )
+
+    def _load_attributes(self) -> None:
+        """Read att_conf again: another process may have registered attributes."""
+        tango_names = {_hdb_type(name): name for name in TYPES}
+        rows = self._execute(
+            "SELECT att_conf_id, att_name, type, format, write, table_name FROM att_conf"
+            " JOIN att_conf_type USING (att_conf_type_id) JOIN att_conf_format USING (att_conf_format_id)"
+            " JOIN att_conf_write USING (att_conf_write_id)"
+        ).fetchall()
+        attributes = [
+            Attribute(conf_id, name, tango_names[data_type], data_format, write, table)
+            for conf_id, name, data_type, data_format, write, table in rows
+            if data_type in tango_names
+        ]
+        self._attributes = {att.conf_id: att for att in attributes}
+        self._by_name = {att.name: att for att in attributes}
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        try:
+            with self._tx():
+                yield
+        except BaseException:
+            self._ids.clear()  # ids inserted in a rolled-back transaction do not exist
+            raise
+
+    def _text_id(self, table: str, text: str) -> int:
+        """The id of an error description or a history event, added on first use."""
+        if (key := (table, text)) not in self._ids:
+            column = _TEXT_COLUMNS[table]
+            self._execute(f"INSERT INTO {table} ({column}) VALUES (?) ON CONFLICT DO NOTHING", (text,))
+            (self._ids[key],) = self._execute(f"SELECT {table}_id FROM {table} WHERE {column} = ?", (text,)).fetchone()
+        return self._ids[key]
+
+    def _attribute(self, key: int | str) -> Attribute:
+        """An attribute by conf id, full name, or name without the tango://host:port/ prefix."""
+        for reload in (False, True):
+            if reload:
+                self._load_attributes()
+            if isinstance(key, int):
+                if key in self._attributes:
+                    return self._attributes[key]
+                continue
+            name = key.lower()
+            if name in self._by_name:
+                return self._by_name[name]
+            found = [att for full, att in self._by_name.items() if full.endswith("/" + name)]
+            if len(found) > 1:
+                raise ValueError(f"{key!r} is ambiguous: {', '.join(att.name for att in found)}")
+            if found:
+                return found[0]
+        raise KeyError(f"{key!r} is not archived")
+
+    def _select(self, att: Attribute, condition: str, order: str = "") -> str:
+        """SQL for the (time, value, quality) rows of att that meet a condition, in time order."""
+        return (
+            f"SELECT {self.EPOCH.format('data_time')}, {self._value_sql(att)}, COALESCE(quality, 0)"
+            f" FROM {att.table} WHERE att_conf_id = ? AND {condition} ORDER BY data_time{order}"
+        )
+
+    def _decode(self, att: Attribute, value: Any) -> Any:
+        """A value as read back: a Python scalar, or a numpy array for a spectrum."""
+        if value is None:
+            return None
+        if att.is_array:
+            items = self._decode_array(value)
+            return np.array([int(v) for v in items] if att.dtype.kind in "iu" else items, att.dtype)
+        kind = att.dtype.kind
+        return bool(value) if kind == "b" else int(value) if kind in "iu" else float(value) if kind == "f" else value
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    @_locked
+    def register(
+        self, name: str, data_type: str | int, data_format: str | int = "SCALAR", write: str | int = "READ"
+    ) -> int:
+        """The att_conf_id of an attribute, registering it (and an "add" event) if new.
+
+        name is the full name, tango://host:port/domain/family/member/attribute, as HDB++ keeps it;
+        types and formats are Tango enums or their names ("DevDouble", "SPECTRUM", "READ_WRITE").
+        """
+        name = name.lower()
+        data_type, data_format, write = tango_type(data_type), _named(data_format, FORMATS), _named(write, WRITE_TYPES)
+        if data_format == "IMAGE":
+            raise ValueError(f"{name}: images are not archived")
+        self._load_attributes()
+        if (att := self._by_name.get(name)) is not None:
+            if (att.data_type, att.data_format) != (data_type, data_format):
+                raise ValueError(f"{name} is archived as {att.data_format} {att.data_type}, not {data_format} {data_type}")
+            return att.conf_id
+        table = f"att_{'scalar' if data_format == 'SCALAR' else 'array'}_{data_type.lower()}"
+        with self._transaction():
+            (conf_id,) = self._execute(
+                "INSERT INTO att_conf (att_name, att_conf_type_id, att_conf_format_id, att_conf_write_id,"
+                " table_name, cs_name, domain, family, member, name) VALUES (?,"
+                " (SELECT att_conf_type_id FROM att_conf_type WHERE type = ?),"
+                " (SELECT att_conf_format_id FROM att_conf_format WHERE format = ?),"
+                " (SELECT att_conf_write_id FROM att_conf_write WHERE write = ?),"
+                " ?, ?, ?, ?, ?, ?) RETURNING att_conf_id",
+                (name, _hdb_type(data_type), data_format, write, table, *_split(name)),
+            ).fetchone()
+            self._insert_event(conf_id, "add", _time.time())
+        self._load_attributes()
+        return conf_id
+
+    @_locked
+    def insert_values(self, rows: Iterable[Row]) -> int:
+        """Store a batch of (conf_id, time, value_r, value_w, quality, error) in one transaction.
+
+        A row with an error text is an error row: HDB++ keeps the text in att_error_desc. Returns
+        the number of rows given; one whose attribute already has a value at that time is skipped.
+        """
+        tables: dict[str, list[tuple]] = defaultdict(list)
+        atts: dict[str, Attribute] = {}
+        with self._transaction():
+            for conf_id, t, value_r, value_w, quality, error in rows:
+                att = self._attributes.get(conf_id) or self._attribute(conf_id)
+                if att.is_array:
+                    value_r = None if value_r is None else self._encode_array(_plain(value_r))
+                    value_w = None if value_w is None else self._encode_array(_plain(value_w))
+                else:
+                    value_r, value_w = _plain(value_r), _plain(value_w)
+                error_id = None if error is None else self._text_id("att_error_desc", str(error))
+                tables[att.table].append((conf_id, t, value_r, value_w, int(quality), error_id))
+                atts[att.table] = att
+            for table, table_rows in tables.items():
+                self._insert_rows(atts[table], table_rows)
+        return sum(map(len, tables.values()))
+
+    def insert_error(self, conf_id: int, time: float, error: str) -> None:
+        """An error row: no value, quality INVALID, and the reason."""
+        self.insert_values([(conf_id, time, None, None, INVALID, error)])
+
+    @_locked
+    def insert_parameters(self, conf_id: int, time: float, **parameters: str) -> None:
+        """The attribute's configuration at a time: label, unit, format, archive_period, ..."""
+        if unknown := set(parameters) - set(PARAMETERS):
+            raise ValueError(f"unknown parameters {sorted(unknown)}: known are {', '.join(PARAMETERS)}")
+        columns = "".join(f", {p}" for p in parameters)
+        self._execute(
+            f"INSERT INTO att_parameter (att_conf_id, recv_time{columns})"
+            f" VALUES (?, {self.TIME_PARAM}{', ?' * len(parameters)})",
+            (conf_id, time, *map(str, parameters.values())),
+        )
+
+    @_locked
+    def insert_history_event(self, conf_id: int, event: str, time: float) -> None:
+        """An archiving event of the attribute: add, remove, start, stop, pause, crash, ..."""
+        if event not in EVENTS:
+            raise ValueError(f"unknown event {event!r}: HDB++ events are {', '.join(EVENTS)}")
+        with self._transaction():
+            self._insert_event(conf_id, event, time)
+
+    def _insert_event(self, conf_id: int, event: str, time: float) -> None:
+        self._execute(
+            "INSERT INTO att_history (att_conf_id, att_history_event_id, event_time)"
+            f" VALUES (?, ?, {self.TIME_PARAM}) ON CONFLICT DO NOTHING",
+            (conf_id, self._text_id("att_history_event", event), time),
+        )
+
+    @_locked
+    def insert_messages(self, rows: Iterable[tuple[float, str, str, str]]) -> None:
+        """Store lab messages given as (time, level, source, text)."""
+        with self._transaction():
+            self._executemany(
+                f"INSERT INTO lab_message (data_time, level, source, text) VALUES ({self.TIME_PARAM}, ?, ?, ?)",
+                [(t, level.upper(), source, text) for t, level, source, text in rows],
+            )
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    @_locked
+    def values(
+        self, att_name: str, start: float | None = None, end: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(times, values, qualities) of an attribute between start and end (epoch seconds), in order.
+
+        Times are float64 epoch seconds, qualities int16 (0 VALID, 1 INVALID, ...). Numbers come
+        as float64 whatever their Tango type, NaN where there is no value (an error row); 64-bit
+        integers beyond 2**53 are rounded. Strings and spectra come as an object array holding
+        str or 1-D arrays of the attribute's type, and None for error rows.
+        """
+        att = self._attribute(att_name)
+        start = -math.inf if start is None else float(start)
+        end = math.inf if end is None else float(end)
+        if not att.is_array and att.dtype.kind in "biuf":
+            series = self._numeric_series(att, start, end)
+            return series["time"], series["value"], series["quality"]
+        between = f"data_time BETWEEN {self.TIME_PARAM} AND {self.TIME_PARAM}"
+        rows = self._execute(self._select(att, between), (att.conf_id, start, end)).fetchall()
+        values = np.empty(len(rows), object)
+        for i, row in enumerate(rows):
+            values[i] = self._decode(att, row[1])
+        times = np.array([row[0] for row in rows], np.float64)
+        return times, values, np.array([row[2] for row in rows], np.int16)
+
+    @_locked
+    def errors(
+        self, att_name: str, start: float | None = None, end: float | None = None
+    ) -> list[tuple[float, str]]:
+        """(time, error text) of the attribute's error rows, in order."""
+        att = self._attribute(att_name)
+        return [
+            tuple(row)
+            for row in self._execute(
+                f"SELECT {self.EPOCH.format('data_time')}, error_desc FROM {att.table}"
+                " JOIN att_error_desc USING (att_error_desc_id)"
+                f" WHERE att_conf_id = ? AND data_time BETWEEN {self.TIME_PARAM} AND {self.TIME_PARAM}"
+                " ORDER BY data_time",
+                (att.conf_id, -math.inf if start is None else start, math.inf if end is None else end),
+            )
+        ]
+
+    @_locked
+    def state_at(self, time: float) -> dict[str, tuple[float, Any, int]]:
+        """The last archived (time, value, quality) of every attribute at the time (epoch seconds).
+
+        Values are Python bool, int, float, str, or a numpy array for a spectrum; None for an
+        error row. Attributes with nothing archived by then are absent.
+        """
+        self._load_attributes()
+        state = {}
+        for att in self._attributes.values():
+            before = f"data_time <= {self.TIME_PARAM}"
+            row = self._execute(self._select(att, before, " DESC LIMIT 1"), (att.conf_id, time)).fetchone()
+            if row is not None:
+                state[att.name] = (row[0], self._decode(att, row[1]), row[2])
+        return state
+
+    @_locked
+    def messages(
+        self, source: str | None = None, level: str | None = None, start: float | None = None,
+        end: float | None = None,
+    ) -> list[Message]:
+        """Lab messages in time order, of one source and one level if given."""
+        where = [f"data_time BETWEEN {self.TIME_PARAM} AND {self.TIME_PARAM}"]
+        params: list[Any] = [-math.inf if start is None else start, math.inf if end is None else end]
+        for column, value in (("source", source), ("level", level and level.upper())):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        rows = self._execute(
+            f"SELECT {self.EPOCH.format('data_time')}, level, source, text FROM lab_message"
+            f" WHERE {' AND '.join(where)} ORDER BY data_time, message_id",
+            params,
+        )
+        return [Message(*row) for row in rows]
+
+    @_locked
+    def attributes(self) -> list[Attribute]:
+        """Every archived attribute, by name."""
+        self._load_attributes()
+        return sorted(self._attributes.values(), key=lambda att: att.name)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SQLiteStore(Store):
+    """The default store: one file, no server to run.
+
+    WAL mode lets readers (history queries, other processes) work while the archiver writes;
+    synchronous=NORMAL keeps the file consistent on a crash but may lose the last transactions on
+    a power cut.
+    """
+
+    SERIAL = "integer PRIMARY KEY"
+    TIME_COLUMN = "REAL"
+    TIME_PARAM = "?"
+    EPOCH = "{}"
+    JSON_COLUMN = "text"
+    ARRAY_COLUMN = "text"  # JSON
+    TABLE_OPTIONS = " WITHOUT ROWID"  # rows clustered by (att_conf_id, data_time): range scans read in order
+
+    def __init__(self, path: str | Path, create: bool = True) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            if not create and not Path(self.path).exists():
+                raise FileNotFoundError(f"no archive at {self.path}")
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        super().__init__()
+
+    def _execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        return self._db.execute(sql, tuple(params))
+
+    def _executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        self._db.executemany(sql, rows)
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")  # take the write lock now, not midway
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _encode_array(self, value: list) -> str:
+        return json.dumps(value)
+
+    def _decode_array(self, value: str) -> list:
+        return json.loads(value)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+# One row of `COPY (SELECT data_time, <double>, <smallint>) TO STDOUT (FORMAT BINARY)`: a field
+# count, then each field's length and big-endian value; the time is microseconds since 2000-01-01.
+_PG_ROW = np.dtype([
+    ("fields", ">i2"), ("time_size", ">i4"), ("time", ">i8"),
+    ("value_size", ">i4"), ("value", ">f8"), ("quality_size", ">i4"), ("quality", ">i2"),
+])  # fmt: skip
+_PG_EPOCH_US = 946_684_800 * 1_000_000
+
+
+class PostgresStore(Store):
+    """PostgreSQL, with TimescaleDB hypertables where that extension can be created.
+
+    Batches go in by COPY into a temporary table, then one INSERT ... ON CONFLICT DO NOTHING;
+    numeric series come out by binary COPY straight into numpy.
+    """
+
+    SERIAL = "serial PRIMARY KEY"
+    TIME_COLUMN = "timestamp with time zone"
+    TIME_PARAM = "to_timestamp(?)"
+    EPOCH = "date_part('epoch', {})"
+    JSON_COLUMN = "json"
+    ARRAY_COLUMN = "{}[]"
+    TABLE_OPTIONS = ""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.url = url
+        self._db = psycopg.connect(url, autocommit=True)
+        self._staged: set[str] = set()
+        self.timescale = False
+        super().__init__()
+
+    def _execute(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        return self._db.execute(sql.replace("?", "%s"), tuple(params) or None)
+
+    def _executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        with self._db.cursor() as cursor:
+            cursor.executemany(sql.replace("?", "%s"), rows)
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        try:
+            with self._db.transaction():
+                yield
+        except BaseException:
+            self._staged.clear()  # temporary tables created in the transaction are gone
+            raise
+
+    def _create_schema(self) -> None:
+        import psycopg
+
+        self._execute("SELECT pg_advisory_lock(7263)")  # two archivers starting together
+        try:
+            try:
+                self._execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+                self.timescale = True
+            except psycopg.Error:
+                self.timescale = False  # not installed, or not in shared_preload_libraries
+            for domain, (digits, top) in _DOMAINS.items():
+                self._execute(
+                    f"DO $$ BEGIN CREATE DOMAIN {domain} AS numeric({digits}) CHECK (VALUE >= 0 AND VALUE <= {top});"
+                    " EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+                )
+            super()._create_schema()
+            if self.timescale:
+                tables = [(f"att_{shape}_{n.lower()}", "data_time") for n in TYPES for shape in ("scalar", "array")]
+                for table, column in [("att_parameter", "recv_time"), *tables]:
+                    self._execute(
+                        "SELECT create_hypertable(?, ?, chunk_time_interval => interval '28 days',"
+                        " if_not_exists => TRUE, create_default_indexes => FALSE, migrate_data => TRUE)",
+                        (table, column),
+                    )
+        finally:
+            self._execute("SELECT pg_advisory_unlock(7263)")
+
+    def _insert_rows(self, att: Attribute, rows: list[tuple]) -> None:
+        stage = f"stage_{att.table}"
+        if stage not in self._staged:
+            self._execute(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} (LIKE {att.table}) ON COMMIT DELETE ROWS;"
+                f" ALTER TABLE {stage} ALTER COLUMN data_time TYPE double precision USING 0"
+            )
+            self._staged.add(stage)
+        with self._db.cursor() as cursor:
+            with cursor.copy(f"COPY {stage} ({_DATA_COLUMNS}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(
+                f"INSERT INTO {att.table} ({_DATA_COLUMNS}) SELECT att_conf_id, to_timestamp(data_time),"
+                f" value_r, value_w, quality, att_error_desc_id FROM {stage} ON CONFLICT DO NOTHING"
+            )
+
+    def _value_sql(self, att: Attribute) -> str:
+        # psycopg knows no arrays of HDB++'s unsigned domains (ushort[], ...): read them as numeric[]
+        return "CAST(value_r AS numeric[])" if att.is_array and TYPES[att.data_type][1] in _DOMAINS else "value_r"
+
+    def _numeric_series(self, att: Attribute, start: float, end: float) -> np.ndarray:
+        query = (
+            f"COPY (SELECT data_time, COALESCE({_float_sql(att)}, 'NaN'), CAST(COALESCE(quality, 0) AS smallint)"
+            f" FROM {att.table} WHERE att_conf_id = %s AND data_time BETWEEN to_timestamp(%s) AND to_timestamp(%s)"
+            " ORDER BY data_time) TO STDOUT (FORMAT BINARY)"
+        )
+        with self._db.cursor() as cursor, cursor.copy(query, (att.conf_id, start, end)) as copy:
+            data = b"".join(copy)
+        header = 19 + int.from_bytes(data[15:19], "big")  # signature, flags, extension length
+        count, rest = divmod(len(data) - header - 2, _PG_ROW.itemsize)
+        rows = np.frombuffer(data, _PG_ROW, count, header)
+        if rest or np.any(rows["fields"] != 3):
+            raise RuntimeError(f"unexpected binary COPY layout reading {att.name}")
+        series = np.empty(len(rows), _SERIES)
+        series["time"] = (rows["time"] + _PG_EPOCH_US) / 1e6
+        series["value"] = rows["value"]
+        series["quality"] = rows["quality"]
+        return series
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def open_store(url: str | Path, create: bool = True) -> Store:
+    """The store at a URL: postgresql://user@host:port/db, sqlite:///path, or a plain file path.
+
+    sqlite:/// is followed by the path as SQLAlchemy has it (sqlite:////abs/archive.db). With
+    create=False a missing SQLite file is an error rather than a new, empty archive.
+    """
+    url = str(url)
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresStore(url)
+    if url.startswith("sqlite:///"):
+        return SQLiteStore(url.removeprefix("sqlite:///"), create)
+    if "://" in url:
+        raise ValueError(f"unknown archive URL {url!r}: give a file path, sqlite:///path or postgresql://...")
+    return SQLiteStore(url, create)

@@ -1,0 +1,124 @@
+"""The archiver's writer: one thread between event callbacks and the database.
+
+Tango calls event callbacks on its own threads, and they must return at once; a database commit
+costs milliseconds. So callbacks only `put` values on a queue, and one thread takes them off in
+batches (up to `batch_size` rows, or what came in `period` seconds) and stores each batch in one
+transaction, which is what makes tens of thousands of values a second affordable.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time as _time
+from dataclasses import dataclass
+from typing import Any, Self
+
+from .storage import Row, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WriterStats:
+    """How the writer keeps up: counts of rows, the backlog, and how stale the archive is."""
+
+    received: int  # values put, written or not
+    written: int  # rows handed to the store in batches that committed
+    failed: int  # rows of batches the store refused (see last_error)
+    dropped: int  # values refused because the queue was full
+    queue_depth: int
+    lag: float  # seconds from the time of the first value of the last batch to its commit
+    last_error: str | None
+
+
+class Writer:
+    """Batches values from any thread into a store, from one thread of its own.
+
+    Call `stop()` (or leave the `with` block) to write what is still queued.
+    """
+
+    def __init__(self, store: Store, batch_size: int = 10_000, period: float = 0.1,
+                 max_queue: int = 1_000_000) -> None:  # fmt: skip
+        self.store = store
+        self.batch_size = batch_size
+        self.period = period
+        self.max_queue = max_queue
+        self._queue: queue.SimpleQueue[Row] = queue.SimpleQueue()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="archive-writer", daemon=True)
+        self._count_lock = threading.Lock()
+        self._written = self._failed = self._dropped = self._in_flight = 0
+        self._lag = 0.0
+        self._last_error: str | None = None
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def put(self, conf_id: int, time: float, value: Any, quality: int = 0, value_w: Any = None,
+            error: str | None = None) -> None:  # fmt: skip
+        """Queue one value (time in epoch seconds); never blocks. An error text makes an error row."""
+        if self._queue.qsize() >= self.max_queue:
+            with self._count_lock:
+                self._dropped += 1
+            return
+        self._queue.put((conf_id, time, value, value_w, quality, error))
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Write everything queued so far, then end the thread."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def stats(self) -> WriterStats:
+        depth = self._queue.qsize()
+        return WriterStats(
+            received=self._written + self._failed + self._dropped + self._in_flight + depth,
+            written=self._written,
+            failed=self._failed,
+            dropped=self._dropped,
+            queue_depth=depth,
+            lag=self._lag,
+            last_error=self._last_error,
+        )
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _take(self) -> list[Row]:
+        batch = []
+        try:
+            while len(batch) < self.batch_size:
+                batch.append(self._queue.get_nowait())
+        except queue.Empty:
+            pass
+        self._in_flight = len(batch)
+        return batch
+
+    def _write(self, batch: list[Row]) -> None:
+        try:
+            self.store.insert_values(batch)
+        except Exception as error:  # noqa: BLE001 - the store's trouble must not end the thread
+            self._failed += len(batch)
+            self._last_error = f"{type(error).__name__}: {error}"
+            log.error("archiving %d values failed: %s", len(batch), self._last_error)
+        else:
+            self._written += len(batch)
+            self._lag = _time.time() - batch[0][1]
+        finally:
+            self._in_flight = 0
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            started = _time.monotonic()
+            if batch := self._take():
+                self._write(batch)
+            if self._queue.qsize() < self.batch_size:  # no full batch waiting: let one gather
+                self._stopping.wait(max(0.0, self.period - (_time.monotonic() - started)))
+        while batch := self._take():
+            self._write(batch)

@@ -1,0 +1,314 @@
+"""The archive stores: the same suite runs against SQLite and PostgreSQL.
+
+An attribute is registered once under its full name and gets an att_conf_id; values go in by
+batches of (conf_id, time, value_r, value_w, quality, error) and come back as numpy arrays.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import threading
+
+import numpy as np
+import pytest
+import tango
+
+from device_servers.archiver.storage import INVALID, PostgresStore, SQLiteStore, Store, open_store
+from device_servers.archiver.writer import Writer
+from tests.postgres import postgres_server, postgres_url  # noqa: F401 (fixtures)
+
+HOST = "tango://lab-host:10000/"
+T0 = 1_700_000_000.0  # times a quarter second apart are exact in both stores
+
+
+def name(attribute: str) -> str:
+    return HOST + "lab/cryocon/1/" + attribute.lower()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path) -> Store:
+    if request.param == "sqlite":
+        opened: Store = SQLiteStore(tmp_path / "archive.db")
+    else:
+        opened = PostgresStore(request.getfixturevalue("postgres_url"))
+    yield opened
+    opened.close()
+
+
+def write(store: Store, conf_id: int, values: list, start: float = T0) -> np.ndarray:
+    times = start + 0.25 * np.arange(len(values))
+    store.insert_values([(conf_id, t, v, None, 0, None) for t, v in zip(times.tolist(), values, strict=True)])
+    return times
+
+
+SCALARS = {
+    "DevDouble": [1.5, -2.25, 1e300, 0.1 + 0.2],
+    "DevFloat": [1.5, -2.25],
+    "DevLong": [1, -7, 2**31 - 1],
+    "DevLong64": [2**40, -1],
+    "DevUShort": [0, 65535],
+    "DevBoolean": [True, False, True],
+    "DevState": [tango.DevState.ON, tango.DevState.FAULT, tango.DevState.MOVING],
+    "DevString": ["cold", "a b\tc", 'ünïcode, "quoted", {braced}', ""],
+}
+
+
+@pytest.mark.parametrize("data_type", SCALARS)
+def test_scalars_round_trip(store: Store, data_type: str) -> None:
+    conf_id = store.register(name("x"), data_type)
+    times = write(store, conf_id, SCALARS[data_type])
+    got_times, got, quality = store.values(name("x"))
+    np.testing.assert_array_equal(got_times, times)
+    np.testing.assert_array_equal(quality, 0)
+    if data_type == "DevString":
+        assert got.tolist() == SCALARS[data_type]
+    else:  # numbers come back as float64 whatever their Tango type
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, [float(v) for v in SCALARS[data_type]])
+    last = store.state_at(times[-1])[name("x")]  # the value as Python has it
+    assert last == (times[-1], SCALARS[data_type][-1], 0)
+    assert type(last[1]) is (int if data_type == "DevState" else type(SCALARS[data_type][-1]))
+
+
+SPECTRA = {
+    "DevDouble": [np.array([1.5, -2.0, 3e-300]), np.array([]), np.arange(1000.0)],
+    "DevLong": [np.array([1, -2, 3], np.int32), np.array([7], np.int32)],
+    "DevULong64": [np.array([0, 2**63 + 5], np.uint64)],
+    "DevBoolean": [np.array([True, False])],
+    "DevString": [np.array(["a", "b c", '{x,"y"}', ""], object)],
+    "DevState": [np.array([0, 8, 6], np.int32)],
+}
+
+
+@pytest.mark.parametrize("data_type", SPECTRA)
+def test_spectra_round_trip(store: Store, data_type: str) -> None:
+    conf_id = store.register(name("s"), data_type, tango.AttrDataFormat.SPECTRUM)
+    times = write(store, conf_id, SPECTRA[data_type])
+    got_times, got, _ = store.values(name("s"))
+    np.testing.assert_array_equal(got_times, times)
+    assert len(got) == len(SPECTRA[data_type])
+    for expected, value in zip(SPECTRA[data_type], got, strict=True):
+        assert value.dtype == expected.dtype
+        np.testing.assert_array_equal(value, expected)
+    np.testing.assert_array_equal(store.state_at(times[-1])[name("s")][1], SPECTRA[data_type][-1])
+
+
+def test_microsecond_times_survive(store: Store) -> None:
+    conf_id = store.register(name("t"), "DevDouble")
+    times = T0 + np.array([0.000001, 0.123456, 0.999999, 1.5])
+    store.insert_values([(conf_id, t, 1.0, None, 0, None) for t in times.tolist()])
+    np.testing.assert_allclose(store.values(name("t"))[0], times, rtol=0, atol=5e-7)
+
+
+def test_errors_are_rows_without_value_and_invalid(store: Store) -> None:
+    temperature = store.register(name("temperatureA"), "DevDouble")
+    spectrum = store.register(name("curve"), "DevDouble", "SPECTRUM")
+    status = store.register(name("status"), "DevString")
+    write(store, temperature, [4.2])
+    for conf_id in (temperature, spectrum, status):
+        store.insert_error(conf_id, T0 + 1, "link lost: no reply in 1.0 s")
+    store.insert_values([(temperature, T0 + 2, 4.3, None, 0, None)])
+
+    times, got, quality = store.values(name("temperatureA"))
+    np.testing.assert_array_equal(times, [T0, T0 + 1, T0 + 2])
+    np.testing.assert_array_equal(got, [4.2, np.nan, 4.3])
+    np.testing.assert_array_equal(quality, [0, INVALID, 0])
+    assert store.errors(name("temperatureA")) == [(T0 + 1, "link lost: no reply in 1.0 s")]
+    for other in ("curve", "status"):
+        _, got, quality = store.values(name(other))
+        assert got.tolist() == [None] and quality.tolist() == [INVALID]
+    assert store.state_at(T0 + 1.5)[name("status")] == (T0 + 1, None, INVALID)
+
+
+def test_a_second_value_at_the_same_time_is_skipped(store: Store) -> None:
+    conf_id = store.register(name("x"), "DevDouble")
+    store.insert_values([(conf_id, T0, 1.0, None, 0, None), (conf_id, T0, 2.0, None, 0, None)])
+    store.insert_values([(conf_id, T0, 3.0, None, 0, None)])
+    assert store.values(name("x"))[1].tolist() == [1.0]
+
+
+def test_write_values_and_quality_are_kept(store: Store) -> None:
+    conf_id = store.register(name("setpoint1"), "DevDouble", write=tango.AttrWriteType.READ_WRITE)
+    store.insert_values([(conf_id, T0, 10.0, 12.5, tango.AttrQuality.ATTR_CHANGING, None)])
+    assert store.values(name("setpoint1"))[2].tolist() == [3]
+    assert store._execute("SELECT value_w FROM att_scalar_devdouble").fetchall() == [(12.5,)]
+    assert store.attributes()[0].write == "READ_WRITE"
+
+
+def test_register_is_idempotent_and_checks_the_type(store: Store) -> None:
+    conf_id = store.register(name("temperatureA"), tango.CmdArgType.DevDouble)
+    assert store.register(name("temperatureA"), "DEV_DOUBLE") == conf_id
+    with pytest.raises(ValueError, match="archived as SCALAR DevDouble"):
+        store.register(name("temperatureA"), "DevLong")
+    with pytest.raises(ValueError, match="images are not archived"):
+        store.register(name("frame"), "DevUShort", "IMAGE")
+    with pytest.raises(ValueError, match="not an attribute name"):
+        store.register("temperatureA", "DevDouble")
+    (att,) = store.attributes()
+    assert (att.conf_id, att.name, att.data_type, att.data_format, att.table) == (
+        conf_id, name("temperatureA"), "DevDouble", "SCALAR", "att_scalar_devdouble")  # fmt: skip
+    row = store._execute("SELECT cs_name, domain, family, member, name FROM att_conf").fetchone()
+    assert tuple(row) == ("lab-host:10000", "lab", "cryocon", "1", "temperaturea")
+
+
+def test_attributes_are_found_without_host_and_in_any_case(store: Store) -> None:
+    write(store, store.register(name("temperatureA"), "DevDouble"), [4.2])
+    assert store.values("lab/cryocon/1/TemperatureA")[1].tolist() == [4.2]
+    with pytest.raises(KeyError, match="not archived"):
+        store.values("lab/cryocon/1/nothing")
+
+
+def test_another_connection_sees_new_attributes(store: Store) -> None:
+    url = store.path if isinstance(store, SQLiteStore) else store.url
+    with open_store(url) as other:
+        write(other, other.register(name("late"), "DevDouble"), [1.0])
+    store.insert_values([(store.register(name("late"), "DevDouble"), T0 + 1, 2.0, None, 0, None)])
+    assert store.values("lab/cryocon/1/late")[1].tolist() == [1.0, 2.0]
+
+
+def test_messages_by_source_level_and_time(store: Store) -> None:
+    store.insert_messages([
+        (T0, "info", "lab/cryocon/1", "cooling started"),
+        (T0 + 60, "WARNING", "lab/cryocon/1", "heater at 95 %"),
+        (T0 + 120, "error", "lab/stage/1", "limit switch hit"),
+        (T0 + 180, "info", "operator", "sample changed; it's the 'B' one"),
+    ])  # fmt: skip
+    assert [m.text for m in store.messages()] == [
+        "cooling started", "heater at 95 %", "limit switch hit", "sample changed; it's the 'B' one"]  # fmt: skip
+    assert [m.time for m in store.messages(source="lab/cryocon/1")] == [T0, T0 + 60]
+    assert [m.source for m in store.messages(level="error")] == ["lab/stage/1"]
+    assert [m.level for m in store.messages(start=T0 + 30, end=T0 + 150)] == ["WARNING", "ERROR"]
+    assert store.messages(source="operator", level="warning") == []
+
+
+def test_state_at_is_the_last_value_of_each_attribute(store: Store) -> None:
+    temperature = store.register(name("temperatureA"), "DevDouble")
+    state = store.register(name("State"), "DevState")
+    write(store, temperature, [4.0, 4.1, 4.2])  # at T0, T0 + 0.25, T0 + 0.5
+    write(store, state, [tango.DevState.ON, tango.DevState.ALARM], start=T0 + 0.3)
+    assert store.state_at(T0 - 1) == {}
+    assert store.state_at(T0 + 0.1) == {name("temperatureA"): (T0, 4.0, 0)}
+    assert store.state_at(T0 + 0.3) == {name("temperatureA"): (T0 + 0.25, 4.1, 0), name("state"): (T0 + 0.3, 0, 0)}
+    assert store.state_at(T0 + 10)[name("state")] == (T0 + 0.55, int(tango.DevState.ALARM), 0)
+
+
+def test_a_query_of_100k_points_returns_the_right_arrays(store: Store) -> None:
+    conf_id = store.register(name("temperatureA"), "DevDouble")
+    other = store.register(name("temperatureB"), "DevDouble")
+    n = 100_000
+    times = T0 + 0.25 * np.arange(n)
+    values = np.sin(np.arange(n) / 1000.0)
+    quality = np.where(np.arange(n) % 1000 == 0, 2, 0)
+    rows = [
+        (c, t, v, None, q, None)
+        for t, v, q in zip(times.tolist(), values.tolist(), quality.tolist(), strict=True)
+        for c in (conf_id, other)
+    ]
+    for first in range(0, len(rows), 20_000):
+        store.insert_values(rows[first : first + 20_000])
+    got_times, got, got_quality = store.values(name("temperatureA"), times[10], times[n - 11])
+    np.testing.assert_array_equal(got_times, times[10 : n - 10])
+    np.testing.assert_array_equal(got, values[10 : n - 10])
+    np.testing.assert_array_equal(got_quality, quality[10 : n - 10])
+    assert got_quality.dtype == np.int16
+
+
+def test_parameters_and_history_events(store: Store) -> None:
+    conf_id = store.register(name("temperatureA"), "DevDouble")
+    store.insert_parameters(conf_id, T0, label="Temperature A", unit="K", format="%.3f", archive_period="1000")
+    store.insert_history_event(conf_id, "start", T0)
+    store.insert_history_event(conf_id, "stop", T0 + 5)
+    with pytest.raises(ValueError, match="unknown parameters"):
+        store.insert_parameters(conf_id, T0, colour="red")
+    with pytest.raises(ValueError, match="unknown event"):
+        store.insert_history_event(conf_id, "explode", T0)
+    row = store._execute("SELECT label, unit, format, archive_period, description FROM att_parameter").fetchone()
+    assert tuple(row) == ("Temperature A", "K", "%.3f", "1000", "")
+    events = store._execute(
+        "SELECT event FROM att_history JOIN att_history_event USING (att_history_event_id) ORDER BY event_time"
+    ).fetchall()
+    assert [event for (event,) in events] == ["start", "stop", "add"]  # "add" was at registration, now
+
+
+def test_writer_stores_every_value_put_from_many_threads(store: Store) -> None:
+    ids = [store.register(name(f"a{i}"), "DevDouble") for i in range(4)]
+    with Writer(store, batch_size=500, period=0.01) as writer:
+
+        def produce(conf_id: int) -> None:
+            for i in range(5000):
+                writer.put(conf_id, T0 + i * 0.25, float(i))
+
+        threads = [threading.Thread(target=produce, args=(conf_id,)) for conf_id in ids]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    stats = writer.stats()
+    assert (stats.received, stats.written, stats.failed, stats.queue_depth) == (20_000, 20_000, 0, 0)
+    for i in range(4):
+        np.testing.assert_array_equal(store.values(name(f"a{i}"))[1], np.arange(5000.0))
+
+
+def test_writer_reports_a_failed_batch_and_goes_on(store: Store) -> None:
+    conf_id = store.register(name("x"), "DevDouble")
+    with Writer(store, batch_size=1, period=0.01) as writer:
+        writer.put(9999, T0, 1.0)  # no such attribute
+        writer.put(conf_id, T0, 1.0)
+        writer.put(conf_id, T0 + 1, 0.0, quality=INVALID, error="link lost")
+    stats = writer.stats()
+    assert (stats.received, stats.written, stats.failed) == (3, 2, 1)
+    assert "9999" in stats.last_error
+    assert store.values(name("x"))[2].tolist() == [0, INVALID]
+
+
+def test_writer_drops_values_beyond_its_queue(store: Store) -> None:
+    writer = Writer(store, max_queue=10)  # not started: nothing drains the queue
+    for i in range(15):
+        writer.put(1, T0 + i, 1.0)
+    assert (writer.stats().queue_depth, writer.stats().dropped) == (10, 5)
+
+
+def test_open_store_chooses_by_url(tmp_path) -> None:
+    with open_store(f"sqlite:///{tmp_path}/a.db") as sqlite:
+        assert isinstance(sqlite, SQLiteStore) and sqlite.path == f"{tmp_path}/a.db"
+    with open_store(tmp_path / "var" / "b.db") as sqlite:
+        assert isinstance(sqlite, SQLiteStore)
+    with pytest.raises(FileNotFoundError, match="no archive"):
+        open_store(tmp_path / "missing.db", create=False)
+    with pytest.raises(ValueError, match="unknown archive URL"):
+        open_store("mysql://host/hdb")
+
+
+@pytest.mark.postgres
+def test_pyhdbpp_reads_our_postgres_archive(postgres_url: str) -> None:  # noqa: F811 (fixture)
+    """HDB++'s own reader finds the attributes and the values: the schema is HDB++'s."""
+    import psycopg
+
+    try:
+        from pyhdbpp.timescaledb import TimescaleDbReader
+    except ImportError as error:  # its TimescaleDB reader needs psycopg2
+        message = f"pyhdbpp's TimescaleDB reader cannot be imported ({error}): pip install psycopg2-binary"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+    with PostgresStore(postgres_url) as store:
+        temperature = store.register(name("temperatureA"), "DevDouble")
+        curve = store.register(name("curve"), "DevLong", "SPECTRUM")
+        times = write(store, temperature, [4.2, 4.3, 4.4])
+        write(store, curve, [np.array([1, 2, 3]), np.array([4, 5])])
+        store.insert_error(temperature, T0 + 10, "link lost")
+
+    info = psycopg.conninfo.conninfo_to_dict(postgres_url)
+    reader = TimescaleDbReader(
+        host=info["host"], port=int(info["port"]), user=info["user"], password="", database=info["dbname"],
+        connection_pool_max_conn=2,  # it takes a second connection while holding the first
+    )  # fmt: skip
+    assert sorted(reader.get_attributes()) == sorted([name("temperatureA"), name("curve")])
+    start, stop = (datetime.datetime.fromtimestamp(t) for t in (T0 - 1, T0 + 20))
+    rows = reader.get_attribute_values(name("temperatureA"), start, stop)  # valid values only, newest first
+    assert [(t, value, quality) for t, value, _, quality, _ in rows] == list(zip(times[::-1], [4.4, 4.3, 4.2], [0] * 3))
+    rows = reader.get_attribute_values(name("curve"), start, stop)
+    assert [value for _, value, _, _, _ in rows] == [[4, 5], [1, 2, 3]]
+    assert reader.get_last_attribute_value(name("temperatureA")) == [T0 + 10, None]  # the error row
