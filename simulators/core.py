@@ -28,7 +28,7 @@ import asyncio
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -84,6 +84,7 @@ class LineProtocolSimulator:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clients: set[asyncio.StreamWriter] = set()
         self._controls: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- what an instrument provides ------------------------------------------------------------
 
@@ -220,8 +221,10 @@ class LineProtocolSimulator:
     ) -> None:
         """Serve the instrument and control ports until cancelled; port 0 picks a free one."""
         self._loop = asyncio.get_running_loop()
-        instrument = await asyncio.start_server(self._serve_client, host, port)
-        control = await asyncio.start_server(self._serve_control, host, control_port)
+        instrument = await asyncio.start_server(self._accept(self._serve_client, self._clients), host, port)
+        control = await asyncio.start_server(
+            self._accept(self._serve_control, self._controls), host, control_port
+        )
         ticker = asyncio.create_task(self._tick())
         try:
             if ready is not None:
@@ -241,11 +244,24 @@ class LineProtocolSimulator:
             self.advance()
             await asyncio.sleep(self.tick)
 
+    def _accept(
+        self, serve: Callable[..., Awaitable[None]], connections: set[asyncio.StreamWriter]
+    ) -> Callable:
+        """An accept callback that files the connection at once (so a shutdown finds it even
+        before its task first runs) and serves it in a task of its own."""
+
+        def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if self.offline and connections is self._clients:
+                writer.transport.abort()
+                return
+            connections.add(writer)
+            task = asyncio.get_running_loop().create_task(serve(reader, writer))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        return accept
+
     async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.offline:
-            writer.transport.abort()
-            return
-        self._clients.add(writer)
         try:
             async for line in _lines(reader, self.terminator, self.encoding):
                 with self.lock:
@@ -266,7 +282,6 @@ class LineProtocolSimulator:
             writer.transport.abort()
 
     async def _serve_control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._controls.add(writer)
         try:
             async for line in _lines(reader, b"\n", "ascii"):
                 if line.strip():

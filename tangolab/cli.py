@@ -1,4 +1,4 @@
-"""`tangolab`: bring the lab up and down, show it, open its window."""
+"""`tangolab`: bring the lab up and down, show it, open its window, read its history."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 
+from .history import add_history_command, run_history
 from .lab_config import DEFAULT_CONFIG, LabConfig
 from .launcher import Lab, LabError
 
@@ -37,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     gui = commands.add_parser("gui", help="open the lab's Taurus window")
     gui.add_argument("--config", default=str(DEFAULT_CONFIG), help="the lab's dsconfig JSON (default: %(default)s)")
     gui.set_defaults(run=_gui)
+
+    history = add_history_command(commands)
+    history.set_defaults(run=_history)
 
     for sub in commands.choices.values():
         sub.add_argument("--run-dir", default="var", help="the lab's run folder: database, logs (default: %(default)s)")
@@ -99,6 +103,12 @@ def _gui(args: argparse.Namespace) -> int:
     except LabError:
         tango_host = os.environ.get("TANGO_HOST", "localhost:10000")
     return run(LabConfig.load(args.config), tango_host)
+
+
+def _history(args: argparse.Namespace) -> int:
+    if args.archive is None and "TANGOLAB_ARCHIVE" not in os.environ:
+        args.archive = os.path.join(args.run_dir, "archive.db")  # the archiver's default Store
+    return run_history(args)
 
 
 def _print_table(lab: Lab) -> None:

@@ -80,7 +80,7 @@ class Lab:
             for simulator in self.config.simulators:
                 self.start_simulator(simulator.name, timeout)
             for server in self.config.servers:
-                self._spawn(server.name.replace("/", "-"), [_console_script(server.executable), server.instance])
+                self.start_server(server.name)
             self._save_state()
             for device in self.config.devices:
                 self.wait_device(device.name, timeout)
@@ -142,10 +142,14 @@ class Lab:
         self.simulator_ports[name] = (int(match.group(2)), int(match.group(4)))
         return self.simulator_ports[name]
 
+    def start_server(self, name: str) -> None:
+        """(Re)start one device server of the lab, `Class/instance`, as its console script."""
+        server = next(server for server in self.config.servers if server.name == name)
+        self._spawn(_process_name(name), [_console_script(server.executable), server.instance])
+
     def wait_device(self, name: str, timeout: float = 60.0) -> None:
         """Wait until `name` answers a ping; a dead server or a time-out names the log to read."""
-        server = next(d.server for d in self.config.devices if d.name == name)
-        process = server.replace("/", "-")
+        process = _process_name(next(d.server for d in self.config.devices if d.name == name))
         deadline = time.monotonic() + timeout
         while True:
             self._check_alive(process)
@@ -267,6 +271,10 @@ class Lab:
         popen = self._popen.pop(name, None)
         if popen is not None:
             popen.wait()
+
+
+def _process_name(server: str) -> str:
+    return server.replace("/", "-")
 
 
 def _console_script(executable: str) -> str:

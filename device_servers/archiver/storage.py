@@ -628,20 +628,24 @@ class SQLiteStore(Store):
         self._db.close()
 
 
-# One row of `COPY (SELECT data_time, <double>, <smallint>) TO STDOUT (FORMAT BINARY)`: a field
-# count, then each field's length and big-endian value; the time is microseconds since 2000-01-01.
-_PG_ROW = np.dtype([
-    ("fields", ">i2"), ("time_size", ">i4"), ("time", ">i8"),
-    ("value_size", ">i4"), ("value", ">f8"), ("quality_size", ">i4"), ("quality", ">i2"),
-])  # fmt: skip
-_PG_EPOCH_US = 946_684_800 * 1_000_000
+_PG_EPOCH_US = 946_684_800 * 1_000_000  # PostgreSQL counts microseconds from 2000-01-01
+
+
+def _pg_array(data: bytes | None, element: str) -> np.ndarray:
+    """The elements of a one-dimensional array without NULLs in PostgreSQL's binary form (array_send):
+    a 20-byte header, then each element's length and big-endian value."""
+    if data is None:  # array_agg of no rows
+        return np.empty(0, element)
+    if int.from_bytes(data[:4], "big") != 1:
+        raise ValueError("expected a one-dimensional array")
+    return np.frombuffer(data, [("size", ">i4"), ("value", element)], offset=20)["value"]
 
 
 class PostgresStore(Store):
     """PostgreSQL, with TimescaleDB hypertables where that extension can be created.
 
     Batches go in by COPY into a temporary table, then one INSERT ... ON CONFLICT DO NOTHING;
-    numeric series come out by binary COPY straight into numpy.
+    numeric series come out as binary arrays straight into numpy.
     """
 
     SERIAL = "serial PRIMARY KEY"
@@ -726,22 +730,23 @@ class PostgresStore(Store):
         return "CAST(value_r AS numeric[])" if att.is_array and TYPES[att.data_type][1] in _DOMAINS else "value_r"
 
     def _numeric_series(self, att: Attribute, start: float, end: float) -> np.ndarray:
+        # Three arrays aggregated by the server, in binary, cost a fraction of a million rows read
+        # one by one. Aggregates take a sorted subquery's order in practice, not by the standard:
+        # checked below.
         query = (
-            f"COPY (SELECT data_time, COALESCE({_float_sql(att)}, 'NaN'), CAST(COALESCE(quality, 0) AS smallint)"
-            f" FROM {att.table} WHERE att_conf_id = %s AND data_time BETWEEN to_timestamp(%s) AND to_timestamp(%s)"
-            " ORDER BY data_time) TO STDOUT (FORMAT BINARY)"
+            "SELECT array_send(array_agg(data_time)),"
+            f" array_send(array_agg(COALESCE({_float_sql(att)}, 'NaN'))),"
+            " array_send(array_agg(CAST(COALESCE(quality, 0) AS smallint)))"
+            f" FROM (SELECT * FROM {att.table} WHERE att_conf_id = %s"
+            " AND data_time BETWEEN to_timestamp(%s) AND to_timestamp(%s) ORDER BY data_time) AS rows"
         )
-        with self._db.cursor() as cursor, cursor.copy(query, (att.conf_id, start, end)) as copy:
-            data = b"".join(copy)
-        header = 19 + int.from_bytes(data[15:19], "big")  # signature, flags, extension length
-        count, rest = divmod(len(data) - header - 2, _PG_ROW.itemsize)
-        rows = np.frombuffer(data, _PG_ROW, count, header)
-        if rest or np.any(rows["fields"] != 3):
-            raise RuntimeError(f"unexpected binary COPY layout reading {att.name}")
-        series = np.empty(len(rows), _SERIES)
-        series["time"] = (rows["time"] + _PG_EPOCH_US) / 1e6
-        series["value"] = rows["value"]
-        series["quality"] = rows["quality"]
+        with self._db.cursor(binary=True) as cursor:
+            times, values, quality = cursor.execute(query, (att.conf_id, start, end)).fetchone()
+        times = (_pg_array(times, ">i8") + _PG_EPOCH_US) / 1e6
+        series = np.empty(len(times), _SERIES)
+        series["time"], series["value"], series["quality"] = times, _pg_array(values, ">f8"), _pg_array(quality, ">i2")
+        if np.any(np.diff(series["time"]) < 0):
+            series.sort(order="time", kind="stable")
         return series
 
     def close(self) -> None:

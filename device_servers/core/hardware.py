@@ -168,6 +168,8 @@ class HardwareDevice(Device):
                 self._fault(exc, lost_since or time.time(), failures, self.PollPeriod)
                 self._stop.wait(self.PollPeriod)
                 continue
+            if failures:
+                self.info_stream(f"{self.Url} answers again after {failures} failed attempt(s)")
             failures, lost_since = 0, None
             self._publish(values)
             self._wake.wait(max(self.PollPeriod - (time.monotonic() - started), 0.0))
@@ -208,6 +210,8 @@ class HardwareDevice(Device):
         for name, (value, _, _) in list(self._cache.items()):
             self._store(name, value, time.time(), INVALID)
         stamp = datetime.fromtimestamp(since).strftime("%Y-%m-%d %H:%M:%S")
+        if self.get_state() != DevState.FAULT:
+            self.error_stream(f"{type(exc).__name__}: {exc}")  # once per outage, to the lab's log
         self._set_state(
             DevState.FAULT,
             f"{type(exc).__name__}: {exc} (failing since {stamp}, {attempts} attempt(s); "

@@ -62,7 +62,8 @@ def test_up_detached_then_status_then_down_leaves_nothing_running(tmp_path, lab_
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
     assert down.returncode == 0, down.stderr
-    assert len(pids) == 3  # database, simulator, device server
+    config = LabConfig.load(lab_file)
+    assert len(pids) == 1 + len(config.simulators) + len(config.servers)  # the database, and the rest
     assert not [pid for pid in pids if alive(pid)], "tangolab down left processes running"
     assert not state.exists()
 

@@ -193,6 +193,7 @@ def test_stale_input_is_discarded_so_the_reply_belongs_to_its_query(peer, links)
     stale = b"reply to an earlier query\nand another\n"
 
     def script(instrument: Peer, connection: socket.socket, _index: int) -> None:
+        instrument.release.wait(10)  # pyserial empties the input once more at the end of open()
         connection.sendall(stale)
         while request := instrument.read_until(connection, b"\n"):
             connection.sendall(b"answer to " + request)
@@ -200,6 +201,7 @@ def test_stale_input_is_discarded_so_the_reply_belongs_to_its_query(peer, links)
     instrument = peer(script)
     link = links(instrument.url)
     link.open()
+    instrument.release.set()
     wait_until(lambda: link._port.in_waiting)  # the stale lines have arrived (a private peek)
 
     assert link.query("INPUT? A") == "answer to INPUT? A"
