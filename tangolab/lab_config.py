@@ -91,6 +91,14 @@ class LabConfig:
         """The part of the file that dsconfig applies to the Tango database."""
         return {key: value for key, value in self.data.items() if key in ("servers", "classes")}
 
+    def with_properties(self, device: str, **properties: list[str]) -> LabConfig:
+        """The same lab with some properties of one device replaced."""
+        data = copy.deepcopy(self.data)
+        spec = next(d for d in self.devices if d.name == device)
+        executable, instance = spec.server.split("/")
+        data["servers"][executable][instance][spec.tango_class][device].setdefault("properties", {}).update(properties)
+        return LabConfig(data, self.path)
+
     def with_free_ports(self) -> LabConfig:
         """The same lab with every simulator on a free port and the URLs that named it rewritten."""
         data = copy.deepcopy(self.data)

@@ -79,11 +79,11 @@ class Lab:
             self._apply_config()
             for simulator in self.config.simulators:
                 self.start_simulator(simulator.name, timeout)
-            for server in self.config.servers:
-                self.start_server(server.name)
-            self._save_state()
-            for device in self.config.devices:
-                self.wait_device(device.name, timeout)
+            for server in self.config.servers:  # in file order, each up before the next starts:
+                self.start_server(server.name)  # a device may need those before it (log target)
+                self._save_state()
+                for device in server.devices:
+                    self.wait_device(device.name, timeout)
         except BaseException:
             self.stop()
             raise

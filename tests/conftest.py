@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -12,11 +14,18 @@ from tangolab.launcher import Lab
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory):
-    """The demo lab on free ports in a folder of its own; every process stopped by PID afterwards."""
-    lab = Lab(LabConfig.load().with_free_ports(), tmp_path_factory.mktemp("lab"), f"127.0.0.1:{free_port()}")
+def run_lab(config: LabConfig, folder: Path) -> Iterator[Lab]:
+    """Start `config` in `folder` on a free TANGO_HOST port; afterwards stop every process by PID."""
+    lab = Lab(config, folder, f"127.0.0.1:{free_port()}")
     lab.start(timeout=120)
-    yield lab
-    lab.stop()
+    try:
+        yield lab
+    finally:
+        lab.stop()
     assert not [p.name for p in lab.processes.values() if p.is_alive()], "the lab left processes behind"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """The demo lab on free ports, in a folder of its own."""
+    yield from run_lab(LabConfig.load().with_free_ports(), tmp_path_factory.mktemp("lab"))

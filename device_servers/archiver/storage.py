@@ -29,7 +29,7 @@ from typing import Any, NamedTuple, Self
 import numpy as np
 
 # Tango data type: (CmdArgType number, PostgreSQL column type as in HDB++, numpy dtype of a value).
-# Insertion order is HDB++'s, so the lookup ids match those of an HDB++ database.
+# In HDB++'s order, so att_conf_type ids match an HDB++ database's (but DEV_ENUM's: no DEV_ENCODED here).
 TYPES = {
     "DevBoolean": (1, "boolean", "bool"),
     "DevShort": (2, "smallint", "int16"),
@@ -136,6 +136,11 @@ def _plain(value: Any) -> Any:
     return int(value)
 
 
+def _span(start: float | None, end: float | None) -> tuple[float, float]:
+    """A time range whose missing ends are open."""
+    return -math.inf if start is None else float(start), math.inf if end is None else float(end)
+
+
 def _float_sql(att: Attribute) -> str:
     """value_r as a double; booleans go through integer, which PostgreSQL requires."""
     value = "CAST(value_r AS integer)" if att.data_type == "DevBoolean" else "value_r"
@@ -236,9 +241,8 @@ class Store(ABC):
         self._attributes: dict[int, Attribute] = {}
         self._by_name: dict[str, Attribute] = {}
         self._ids: dict[tuple[str, str], int] = {}
-        with self._lock:
-            self._create_schema()
-            self._load_attributes()
+        self._create_schema()
+        self._load_attributes()
 
     # -- dialect and connection, given by subclasses --------------------------------------------
 
@@ -274,13 +278,8 @@ class Store(ABC):
         return "value_r"
 
     def _numeric_series(self, att: Attribute, start: float, end: float) -> np.ndarray:
-        cursor = self._execute(
-            f"SELECT {self.EPOCH.format('data_time')}, {_float_sql(att)}, COALESCE(quality, 0)"
-            f" FROM {att.table} WHERE att_conf_id = ?"
-            f" AND data_time BETWEEN {self.TIME_PARAM} AND {self.TIME_PARAM} ORDER BY data_time",
-            (att.conf_id, start, end),
-        )
-        return np.fromiter(cursor, _SERIES)
+        # numpy turns integers, booleans and NULL (into NaN) into float64 as it reads the rows
+        return np.fromiter(self._execute(self._select(att, self._between()), (att.conf_id, start, end)), _SERIES)
 
     # -- schema and caches ------------------------------------------------------------------------
 
@@ -367,6 +366,9 @@ class Store(ABC):
                 return found[0]
         raise KeyError(f"{key!r} is not archived")
 
+    def _between(self) -> str:
+        return f"data_time BETWEEN {self.TIME_PARAM} AND {self.TIME_PARAM}"
+
     def _select(self, att: Attribute, condition: str, order: str = "") -> str:
         """SQL for the (time, value, quality) rows of att that meet a condition, in time order."""
         return (
@@ -381,8 +383,8 @@ class Store(ABC):
         if att.is_array:
             items = self._decode_array(value)
             return np.array([int(v) for v in items] if att.dtype.kind in "iu" else items, att.dtype)
-        kind = att.dtype.kind
-        return bool(value) if kind == "b" else int(value) if kind in "iu" else float(value) if kind == "f" else value
+        python_type = {"b": bool, "i": int, "u": int, "f": float}.get(att.dtype.kind)
+        return python_type(value) if python_type else value
 
     # -- writing -----------------------------------------------------------------------------------
 
@@ -497,13 +499,11 @@ class Store(ABC):
         str or 1-D arrays of the attribute's type, and None for error rows.
         """
         att = self._attribute(att_name)
-        start = -math.inf if start is None else float(start)
-        end = math.inf if end is None else float(end)
+        start, end = _span(start, end)
         if not att.is_array and att.dtype.kind in "biuf":
             series = self._numeric_series(att, start, end)
             return series["time"], series["value"], series["quality"]
-        between = f"data_time BETWEEN {self.TIME_PARAM} AND {self.TIME_PARAM}"
-        rows = self._execute(self._select(att, between), (att.conf_id, start, end)).fetchall()
+        rows = self._execute(self._select(att, self._between()), (att.conf_id, start, end)).fetchall()
         values = np.empty(len(rows), object)
         for i, row in enumerate(rows):
             values[i] = self._decode(att, row[1])
@@ -521,9 +521,8 @@ class Store(ABC):
             for row in self._execute(
                 f"SELECT {self.EPOCH.format('data_time')}, error_desc FROM {att.table}"
                 " JOIN att_error_desc USING (att_error_desc_id)"
-                f" WHERE att_conf_id = ? AND data_time BETWEEN {self.TIME_PARAM} AND {self.TIME_PARAM}"
-                " ORDER BY data_time",
-                (att.conf_id, -math.inf if start is None else start, math.inf if end is None else end),
+                f" WHERE att_conf_id = ? AND {self._between()} ORDER BY data_time",
+                (att.conf_id, *_span(start, end)),
             )
         ]
 
@@ -549,8 +548,8 @@ class Store(ABC):
         end: float | None = None,
     ) -> list[Message]:
         """Lab messages in time order, of one source and one level if given."""
-        where = [f"data_time BETWEEN {self.TIME_PARAM} AND {self.TIME_PARAM}"]
-        params: list[Any] = [-math.inf if start is None else start, math.inf if end is None else end]
+        where = [self._between()]
+        params: list[Any] = [*_span(start, end)]
         for column, value in (("source", source), ("level", level and level.upper())):
             if value is not None:
                 where.append(f"{column} = ?")

@@ -21,7 +21,7 @@ TANGOLAB = [sys.executable, "-m", "tangolab"]
 
 
 def tangolab(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([*TANGOLAB, *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([*TANGOLAB, *args], check=False, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture

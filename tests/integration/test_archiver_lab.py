@@ -1,0 +1,179 @@
+"""The archiver in the running demo lab, once on SQLite and once on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import tango
+
+from device_servers.archiver.storage import open_store
+from tangolab import history
+from tangolab.lab_config import LabConfig
+from tangolab.launcher import Lab
+from tangolab.scripting import wait_until
+from tests.conftest import run_lab
+from tests.postgres import postgres_server  # noqa: F401 - a fixture
+
+ARCHIVER = "lab/archiver/1"
+TEMPERATURE = "lab/cryocon/1/temperatureA"
+
+
+@dataclass
+class ArchiveLab:
+    lab: Lab
+    store: str
+
+    @property
+    def archiver(self) -> tango.DeviceProxy:
+        return self.lab.proxy(ARCHIVER)
+
+    def values(self, attribute: str, since: float = 0.0) -> tuple:
+        found = history.values(attribute, since, store=self.store)
+        return found["time"], found["value"], found["quality"]
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def archive(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ArchiveLab]:
+    folder = tmp_path_factory.mktemp(f"archive-{request.param}")
+    if request.param == "postgresql":
+        store = request.getfixturevalue("postgres_server").create_database()
+    else:
+        store = str(folder / "archive.db")
+    config = LabConfig.load().with_free_ports().with_properties(ARCHIVER, Store=[store], RetryPeriod=["1.0"])
+    for lab in run_lab(config, folder):
+        wait_until(lambda: lab.proxy(ARCHIVER).state() == tango.DevState.ON, 60, what="archiver ON")
+        yield ArchiveLab(lab, store)
+
+
+def test_listed_attributes_are_archived_in_time_order(archive):
+    wait_until(lambda: len(archive.values(TEMPERATURE)[0]) >= 5, 60, what="5 archived temperatures")
+    times, values, qualities = archive.values(TEMPERATURE)
+    assert np.all(np.diff(times) > 0)
+    assert np.all(qualities == 0)
+    assert np.all((values > 1.0) & (values < 400.0))
+    assert abs(times[-1] - time.time()) < 60
+    sorted_names = archive.archiver.AttributeList
+    assert any(name.endswith("/lab/cryocon/1/temperaturea") for name in sorted_names)
+
+
+def test_input_without_sensor_is_archived_as_invalid(archive):
+    wait_until(lambda: len(archive.values("lab/cryocon/1/temperatureD")[0]) >= 1, 60)
+    _, values, qualities = archive.values("lab/cryocon/1/temperatureD")
+    assert np.all(qualities == 1) and np.all(np.isnan(values))
+
+
+def test_statistics_count_what_was_written(archive):
+    archiver = archive.archiver
+    wait_until(lambda: archiver.rowsWritten > 10, 60, what="rows written")
+    assert archiver.eventsReceived >= archiver.rowsWritten
+    assert 0 <= archiver.writeLag < 5.0
+    assert archiver.queueDepth >= 0
+
+
+def test_attributes_added_and_removed_at_run_time(archive):
+    archiver = archive.archiver
+    archiver.AttributeAdd("lab/cryocon/1/rampRate1")
+    assert any(name.endswith("/lab/cryocon/1/ramprate1") for name in archiver.AttributeList)
+    wait_until(lambda: len(archive.values("lab/cryocon/1/rampRate1")[0]) >= 1, 30, what="rampRate1 archived")
+
+    with pytest.raises(tango.DevFailed, match="already archived"):
+        archiver.AttributeAdd("lab/cryocon/1/rampRate1")
+    archiver.AttributeRemove("lab/cryocon/1/rampRate1")
+    assert not any(name.endswith("/ramprate1") for name in archiver.AttributeList)
+    with pytest.raises(tango.DevFailed, match="is not archived"):
+        archiver.AttributeRemove("lab/cryocon/1/rampRate1")
+    with pytest.raises(tango.DevFailed, match="domain/family/member/attribute"):
+        archiver.AttributeAdd("temperatureA")
+
+
+def test_attribute_pushing_no_events_is_polled(archive):
+    archive.archiver.AttributeAdd(f"{ARCHIVER}/rowsWritten")  # a plain attribute: no events
+    wait_until(lambda: len(archive.values(f"{ARCHIVER}/rowsWritten")[0]) >= 3, 30, what="3 polled reads")
+    _, values, _ = archive.values(f"{ARCHIVER}/rowsWritten")
+    assert values[-1] > values[0]
+    archive.archiver.AttributeRemove(f"{ARCHIVER}/rowsWritten")
+
+
+def test_messages_are_stored_and_pushed_live(archive):
+    archiver = archive.archiver
+    received: list[str] = []
+    seen = threading.Event()
+
+    def on_message(event: tango.EventData) -> None:
+        if not event.err and "door open" in (event.attr_value.value or ""):
+            received.append(event.attr_value.value)
+            seen.set()
+
+    subscription = archiver.subscribe_event("lastMessage", tango.EventType.CHANGE_EVENT, on_message)
+    try:
+        archiver.Message(["warning", "operator", "cryostat door open"])
+        assert seen.wait(20), "no lastMessage event"
+    finally:
+        archiver.unsubscribe_event(subscription)
+    assert "WARNING operator: cryostat door open" in received[0]
+    stored = history.messages(source="operator", store=archive.store)
+    assert [(m.level, m.text) for m in stored] == [("WARNING", "cryostat door open")]
+
+    with pytest.raises(tango.DevFailed, match="unknown level"):
+        archiver.Message(["loud", "operator", "?"])
+    with pytest.raises(tango.DevFailed, match=r"\[level, source, text\]"):
+        archiver.Message(["info", "operator"])
+
+
+def test_device_log_records_become_lab_messages(archive):
+    """The cryocon's logging target is the archiver: losing the instrument is logged there."""
+    lab, cryocon = archive.lab, archive.lab.proxy("lab/cryocon/1")
+    lab.kill("simulator-cryocon", sig=signal.SIGKILL)
+    try:
+        wait_until(lambda: cryocon.state() == tango.DevState.FAULT, 30, what="cryocon FAULT")
+        wait_until(lambda: history.messages(source="lab/cryocon/1", level="error", store=archive.store), 30,
+                   what="an ERROR message from lab/cryocon/1")
+    finally:
+        lab.start_simulator("cryocon")
+    wait_until(lambda: cryocon.state() == tango.DevState.ON, 30, what="cryocon ON again")
+    wait_until(lambda: history.messages(source="lab/cryocon/1", level="info", store=archive.store), 30,
+               what="an INFO message: the instrument answers again")
+
+
+def test_device_server_restart_leaves_one_error_row_and_no_silent_gap(archive):
+    lab, archiver = archive.lab, archive.archiver
+    killed = time.time()
+    lab.kill("TemperatureController-lab")
+    wait_until(lambda: archiver.attributesInError, 60, what="the archiver noticing the outage")
+    lab.start_server("TemperatureController/lab")
+    lab.wait_device("lab/cryocon/1")
+    wait_until(lambda: not archiver.attributesInError, 60, what="archiving resumed")
+    restarted = time.time()
+    wait_until(lambda: archive.values(TEMPERATURE, restarted)[0].size >= 2, 60, what="values after restart")
+
+    with open_store(archive.store) as store:
+        errors = store.errors(TEMPERATURE, killed - 1)
+    assert len(errors) == 1, errors
+    times, values, qualities = archive.values(TEMPERATURE, killed - 5)
+    error_at = errors[0][0]
+    before = times[times < error_at]
+    after = times[times > error_at]
+    assert before.size and after.size
+    assert error_at - before[-1] < 30, "the outage was recorded late"
+
+
+def test_archiver_killed_hard_keeps_the_archive_and_resumes(archive):
+    lab, archiver = archive.lab, archive.archiver
+    wait_until(lambda: archiver.rowsWritten > 0, 30)
+    committed = archiver.rowsWritten
+    lab.kill("Archiver-lab", sig=signal.SIGKILL)
+    killed = time.time()
+
+    with open_store(archive.store) as store:  # readable, and nothing committed was lost
+        stored = sum(len(store.values(att.name)[0]) for att in store.attributes())
+    assert stored >= committed
+
+    lab.start_server("Archiver/lab")
+    lab.wait_device(ARCHIVER)
+    wait_until(lambda: archive.values(TEMPERATURE, killed)[0].size >= 2, 60, what="archiving after restart")
