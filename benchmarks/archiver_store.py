@@ -75,7 +75,8 @@ def query_time(store: Store, points: int = 1_000_000, repeats: int = 5) -> float
     for first in range(0, points, 50_000):
         chunk = slice(first, first + 50_000)
         store.insert_values(
-            (conf_id, t, v, None, 0, None) for t, v in zip(times[chunk].tolist(), values[chunk].tolist(), strict=True)
+            (conf_id, t, v, None, 0, None)
+            for t, v in zip(times[chunk].tolist(), values[chunk].tolist(), strict=True)
         )
     name = store.attributes()[[a.conf_id for a in store.attributes()].index(conf_id)].name
     durations = []
@@ -94,8 +95,14 @@ def run(url: str, repeats: int = 3) -> dict[str, float]:
         flood = statistics.median(writer_rate(store) for _ in range(repeats))
         paced, lag = writer_lag(store)
         query = query_time(store)
-    return {"insert rows/s": raw, "writer values/s": flood, "writer/insert": flood / raw,
-            "paced values/s": paced, "paced max lag s": lag, "1M query s": query}  # fmt: skip
+    return {
+        "insert rows/s": raw,
+        "writer values/s": flood,
+        "writer/insert": flood / raw,
+        "paced values/s": paced,
+        "paced max lag s": lag,
+        "1M query s": query,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

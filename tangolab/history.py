@@ -59,7 +59,9 @@ def parse_time(when: float | str | datetime, now: float | None = None) -> float:
     try:
         return datetime.fromisoformat(when.strip()).timestamp()
     except ValueError:
-        raise ValueError(f"{when!r} is not a time: give e.g. 1h, 30m, 2d, now, 2024-05-01 12:00 or epoch seconds")
+        raise ValueError(
+            f"{when!r} is not a time: give e.g. 1h, 30m, 2d, now, 2024-05-01 12:00 or epoch"
+        ) from None
 
 
 @contextmanager
@@ -72,8 +74,12 @@ def _opened(store: Store | str | Path | None) -> Iterator[Store]:
         yield opened
 
 
-def values(attribute: str, since: float | str | datetime, until: float | str | datetime | None = None,
-           store: Store | str | Path | None = None) -> np.ndarray:  # fmt: skip
+def values(
+    attribute: str,
+    since: float | str | datetime,
+    until: float | str | datetime | None = None,
+    store: Store | str | Path | None = None,
+) -> np.ndarray:
     """An attribute's archived values as a structured array with fields time, value, quality.
 
     time is float64 epoch seconds; quality is int16 (0 VALID, 1 INVALID, 2 ALARM, 3 CHANGING,
@@ -96,9 +102,13 @@ def state_at(time: float | str | datetime, store: Store | str | Path | None = No
         return opened.state_at(parse_time(time))
 
 
-def messages(source: str | None = None, level: str | None = None, since: float | str | datetime | None = None,
-             until: float | str | datetime | None = None, store: Store | str | Path | None = None
-             ) -> list[Message]:  # fmt: skip
+def messages(
+    source: str | None = None,
+    level: str | None = None,
+    since: float | str | datetime | None = None,
+    until: float | str | datetime | None = None,
+    store: Store | str | Path | None = None,
+) -> list[Message]:
     """Lab messages in time order, of one source and one level if given."""
     now = _time.time()
     start, end = (None if t is None else parse_time(t, now) for t in (since, until))
@@ -119,8 +129,9 @@ def _text(value: object) -> str:
 
 def add_history_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add `history ATTR --since 1h [--until T] [--csv] [--archive URL]` to a CLI's subcommands."""
-    parser = subparsers.add_parser("history", help="print an attribute's archived values",
-                                   description=__doc__.split("\n\n")[0])  # fmt: skip
+    parser = subparsers.add_parser(
+        "history", help="print an attribute's archived values", description=__doc__.split("\n\n")[0]
+    )
     _arguments(parser)
     return parser
 

@@ -7,7 +7,9 @@
     }
 
 `servers` goes to the Tango database through dsconfig; the launcher and the supervisor read the
-same file to know which servers to run and which simulators to start. A device talks to a
+same file to know which servers to run and which simulators to start. A server that is not one
+of tangolab's console scripts (TangoTest, a lab's own script) gets its command line in
+`tangolab.commands`: `{"TangoTest": ["/usr/lib/tango/TangoTest"]}`; the instance is appended. A device talks to a
 simulator only because its `Url` points at the simulator's port: pointing it at the real
 instrument is a change of `Url` and nothing else.
 """
@@ -64,6 +66,8 @@ class LabConfig:
         self.data = data
         self.path = path
         self.servers = tuple(_servers(data.get("servers", {})))
+        #: How to run servers that are not tangolab console scripts: executable → argv before the instance
+        self.commands: dict[str, list[str]] = data.get("tangolab", {}).get("commands", {})
         self.simulators = tuple(
             SimulatorSpec(
                 name=name,

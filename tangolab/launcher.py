@@ -145,7 +145,8 @@ class Lab:
     def start_server(self, name: str) -> None:
         """(Re)start one device server of the lab, `Class/instance`, as its console script."""
         server = next(server for server in self.config.servers if server.name == name)
-        self._spawn(_process_name(name), [_console_script(server.executable), server.instance])
+        command = self.config.commands.get(server.executable) or [_console_script(server.executable)]
+        self._spawn(_process_name(name), [*command, server.instance])
 
     def wait_device(self, name: str, timeout: float = 60.0) -> None:
         """Wait until `name` answers a ping; a dead server or a time-out names the log to read."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from tangolab.launcher import Lab
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+@contextmanager
 def run_lab(config: LabConfig, folder: Path) -> Iterator[Lab]:
     """Start `config` in `folder` on a free TANGO_HOST port; afterwards stop every process by PID."""
     lab = Lab(config, folder, f"127.0.0.1:{free_port()}")
@@ -28,4 +30,5 @@ def run_lab(config: LabConfig, folder: Path) -> Iterator[Lab]:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """The demo lab on free ports, in a folder of its own."""
-    yield from run_lab(LabConfig.load().with_free_ports(), tmp_path_factory.mktemp("lab"))
+    with run_lab(LabConfig.load().with_free_ports(), tmp_path_factory.mktemp("lab")) as lab:
+        yield lab

@@ -25,7 +25,9 @@ from pathlib import Path
 
 import pytest
 
-INSTALL_HINT = "PostgreSQL server binaries (initdb, pg_ctl) not found: install them with `apt-get install postgresql`"
+INSTALL_HINT = (
+    "PostgreSQL server binaries (initdb, pg_ctl) not found: install them with `apt-get install postgresql`"
+)
 
 
 def find_bindir() -> Path | None:
@@ -74,9 +76,22 @@ class PostgresServer:
         subprocess.run(command, check=True, capture_output=True, timeout=120)
 
     def start(self) -> PostgresServer:
-        self._run("initdb", "-D", str(self.data), "-U", "tangolab", "-A", "trust", "-E", "UTF8", "--no-locale", "-N")
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", self.options,
-                  "-w", "-t", "60", "start")  # fmt: skip
+        self._run(
+            "initdb", "-D", str(self.data), "-U", "tangolab", "-A", "trust", "-E", "UTF8", "--no-locale", "-N"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "server.log"),
+            "-o",
+            self.options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         return self
 
     def stop(self) -> None:

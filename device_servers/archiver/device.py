@@ -10,6 +10,7 @@ themselves. It is also a Tango log consumer: a device whose logging target is
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from datetime import datetime
@@ -24,6 +25,7 @@ from .subscription import ArchivedAttribute
 from .writer import Writer
 
 LEVELS = ("DEBUG", "INFO", "MESSAGE", "WARNING", "ERROR", "SUCCESS")
+DRAIN_PERIOD = 0.02  # seconds between two drains of the event queues
 TANGO_LOG_LEVELS = {"FATAL": "ERROR", "ERROR": "ERROR", "WARN": "WARNING", "INFO": "INFO", "DEBUG": "DEBUG"}
 
 
@@ -62,14 +64,19 @@ class Archiver(Device):
         self.set_change_event("lastMessage", True, False)
         for name in self.ArchivedAttributes:
             self._add(name)
-        self._thread = threading.Thread(target=self._maintain, name="archiver", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._maintain, name="archiver connections", daemon=True),
+            threading.Thread(target=self._drain, name="archiver events", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def delete_device(self) -> None:
-        if hasattr(self, "_thread"):
+        if hasattr(self, "_threads"):
             self._stop.set()
             self._wake.set()
-            self._thread.join(timeout=10)
+            for thread in self._threads:
+                thread.join(timeout=10)
             for archived in self.archived.values():
                 archived.disconnect()
                 if archived.conf_id is not None:
@@ -176,6 +183,12 @@ class Archiver(Device):
             self._wake.wait(self.PollPeriod)
             self._wake.clear()
 
+    def _drain(self) -> None:
+        """Move received events to the writer, in batches, until the device stops."""
+        while not self._stop.wait(DRAIN_PERIOD):  # the pause makes the batches
+            for archived in list(self.archived.values()):
+                archived.drain()
+
     def _report(self) -> None:
         stats = self.writer.stats()
         failing = [a for a in self.archived.values() if a.error]
@@ -216,6 +229,8 @@ class Archiver(Device):
 
 
 def main() -> None:
+    # ZeroMQ drops events beyond its queue without a word (1000 by default): let bursts wait instead
+    os.environ.setdefault("TANGO_EVENT_BUFFER_HWM", "100000")
     serve(Archiver)
 
 

@@ -51,9 +51,16 @@ QUALITIES = ("VALID", "INVALID", "ALARM", "CHANGING", "WARNING")
 INVALID = 1
 EVENTS = ("add", "remove", "start", "stop", "pause", "crash", "insert_param", "update_ttl")
 PARAMETERS = (
-    "label", "unit", "standard_unit", "display_unit", "format",
-    "archive_rel_change", "archive_abs_change", "archive_period", "description",
-)  # fmt: skip
+    "label",
+    "unit",
+    "standard_unit",
+    "display_unit",
+    "format",
+    "archive_rel_change",
+    "archive_abs_change",
+    "archive_period",
+    "description",
+)
 
 # (att_conf_id, time, value_r, value_w, quality, error text or None)
 Row = tuple[int, float, Any, Any, int, "str | None"]
@@ -117,7 +124,9 @@ def _split(name: str) -> list[str]:
     if len(parts) == 4:
         parts.insert(0, "")
     if len(parts) != 5 or not all(parts[1:]):
-        raise ValueError(f"{name!r} is not an attribute name like tango://host:port/lab/cryocon/1/temperatureA")
+        raise ValueError(
+            f"{name!r} is not an attribute name like tango://host:port/lab/cryocon/1/temperatureA"
+        )
     return parts
 
 
@@ -208,14 +217,16 @@ CREATE INDEX IF NOT EXISTS lab_message_data_time_idx ON lab_message (data_time);
 CREATE INDEX IF NOT EXISTS lab_message_source_idx ON lab_message (source, data_time)
 """
 
+# HDB++'s data tables, less its foreign keys: checking them on every row halves PostgreSQL's
+# insert rate, and the ids come from att_conf and att_error_desc rows written first.
 _DATA_TABLE = """
 CREATE TABLE IF NOT EXISTS {table} (
-    att_conf_id integer NOT NULL REFERENCES att_conf (att_conf_id),
+    att_conf_id integer NOT NULL,
     data_time {time} NOT NULL,{labels}
     value_r {value},
     value_w {value},
     quality smallint,
-    att_error_desc_id integer REFERENCES att_error_desc (att_error_desc_id),
+    att_error_desc_id integer,
     details {json},
     PRIMARY KEY (att_conf_id, data_time)){table_options}
 """
@@ -279,7 +290,9 @@ class Store(ABC):
 
     def _numeric_series(self, att: Attribute, start: float, end: float) -> np.ndarray:
         # numpy turns integers, booleans and NULL (into NaN) into float64 as it reads the rows
-        return np.fromiter(self._execute(self._select(att, self._between()), (att.conf_id, start, end)), _SERIES)
+        return np.fromiter(
+            self._execute(self._select(att, self._between()), (att.conf_id, start, end)), _SERIES
+        )
 
     # -- schema and caches ------------------------------------------------------------------------
 
@@ -344,7 +357,9 @@ class Store(ABC):
         if (key := (table, text)) not in self._ids:
             column = _TEXT_COLUMNS[table]
             self._execute(f"INSERT INTO {table} ({column}) VALUES (?) ON CONFLICT DO NOTHING", (text,))
-            (self._ids[key],) = self._execute(f"SELECT {table}_id FROM {table} WHERE {column} = ?", (text,)).fetchone()
+            (self._ids[key],) = self._execute(
+                f"SELECT {table}_id FROM {table} WHERE {column} = ?", (text,)
+            ).fetchone()
         return self._ids[key]
 
     def _attribute(self, key: int | str) -> Attribute:
@@ -397,14 +412,16 @@ class Store(ABC):
         name is the full name, tango://host:port/domain/family/member/attribute, as HDB++ keeps it;
         types and formats are Tango enums or their names ("DevDouble", "SPECTRUM", "READ_WRITE").
         """
-        name = name.lower()
-        data_type, data_format, write = tango_type(data_type), _named(data_format, FORMATS), _named(write, WRITE_TYPES)
+        name, data_type = name.lower(), tango_type(data_type)
+        data_format, write = _named(data_format, FORMATS), _named(write, WRITE_TYPES)
         if data_format == "IMAGE":
             raise ValueError(f"{name}: images are not archived")
         self._load_attributes()
         if (att := self._by_name.get(name)) is not None:
             if (att.data_type, att.data_format) != (data_type, data_format):
-                raise ValueError(f"{name} is archived as {att.data_format} {att.data_type}, not {data_format} {data_type}")
+                raise ValueError(
+                    f"{name} is archived as {att.data_format} {att.data_type}, not {data_format} {data_type}"
+                )
             return att.conf_id
         table = f"att_{'scalar' if data_format == 'SCALAR' else 'array'}_{data_type.lower()}"
         with self._transaction():
@@ -544,7 +561,10 @@ class Store(ABC):
 
     @_locked
     def messages(
-        self, source: str | None = None, level: str | None = None, start: float | None = None,
+        self,
+        source: str | None = None,
+        level: str | None = None,
+        start: float | None = None,
         end: float | None = None,
     ) -> list[Message]:
         """Lab messages in time order, of one source and one level if given."""
@@ -697,8 +717,10 @@ class PostgresStore(Store):
                 )
             super()._create_schema()
             if self.timescale:
-                tables = [(f"att_{shape}_{n.lower()}", "data_time") for n in TYPES for shape in ("scalar", "array")]
-                for table, column in [("att_parameter", "recv_time"), *tables]:
+                data_tables = [
+                    (f"att_{s}_{n.lower()}", "data_time") for n in TYPES for s in ("scalar", "array")
+                ]
+                for table, column in [("att_parameter", "recv_time"), *data_tables]:
                     self._execute(
                         "SELECT create_hypertable(?, ?, chunk_time_interval => interval '28 days',"
                         " if_not_exists => TRUE, create_default_indexes => FALSE, migrate_data => TRUE)",
@@ -726,7 +748,8 @@ class PostgresStore(Store):
 
     def _value_sql(self, att: Attribute) -> str:
         # psycopg knows no arrays of HDB++'s unsigned domains (ushort[], ...): read them as numeric[]
-        return "CAST(value_r AS numeric[])" if att.is_array and TYPES[att.data_type][1] in _DOMAINS else "value_r"
+        unsigned_array = att.is_array and TYPES[att.data_type][1] in _DOMAINS
+        return "CAST(value_r AS numeric[])" if unsigned_array else "value_r"
 
     def _numeric_series(self, att: Attribute, start: float, end: float) -> np.ndarray:
         # Three arrays aggregated by the server, in binary, cost a fraction of a million rows read
@@ -743,7 +766,9 @@ class PostgresStore(Store):
             times, values, quality = cursor.execute(query, (att.conf_id, start, end)).fetchone()
         times = (_pg_array(times, ">i8") + _PG_EPOCH_US) / 1e6
         series = np.empty(len(times), _SERIES)
-        series["time"], series["value"], series["quality"] = times, _pg_array(values, ">f8"), _pg_array(quality, ">i2")
+        series["time"] = times
+        series["value"] = _pg_array(values, ">f8")
+        series["quality"] = _pg_array(quality, ">i2")
         if np.any(np.diff(series["time"]) < 0):
             series.sort(order="time", kind="stable")
         return series

@@ -39,8 +39,9 @@ class Writer:
     Call `stop()` (or leave the `with` block) to write what is still queued.
     """
 
-    def __init__(self, store: Store, batch_size: int = 10_000, period: float = 0.1,
-                 max_queue: int = 1_000_000) -> None:  # fmt: skip
+    def __init__(
+        self, store: Store, batch_size: int = 10_000, period: float = 0.1, max_queue: int = 1_000_000
+    ) -> None:
         self.store = store
         self.batch_size = batch_size
         self.period = period
@@ -57,8 +58,15 @@ class Writer:
         self._thread.start()
         return self
 
-    def put(self, conf_id: int, time: float, value: Any, quality: int = 0, value_w: Any = None,
-            error: str | None = None) -> None:  # fmt: skip
+    def put(
+        self,
+        conf_id: int,
+        time: float,
+        value: Any,
+        quality: int = 0,
+        value_w: Any = None,
+        error: str | None = None,
+    ) -> None:
         """Queue one value (time in epoch seconds); never blocks. An error text makes an error row."""
         if self._queue.qsize() >= self.max_queue:
             with self._count_lock:

@@ -46,8 +46,9 @@ def archive(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     else:
         store = str(folder / "archive.db")
     config = LabConfig.load().with_free_ports().with_properties(ARCHIVER, Store=[store], RetryPeriod=["1.0"])
-    for lab in run_lab(config, folder):
-        wait_until(lambda: lab.proxy(ARCHIVER).state() == tango.DevState.ON, 60, what="archiver ON")
+    with run_lab(config, folder) as lab:
+        archiver = lab.proxy(ARCHIVER)
+        wait_until(lambda: archiver.state() == tango.DevState.ON, 60, what="archiver ON")
         yield ArchiveLab(lab, store)
 
 
@@ -155,7 +156,7 @@ def test_device_server_restart_leaves_one_error_row_and_no_silent_gap(archive):
     with open_store(archive.store) as store:
         errors = store.errors(TEMPERATURE, killed - 1)
     assert len(errors) == 1, errors
-    times, values, qualities = archive.values(TEMPERATURE, killed - 5)
+    times = archive.values(TEMPERATURE, killed - 5)[0]
     error_at = errors[0][0]
     before = times[times < error_at]
     after = times[times > error_at]

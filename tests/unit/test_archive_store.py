@@ -147,7 +147,12 @@ def test_register_is_idempotent_and_checks_the_type(store: Store) -> None:
         store.register("temperatureA", "DevDouble")
     (att,) = store.attributes()
     assert (att.conf_id, att.name, att.data_type, att.data_format, att.table) == (
-        conf_id, name("temperatureA"), "DevDouble", "SCALAR", "att_scalar_devdouble")  # fmt: skip
+        conf_id,
+        name("temperatureA"),
+        "DevDouble",
+        "SCALAR",
+        "att_scalar_devdouble",
+    )
     row = store._execute("SELECT cs_name, domain, family, member, name FROM att_conf").fetchone()
     assert tuple(row) == ("lab-host:10000", "lab", "cryocon", "1", "temperaturea")
 
@@ -168,14 +173,20 @@ def test_another_connection_sees_new_attributes(store: Store) -> None:
 
 
 def test_messages_by_source_level_and_time(store: Store) -> None:
-    store.insert_messages([
-        (T0, "info", "lab/cryocon/1", "cooling started"),
-        (T0 + 60, "WARNING", "lab/cryocon/1", "heater at 95 %"),
-        (T0 + 120, "error", "lab/stage/1", "limit switch hit"),
-        (T0 + 180, "info", "operator", "sample changed; it's the 'B' one"),
-    ])  # fmt: skip
+    store.insert_messages(
+        [
+            (T0, "info", "lab/cryocon/1", "cooling started"),
+            (T0 + 60, "WARNING", "lab/cryocon/1", "heater at 95 %"),
+            (T0 + 120, "error", "lab/stage/1", "limit switch hit"),
+            (T0 + 180, "info", "operator", "sample changed; it's the 'B' one"),
+        ]
+    )
     assert [m.text for m in store.messages()] == [
-        "cooling started", "heater at 95 %", "limit switch hit", "sample changed; it's the 'B' one"]  # fmt: skip
+        "cooling started",
+        "heater at 95 %",
+        "limit switch hit",
+        "sample changed; it's the 'B' one",
+    ]
     assert [m.time for m in store.messages(source="lab/cryocon/1")] == [T0, T0 + 60]
     assert [m.source for m in store.messages(level="error")] == ["lab/stage/1"]
     assert [m.level for m in store.messages(start=T0 + 30, end=T0 + 150)] == ["WARNING", "ERROR"]
@@ -189,7 +200,10 @@ def test_state_at_is_the_last_value_of_each_attribute(store: Store) -> None:
     write(store, state, [tango.DevState.ON, tango.DevState.ALARM], start=T0 + 0.3)
     assert store.state_at(T0 - 1) == {}
     assert store.state_at(T0 + 0.1) == {name("temperatureA"): (T0, 4.0, 0)}
-    assert store.state_at(T0 + 0.3) == {name("temperatureA"): (T0 + 0.25, 4.1, 0), name("state"): (T0 + 0.3, 0, 0)}
+    assert store.state_at(T0 + 0.3) == {
+        name("temperatureA"): (T0 + 0.25, 4.1, 0),
+        name("state"): (T0 + 0.3, 0, 0),
+    }
     assert store.state_at(T0 + 10)[name("state")] == (T0 + 0.55, int(tango.DevState.ALARM), 0)
 
 
@@ -216,14 +230,18 @@ def test_a_query_of_100k_points_returns_the_right_arrays(store: Store) -> None:
 
 def test_parameters_and_history_events(store: Store) -> None:
     conf_id = store.register(name("temperatureA"), "DevDouble")
-    store.insert_parameters(conf_id, T0, label="Temperature A", unit="K", format="%.3f", archive_period="1000")
+    store.insert_parameters(
+        conf_id, T0, label="Temperature A", unit="K", format="%.3f", archive_period="1000"
+    )
     store.insert_history_event(conf_id, "start", T0)
     store.insert_history_event(conf_id, "stop", T0 + 5)
     with pytest.raises(ValueError, match="unknown parameters"):
         store.insert_parameters(conf_id, T0, colour="red")
     with pytest.raises(ValueError, match="unknown event"):
         store.insert_history_event(conf_id, "explode", T0)
-    row = store._execute("SELECT label, unit, format, archive_period, description FROM att_parameter").fetchone()
+    row = store._execute(
+        "SELECT label, unit, format, archive_period, description FROM att_parameter"
+    ).fetchone()
     assert tuple(row) == ("Temperature A", "K", "%.3f", "1000", "")
     events = store._execute(
         "SELECT event FROM att_history JOIN att_history_event USING (att_history_event_id) ORDER BY event_time"
@@ -302,13 +320,19 @@ def test_pyhdbpp_reads_our_postgres_archive(postgres_url: str) -> None:  # noqa:
 
     info = psycopg.conninfo.conninfo_to_dict(postgres_url)
     reader = TimescaleDbReader(
-        host=info["host"], port=int(info["port"]), user=info["user"], password="", database=info["dbname"],
+        host=info["host"],
+        port=int(info["port"]),
+        user=info["user"],
+        password="",
+        database=info["dbname"],
         connection_pool_max_conn=2,  # it takes a second connection while holding the first
-    )  # fmt: skip
+    )
     assert sorted(reader.get_attributes()) == sorted([name("temperatureA"), name("curve")])
     start, stop = (datetime.datetime.fromtimestamp(t) for t in (T0 - 1, T0 + 20))
     rows = reader.get_attribute_values(name("temperatureA"), start, stop)  # valid values only, newest first
-    assert [(t, value, quality) for t, value, _, quality, _ in rows] == list(zip(times[::-1], [4.4, 4.3, 4.2], [0] * 3))
+    assert [(t, value, quality) for t, value, _, quality, _ in rows] == list(
+        zip(times[::-1], [4.4, 4.3, 4.2], [0] * 3)
+    )
     rows = reader.get_attribute_values(name("curve"), start, stop)
     assert [value for _, value, _, _, _ in rows] == [[4, 5], [1, 2, 3]]
     assert reader.get_last_attribute_value(name("temperatureA")) == [T0 + 10, None]  # the error row

@@ -26,7 +26,9 @@ def archive(tmp_path, monkeypatch: pytest.MonkeyPatch) -> str:
         store.insert_values((temperature, NOW - 3600 + 60 * i, 300.0 - i, None, 0, None) for i in range(60))
         store.insert_error(temperature, NOW - 30, "link lost")
         store.insert_values([(curve, NOW - 10, [1.0, 2.5], None, 0, None)])
-        store.insert_messages([(NOW - 7200, "info", "operator", "cooldown"), (NOW - 60, "error", "lab/cryocon/1", "x")])
+        store.insert_messages(
+            [(NOW - 7200, "info", "operator", "cooldown"), (NOW - 60, "error", "lab/cryocon/1", "x")]
+        )
     monkeypatch.setenv("TANGOLAB_ARCHIVE", path)
     monkeypatch.setattr(history._time, "time", lambda: NOW)
     return path
@@ -90,7 +92,10 @@ def test_the_command_prints_a_table(archive: str, capsys: pytest.CaptureFixture)
 
 
 def test_the_command_prints_csv(archive: str, capsys: pytest.CaptureFixture) -> None:
-    assert history.history_main(["lab/cryocon/1/temperatureA", "--since", "90s", "--csv", "--archive", archive]) == 0
+    assert (
+        history.history_main(["lab/cryocon/1/temperatureA", "--since", "90s", "--csv", "--archive", archive])
+        == 0
+    )
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
     assert rows[0] == ["time", "value", "quality"]
     assert datetime.fromisoformat(rows[1][0]).timestamp() == NOW - 60

@@ -1,0 +1,144 @@
+"""Sustained archiving rate: 20 device servers push archive events, the Archiver stores them.
+
+    python benchmarks/archiver.py [--rates 1000,1500,2000] [--seconds 10] [--postgres URL]
+
+A lab is brought up by the same launcher as `tangolab up`: the embedded database, the Archiver
+and 20 `EventSource` servers (defined below, each its own process) pushing archive events of one
+double attribute at a set rate. For each rate per source, it measures the values per second
+that reach the database, the largest write lag the Archiver reported, and the values lost
+(pushed but never stored). The same run measures the store's raw batched insert rate and the
+time of a one-million-point query, so the figures compare on this machine's present load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import tango
+from archiver_store import insert_rate, query_time  # beside this file
+from tango.server import Device, attribute, command
+
+from device_servers.archiver.storage import open_store
+from tangolab.lab_config import LabConfig, free_port
+from tangolab.launcher import Lab
+from tangolab.scripting import wait_until
+
+SOURCES = 20
+
+
+class EventSource(Device):
+    """Pushes archive events of `value` at a given rate, for a given time, counting them."""
+
+    def init_device(self) -> None:
+        super().init_device()
+        self.pushed = 0
+        self.set_archive_event("value", True, False)
+        self.set_state(tango.DevState.ON)
+
+    @attribute(dtype=float)
+    def value(self) -> float:
+        return float(self.pushed)
+
+    @attribute(dtype=int)
+    def pushedCount(self) -> int:
+        return self.pushed
+
+    @command(dtype_in=(float,), doc_in="[events per second, seconds]")
+    def Push(self, argin: list[float]) -> None:
+        threading.Thread(target=self._push, args=(argin[0], argin[1]), daemon=True).start()
+
+    def _push(self, rate: float, seconds: float) -> None:
+        self.set_state(tango.DevState.RUNNING)
+        start = time.perf_counter()
+        total = int(rate * seconds)
+        for n in range(total):
+            while time.perf_counter() - start < n / rate:  # paced, in bursts the scheduler allows
+                time.sleep(0.005)
+            self.pushed += 1
+            self.push_archive_event("value", float(self.pushed), time.time(), tango.AttrQuality.ATTR_VALID)
+        self.set_state(tango.DevState.ON)
+
+
+def bench_lab(folder: str, store: str) -> LabConfig:
+    sources = {f"bench{i}": {"EventSource": {f"bench/source/{i}": {}}} for i in range(1, SOURCES + 1)}
+    archived = [f"bench/source/{i}/value" for i in range(1, SOURCES + 1)]
+    return LabConfig({
+        "servers": {  # the launcher starts them in this order
+            "EventSource": sources,
+            "Archiver": {"bench": {"Archiver": {"bench/archiver/1": {"properties": {
+                "Store": [store], "ArchivedAttributes": archived}}}}},
+        },
+        "tangolab": {"commands": {"EventSource": [sys.executable, str(Path(__file__).resolve()), "serve"]}},
+    })
+
+
+def run_rate(lab: Lab, store: str, rate: float, seconds: float) -> dict[str, float]:
+    """Push `rate` events/s from every source for `seconds`; time until the archive has them all."""
+    archiver = lab.proxy("bench/archiver/1")
+    sources = [lab.proxy(f"bench/source/{i}") for i in range(1, SOURCES + 1)]
+    stored_before = stored_values(store)
+    written_before = archiver.rowsWritten
+    expected = int(rate * seconds) * SOURCES
+    lags: list[float] = []
+    start = time.perf_counter()
+    for source in sources:
+        source.command_inout("Push", [rate, seconds])
+    deadline = start + seconds * 4 + 30
+    while archiver.rowsWritten - written_before < expected and time.perf_counter() < deadline:
+        lags.append(archiver.writeLag)
+        time.sleep(0.1)
+    elapsed = time.perf_counter() - start
+    wait_until(lambda: all(source.state() == tango.DevState.ON for source in sources), 60)
+    stored = stored_values(store) - stored_before
+    pushed = expected  # each source pushed its count: checked by pushedCount below
+    assert sum(s.pushedCount for s in sources) >= expected
+    return {"rate": stored / elapsed, "stored": stored, "lost": pushed - stored, "seconds": elapsed,
+            "max lag": max(lags, default=0.0), "median lag": statistics.median(lags) if lags else 0.0}
+
+
+def stored_values(store: str) -> int:
+    with open_store(store) as reader:
+        return sum(len(reader.values(att.name)[0]) for att in reader.attributes())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rates", default="500,1000,1500,2000", help="events per second per source")
+    parser.add_argument("--seconds", type=float, default=10.0, help="seconds of pushing per rate")
+    parser.add_argument("--postgres", help="postgresql:// URL of a scratch database (default: SQLite)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as folder:
+        store = args.postgres or str(Path(folder) / "archive.db")
+        print(f"store: {'PostgreSQL' if args.postgres else 'SQLite'}; {SOURCES} sources, {args.seconds:g} s a rate")
+        with open_store(store) as raw:
+            print(f"raw batched insert rate of the store: {insert_rate(raw):,.0f} rows/s")
+        lab = Lab(bench_lab(folder, store), folder, f"127.0.0.1:{free_port()}")
+        lab.start(timeout=180)
+        try:
+            archiver = lab.proxy("bench/archiver/1")
+            wait_until(lambda: archiver.state() == tango.DevState.ON, 60, what="archiver subscribed")
+            for rate in (float(r) for r in args.rates.split(",")):
+                result = run_rate(lab, store, rate, args.seconds)
+                print(f"  {rate * SOURCES:>8,.0f} values/s pushed: {result['rate']:>8,.0f} values/s stored, "
+                      f"lost {result['lost']:,}, lag max {result['max lag']:.3f} s median {result['median lag']:.3f} s")
+        finally:
+            lab.stop()
+        with open_store(store) as reader:
+            print(f"query of 1,000,000 points of one attribute: median {query_time(reader) * 1e3:.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["serve"]:
+        os.environ.setdefault("TANGO_DS_EVENT_BUFFER_HWM", "100000")  # bursts queue, not drop
+        tango.server.run((EventSource,), args=["EventSource", *sys.argv[2:]], raises=True)
+    else:
+        sys.exit(main())
