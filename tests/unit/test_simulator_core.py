@@ -118,8 +118,12 @@ def test_offline_refuses_connections_until_back(served, control):
 
 def test_run_in_thread_stops_the_thread_and_frees_the_ports():
     with run_in_thread(CryoConSimulator()) as running:
-        connection = socket.create_connection(("127.0.0.1", running.port), timeout=5)  # left open
-    connection.close()
+        connection = Lines(running.port)
+        assert connection.ask("*IDN?") == "Cryo-con,24C,204683,1.01A"
+    try:
+        assert connection.hung_up()  # the simulator closed the connection it still had
+    finally:
+        connection.close()
 
     assert not [thread for thread in threading.enumerate() if thread.name == "cryocon-simulator"]
     for port in (running.port, running.control_port):
