@@ -1,9 +1,9 @@
-"""Sustained archiving rate: 20 device servers push archive events, the Archiver stores them.
+"""Sustained archiving rate: 20 device servers push events, the Archiver stores them.
 
     python benchmarks/archiver.py [--rates 1000,1500,2000] [--seconds 10] [--postgres URL]
 
 A lab is brought up by the same launcher as `tangolab up`: the embedded database, the Archiver
-and 20 `EventSource` servers (defined below, each its own process) pushing archive events of one
+and 20 `EventSource` servers (defined below, each its own process) pushing change events of one
 double attribute at a set rate. For each rate per source, it measures the values per second
 that reach the database, the largest write lag the Archiver reported, and the values lost
 (pushed but never stored). The same run measures the store's raw batched insert rate and the
@@ -34,12 +34,18 @@ SOURCES = 20
 
 
 class EventSource(Device):
-    """Pushes archive events of `value` at a given rate, for a given time, counting them."""
+    """Pushes change events of `value` at a given rate, for a given time, counting them.
+
+    It offers change events only, so the Archiver takes its fallback from archive events. It
+    fires them through the attribute object: `push_change_event` costs about 30 us of Python
+    argument handling per call, `fire_change_event` about 6, and the 20 sources share the two
+    cores with the Archiver they are measuring.
+    """
 
     def init_device(self) -> None:
         super().init_device()
         self.pushed = 0
-        self.set_archive_event("value", True, False)
+        self.set_change_event("value", True, False)
         self.set_state(tango.DevState.ON)
 
     @attribute(dtype=float)
@@ -56,13 +62,14 @@ class EventSource(Device):
 
     def _push(self, rate: float, seconds: float) -> None:
         self.set_state(tango.DevState.RUNNING)
+        value = self.get_device_attr().get_attr_by_name("value")
         start = time.perf_counter()
-        total = int(rate * seconds)
-        for n in range(total):
+        for n in range(int(rate * seconds)):
             while time.perf_counter() - start < n / rate:  # paced, in bursts the scheduler allows
                 time.sleep(0.005)
             self.pushed += 1
-            self.push_archive_event("value", float(self.pushed), time.time(), tango.AttrQuality.ATTR_VALID)
+            value.set_value_date_quality(float(self.pushed), time.time(), tango.AttrQuality.ATTR_VALID)
+            value.fire_change_event()
         self.set_state(tango.DevState.ON)
 
 

@@ -58,7 +58,7 @@ class Loop:
     """One heater control loop: its settings as the protocol shows them, and its controller state."""
 
     source: str
-    #: Full-scale heater power of each range, in watts per ohm of load (manual tables 34, 35).
+    #: Full-scale heater power of each range, in watts per ohm of load (manual: LOOP RANGe).
     watts_per_ohm: dict[str, float]
     range: str
     load: int = 50

@@ -29,7 +29,7 @@ INPUTS = ("A", "B", "C", "D")
 LOOPS = (1, 2)
 #: Control types of loops 1 and 2 (manual: TYPe); TABLE and RAMPT use the instrument's PID tables.
 LOOP_TYPES = ("OFF", "MAN", "PID", "TABLE", "RAMPP", "RAMPT")
-#: Heater ranges per loop; each is a tenth of the power of the one before (manual tables 34, 35).
+#: Heater ranges per loop; each is a tenth of the power of the one before (manual: LOOP RANGe).
 HEATER_RANGES = {1: ("HI", "MID", "LOW"), 2: ("HI", "LOW")}
 HEATER_OK = "--Htr OK--"
 
@@ -179,8 +179,7 @@ class CryoCon24C:
 
     def read_status(self) -> CryoConStatus:
         """Temperatures, control state and both loops, in one round trip."""
-        command = STATUS_QUERY
-        fields = self._ask(command, len(INPUTS) + 1 + len(LOOPS) * len(LOOP_FIELDS))
+        fields = self._ask(STATUS_QUERY, len(INPUTS) + 1 + len(LOOPS) * len(LOOP_FIELDS))
         reply = ";".join(fields)
         temperatures = {
             channel: self._parse(_temperature, text, f"temperature {channel}", reply)
@@ -201,37 +200,33 @@ class CryoCon24C:
 
     def set_setpoint(self, loop: int, kelvin: float) -> None:
         """Regulate to `kelvin`; in RAMPP/RAMPT the instrument ramps there at the ramp rate."""
-        self._set(loop, "SETP", SETPOINT_LIMITS.check("set-point", kelvin), _kelvin)
+        self._set(loop, {"SETP": SETPOINT_LIMITS.check("set-point", kelvin)}, _kelvin)
 
     def set_loop_type(self, loop: int, loop_type: str) -> None:
         """OFF, MAN (manual power), PID, TABLE, RAMPP or RAMPT (see LOOP_TYPES)."""
-        self._set(loop, "TYPE", _choose("loop type", loop_type, LOOP_TYPES), _word_of(LOOP_TYPES))
+        self._set(loop, {"TYPE": _choose("loop type", loop_type, LOOP_TYPES)}, _word_of(LOOP_TYPES))
 
     def set_heater_range(self, loop: int, heater_range: str) -> None:
         """HI, MID or LOW on loop 1; HI or LOW on loop 2 (see HEATER_RANGES)."""
         choices = HEATER_RANGES[_check_loop(loop)]
         self._set(
-            loop, "RANG", _choose(f"loop {loop} heater range", heater_range, choices), _word_of(choices)
+            loop, {"RANG": _choose(f"loop {loop} heater range", heater_range, choices)}, _word_of(choices)
         )
 
     def set_ramp_rate(self, loop: int, k_per_min: float) -> None:
-        self._set(loop, "RATE", RAMP_RATE_LIMITS.check("ramp rate", k_per_min), _number)
+        """How fast the set-point moves in RAMPP and RAMPT."""
+        self._set(loop, {"RATE": RAMP_RATE_LIMITS.check("ramp rate", k_per_min)}, _number)
 
     def set_manual_power(self, loop: int, percent: float) -> None:
         """Heater output in MAN, in % of the range's full scale."""
-        self._set(loop, "PMAN", MANUAL_POWER_LIMITS.check("manual power", percent), _number)
+        self._set(loop, {"PMAN": MANUAL_POWER_LIMITS.check("manual power", percent)}, _number)
 
     def set_pid(self, loop: int, p: float, i: float, d: float) -> None:
         """Gains: P unit-less, I in seconds, D in 1/s; 0 switches a term off."""
-        gains = [
-            GAIN_LIMITS.check(name, value) for name, value in (("P gain", p), ("I gain", i), ("D gain", d))
-        ]
-        _check_loop(loop)
-        command = (
-            f"LOOP {loop}:PGA {_text(gains[0])};IGA {_text(gains[1])};DGA {_text(gains[2])};PGA?;IGA?;DGA?"
+        gains = {"PGA": ("P gain", p), "IGA": ("I gain", i), "DGA": ("D gain", d)}
+        self._set(
+            loop, {key: GAIN_LIMITS.check(name, value) for key, (name, value) in gains.items()}, _number
         )
-        for sent, reply in zip(gains, self._ask(command, 3)):
-            self._confirm(command, sent, reply, _number)
 
     def start_control(self) -> None:
         """Engage the control loops (CONTROL)."""
@@ -255,21 +250,19 @@ class CryoCon24C:
             raise InstrumentError(f"expected {count} answers to {command!r}, got {len(fields)}: {reply!r}")
         return fields
 
-    def _set(self, loop: int, keyword: str, value: float | str, parse: Callable[[str], Any]) -> None:
-        command = f"LOOP {_check_loop(loop)}:{keyword} {_text(value)};{keyword}?"
-        (reply,) = self._ask(command, 1)
-        self._confirm(command, value, reply, parse)
-
-    def _confirm(self, command: str, sent: float | str, reply: str, parse: Callable[[str], Any]) -> None:
-        """Raise `InstrumentError` unless the read-back `reply` shows the value sent."""
-        value = self._parse(parse, reply, "read-back", reply)
-        if isinstance(sent, str):
-            agrees = value == sent
-        else:
-            digits = reply.strip().rstrip("%KCFkcf").partition(".")[2]
-            agrees = math.isclose(value, sent, abs_tol=0.5 * 10 ** -len(digits) + 1e-9)
-        if not agrees:
-            raise InstrumentError(f"instrument did not take {command!r}: it reads back {reply.strip()!r}")
+    def _set(self, loop: int, settings: dict[str, float | str], parse: Callable[[str], Any]) -> None:
+        """Send loop settings and their queries in one message; check every value read back."""
+        sets = ";".join(f"{keyword} {_text(value)}" for keyword, value in settings.items())
+        command = f"LOOP {_check_loop(loop)}:{sets};" + ";".join(f"{keyword}?" for keyword in settings)
+        for sent, reply in zip(settings.values(), self._ask(command, len(settings))):
+            value = self._parse(parse, reply, "read-back", reply)
+            if isinstance(sent, str):
+                agrees = value == sent
+            else:  # the reply is rounded: allow half of its last digit
+                digits = reply.strip().rstrip("%KCFkcf").partition(".")[2]
+                agrees = math.isclose(value, sent, abs_tol=0.5 * 10 ** -len(digits) + 1e-9)
+            if not agrees:
+                raise InstrumentError(f"instrument did not take {command!r}: it reads back {reply.strip()!r}")
 
     def _switch_control(self, command: str, on: bool) -> None:
         (reply,) = self._ask(f"{command};:CONT?", 1)
