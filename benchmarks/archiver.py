@@ -66,7 +66,7 @@ class EventSource(Device):
         start = time.perf_counter()
         for n in range(int(rate * seconds)):
             while time.perf_counter() - start < n / rate:  # paced, in bursts the scheduler allows
-                time.sleep(0.005)
+                time.sleep(0.1)
             self.pushed += 1
             value.set_value_date_quality(float(self.pushed), time.time(), tango.AttrQuality.ATTR_VALID)
             value.fire_change_event()

@@ -46,7 +46,8 @@ class Writer:
         self.batch_size = batch_size
         self.period = period
         self.max_queue = max_queue
-        self._queue: queue.SimpleQueue[Row] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[Row]] = queue.SimpleQueue()  # lists: one hop per batch
+        self._queued = 0  # rows in the queue
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="archive-writer", daemon=True)
         self._count_lock = threading.Lock()
@@ -68,11 +69,20 @@ class Writer:
         error: str | None = None,
     ) -> None:
         """Queue one value (time in epoch seconds); never blocks. An error text makes an error row."""
-        if self._queue.qsize() >= self.max_queue:
-            with self._count_lock:
-                self._dropped += 1
-            return
-        self._queue.put((conf_id, time, value, value_w, quality, error))
+        self.put_many([(conf_id, time, value, value_w, quality, error)])
+
+    def put_many(self, rows: list[Row]) -> None:
+        """Queue rows (conf_id, time, value_r, value_w, quality, error) at once; never blocks.
+
+        One queue hop for a whole drain of events: per-value queueing was a fifth of the
+        archiver's time at 30 000 values/s.
+        """
+        with self._count_lock:
+            if self._queued + len(rows) > self.max_queue:
+                self._dropped += len(rows)
+                return
+            self._queued += len(rows)
+        self._queue.put(rows)
 
     def stop(self, timeout: float | None = 30.0) -> None:
         """Write everything queued so far, then end the thread."""
@@ -81,7 +91,7 @@ class Writer:
             self._thread.join(timeout)
 
     def stats(self) -> WriterStats:
-        depth = self._queue.qsize()
+        depth = self._queued
         return WriterStats(
             received=self._written + self._failed + self._dropped + self._in_flight + depth,
             written=self._written,
@@ -99,12 +109,14 @@ class Writer:
         self.stop()
 
     def _take(self) -> list[Row]:
-        batch = []
+        batch: list[Row] = []
         try:
             while len(batch) < self.batch_size:
-                batch.append(self._queue.get_nowait())
+                batch += self._queue.get_nowait()
         except queue.Empty:
             pass
+        with self._count_lock:
+            self._queued -= len(batch)
         self._in_flight = len(batch)
         return batch
 
@@ -126,7 +138,7 @@ class Writer:
             started = _time.monotonic()
             if batch := self._take():
                 self._write(batch)
-            if self._queue.qsize() < self.batch_size:  # no full batch waiting: let one gather
+            if self._queued < self.batch_size:  # no full batch waiting: let one gather
                 self._stopping.wait(max(0.0, self.period - (_time.monotonic() - started)))
         while batch := self._take():
             self._write(batch)
