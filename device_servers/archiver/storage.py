@@ -262,7 +262,8 @@ class Store(ABC):
         """Run one statement with ? placeholders; returns a DB-API cursor."""
 
     @abstractmethod
-    def _executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None: ...
+    def _executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> int:
+        """Run one statement for many rows; returns the number of rows changed."""
 
     @abstractmethod
     def _tx(self) -> Any:
@@ -277,9 +278,9 @@ class Store(ABC):
     def _decode_array(self, value: Any) -> list:
         return value
 
-    def _insert_rows(self, att: Attribute, rows: list[tuple]) -> None:
+    def _insert_rows(self, att: Attribute, rows: list[tuple]) -> int:
         """Insert rows of att's table; a value already archived at the same time is kept."""
-        self._executemany(
+        return self._executemany(
             f"INSERT INTO {att.table} ({_DATA_COLUMNS}) VALUES (?, {self.TIME_PARAM}, ?, ?, ?, ?)"
             " ON CONFLICT DO NOTHING",
             rows,
@@ -443,7 +444,8 @@ class Store(ABC):
         """Store a batch of (conf_id, time, value_r, value_w, quality, error) in one transaction.
 
         A row with an error text is an error row: HDB++ keeps the text in att_error_desc. Returns
-        the number of rows given; one whose attribute already has a value at that time is skipped.
+        the number of rows stored: one whose attribute already has a value at that time is skipped
+        (a re-subscription repeats the last value).
         """
         tables: dict[str, list[tuple]] = defaultdict(list)
         atts: dict[str, Attribute] = {}
@@ -458,9 +460,7 @@ class Store(ABC):
                 error_id = None if error is None else self._text_id("att_error_desc", str(error))
                 tables[att.table].append((conf_id, t, value_r, value_w, int(quality), error_id))
                 atts[att.table] = att
-            for table, table_rows in tables.items():
-                self._insert_rows(atts[table], table_rows)
-        return sum(map(len, tables.values()))
+            return sum(self._insert_rows(atts[table], table_rows) for table, table_rows in tables.items())
 
     def insert_error(self, conf_id: int, time: float, error: str) -> None:
         """An error row: no value, quality INVALID, and the reason."""
@@ -625,8 +625,8 @@ class SQLiteStore(Store):
     def _execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
         return self._db.execute(sql, tuple(params))
 
-    def _executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
-        self._db.executemany(sql, rows)
+    def _executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> int:
+        return self._db.executemany(sql, rows).rowcount
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
@@ -712,9 +712,10 @@ class PostgresStore(Store):
     def _execute(self, sql: str, params: Iterable[Any] = ()) -> Any:
         return self._db.execute(sql.replace("?", "%s"), tuple(params) or None)
 
-    def _executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+    def _executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> int:
         with self._db.cursor() as cursor:
             cursor.executemany(sql.replace("?", "%s"), rows)
+            return cursor.rowcount
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
@@ -754,7 +755,7 @@ class PostgresStore(Store):
         finally:
             self._execute("SELECT pg_advisory_unlock(7263)")
 
-    def _insert_rows(self, att: Attribute, rows: list[tuple]) -> None:
+    def _insert_rows(self, att: Attribute, rows: list[tuple]) -> int:
         stage = f"stage_{att.table}"
         if stage not in self._staged:
             self._execute(
@@ -770,6 +771,7 @@ class PostgresStore(Store):
                 f"INSERT INTO {att.table} ({_DATA_COLUMNS}) SELECT att_conf_id, to_timestamp(data_time),"
                 f" value_r, value_w, quality, att_error_desc_id FROM {stage} ON CONFLICT DO NOTHING"
             )
+            return cursor.rowcount
 
     def _value_sql(self, att: Attribute) -> str:
         # psycopg knows no arrays of HDB++'s unsigned domains (ushort[], ...): read them as numeric[]

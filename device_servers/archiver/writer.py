@@ -25,6 +25,7 @@ class WriterStats:
     """How the writer keeps up: counts of rows, the backlog, and how stale the archive is."""
 
     received: int  # values put, written or not
+    skipped: int  # rows the archive had already (same attribute, same time)
     written: int  # rows handed to the store in batches that committed
     failed: int  # rows of batches the store refused (see last_error)
     dropped: int  # values refused because the queue was full
@@ -51,7 +52,7 @@ class Writer:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="archive-writer", daemon=True)
         self._count_lock = threading.Lock()
-        self._written = self._failed = self._dropped = self._in_flight = 0
+        self._received = self._written = self._skipped = self._failed = self._dropped = self._in_flight = 0
         self._lag = 0.0
         self._last_error: str | None = None
 
@@ -78,6 +79,7 @@ class Writer:
         archiver's time at 30 000 values/s.
         """
         with self._count_lock:
+            self._received += len(rows)
             if self._queued + len(rows) > self.max_queue:
                 self._dropped += len(rows)
                 return
@@ -93,7 +95,8 @@ class Writer:
     def stats(self) -> WriterStats:
         depth = self._queued
         return WriterStats(
-            received=self._written + self._failed + self._dropped + self._in_flight + depth,
+            received=self._received,
+            skipped=self._skipped,
             written=self._written,
             failed=self._failed,
             dropped=self._dropped,
@@ -122,13 +125,14 @@ class Writer:
 
     def _write(self, batch: list[Row]) -> None:
         try:
-            self.store.insert_values(batch)
+            stored = self.store.insert_values(batch)
         except Exception as error:  # noqa: BLE001 - the store's trouble must not end the thread
             self._failed += len(batch)
             self._last_error = f"{type(error).__name__}: {error}"
             log.error("archiving %d values failed: %s", len(batch), self._last_error)
         else:
-            self._written += len(batch)
+            self._written += stored
+            self._skipped += len(batch) - stored
             self._lag = _time.time() - batch[0][1]
         finally:
             self._in_flight = 0

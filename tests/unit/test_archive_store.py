@@ -336,3 +336,14 @@ def test_pyhdbpp_reads_our_postgres_archive(postgres_url: str) -> None:  # noqa:
     rows = reader.get_attribute_values(name("curve"), start, stop)
     assert [value for _, value, _, _, _ in rows] == [[4, 5], [1, 2, 3]]
     assert reader.get_last_attribute_value(name("temperatureA")) == [T0 + 10, None]  # the error row
+
+
+def test_writer_counts_a_repeated_value_as_skipped_not_written(store: Store) -> None:
+    """A re-subscription sends the last value again: the archive keeps one row and says so."""
+    conf_id = store.register(name("again"), "DevDouble")
+    with Writer(store) as writer:
+        writer.put(conf_id, T0, 4.2)
+        writer.put_many([(conf_id, T0, 4.2, None, 0, None), (conf_id, T0 + 1, 4.3, None, 0, None)])
+    stats = writer.stats()
+    assert (stats.received, stats.written, stats.skipped) == (3, 2, 1)
+    assert store.values(name("again"))[1].tolist() == [4.2, 4.3]
