@@ -18,8 +18,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import tango
 from dsconfig.json2tango import apply_config, prepare_config
@@ -27,6 +29,7 @@ from dsconfig.json2tango import apply_config, prepare_config
 from .lab_config import LabConfig
 
 STATE_FILE = "lab.state.json"
+T = TypeVar("T")
 SIMULATOR_READY = re.compile(r"listening on (\S+):(\d+) control (\S+):(\d+)")
 
 
@@ -104,22 +107,12 @@ class Lab:
             "database",
             [sys.executable, "-m", "tango.databaseds.database", "--host", self.host, "--port", str(self.port), "2"],
         )
-        deadline = time.monotonic() + timeout
-        while True:  # the port opens before the database device is exported: ask it
-            self._check_alive("database")
-            try:
-                if _accepts(self.host, self.port):
-                    self.database = tango.Database(self.host, self.port)
-                    return
-            except tango.DevFailed as exc:
-                if time.monotonic() > deadline:
-                    raise LabError(
-                        f"the Tango database did not answer within {timeout:g} s ({exc.args[-1].desc}); "
-                        f"see {self._log('database')}"
-                    ) from exc
-            if time.monotonic() > deadline:
-                raise LabError(f"the Tango database did not start within {timeout:g} s; see {self._log('database')}")
-            time.sleep(0.1)
+        self.database = self._wait_for("database", "the Tango database", self._connect_database, timeout)
+
+    def _connect_database(self) -> tango.Database:
+        """The port opens before the database device is exported: a connection is not enough."""
+        socket.create_connection((self.host, self.port), timeout=1.0).close()
+        return tango.Database(self.host, self.port)
 
     def _apply_config(self) -> None:
         apply_config(prepare_config(self.config.dsconfig()), self.database, write=True)
@@ -133,12 +126,9 @@ class Lab:
         for option, value in spec.options.items():
             argv += [f"--{option.replace('_', '-')}", str(value)]
         log = self._spawn(f"simulator-{name}", argv)
-        deadline = time.monotonic() + timeout
-        while not (match := SIMULATOR_READY.search(Path(log).read_text(errors="replace"))):
-            self._check_alive(f"simulator-{name}")
-            if time.monotonic() > deadline:
-                raise LabError(f"simulator {name} did not report its port within {timeout:g} s; see {log}")
-            time.sleep(0.05)
+        match = self._wait_for(
+            f"simulator-{name}", f"simulator {name}", lambda: SIMULATOR_READY.search(log.read_text(errors="replace")), timeout
+        )
         self.simulator_ports[name] = (int(match.group(2)), int(match.group(4)))
         return self.simulator_ports[name]
 
@@ -151,19 +141,7 @@ class Lab:
     def wait_device(self, name: str, timeout: float = 60.0) -> None:
         """Wait until `name` answers a ping; a dead server or a time-out names the log to read."""
         process = _process_name(next(d.server for d in self.config.devices if d.name == name))
-        deadline = time.monotonic() + timeout
-        while True:
-            self._check_alive(process)
-            try:
-                self.proxy(name).ping()
-                return
-            except tango.DevFailed as exc:
-                if time.monotonic() > deadline:
-                    raise LabError(
-                        f"device {name} did not answer within {timeout:g} s "
-                        f"({exc.args[0].desc.strip()}); see {self._log(process)}"
-                    ) from exc
-            time.sleep(0.2)
+        self._wait_for(process, f"device {name}", lambda: self.proxy(name).ping() is not None, timeout)
 
     # -- use ----------------------------------------------------------------------------------
 
@@ -185,9 +163,10 @@ class Lab:
         return rows
 
     def wait_settled(self, timeout: float = 10.0) -> None:
-        """Wait (bounded) until no device is still connecting, so a printed table means something."""
+        """Wait (bounded) while a device is still connecting or in a start-up ALARM (the archiver
+        before the servers it archives answer), so that a printed table means something."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(row["state"] == "INIT" for row in self.table()):
+        while time.monotonic() < deadline and any(row["state"] in ("INIT", "ALARM") for row in self.table()):
             time.sleep(0.2)
 
     def dead_processes(self) -> list[Process]:
@@ -263,6 +242,21 @@ class Lab:
         self.processes[name] = Process(name, argv, str(log), popen.pid)
         return log
 
+    def _wait_for(self, process: str, what: str, answer: Callable[[], T | None], timeout: float) -> T:
+        """Ask `answer` until it gives something; a dead `process` or a time-out names its log."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_alive(process)
+            try:
+                if result := answer():
+                    return result
+                reason = "no answer yet"
+            except (tango.DevFailed, OSError) as exc:
+                reason = exc.args[-1].desc.strip() if isinstance(exc, tango.DevFailed) else str(exc)
+            if time.monotonic() > deadline:
+                raise LabError(f"{what} did not answer within {timeout:g} s ({reason}); see {self._log(process)}")
+            time.sleep(0.1)
+
     def _check_alive(self, name: str) -> None:
         if not self.is_running(name):
             tail = "\n".join(self._log(name).read_text(errors="replace").splitlines()[-15:])
@@ -284,14 +278,6 @@ def _console_script(executable: str) -> str:
     if beside.exists():
         return str(beside)
     raise LabError(f"no console script {executable!r} beside {sys.executable}: is tangolab installed (pip install -e .)?")
-
-
-def _accepts(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1.0):
-            return True
-    except OSError:
-        return False
 
 
 def _signal(pid: int, sig: int) -> None:

@@ -57,7 +57,7 @@ class Archiver(Device):
             return
         self.writer = Writer(self.store).start()
         self.archived: dict[str, ArchivedAttribute] = {}
-        self._last_try: dict[str, float] = {}
+        self._retry: dict[str, tuple[float, float]] = {}  # name: (monotonic time of next try, delay)
         self._last_message = ""
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -166,21 +166,28 @@ class Archiver(Device):
         self.archived[full] = ArchivedAttribute(full, self.writer)
 
     def _maintain(self) -> None:
-        """Connect what is not connected (bounded retries), read what pushes no events, report."""
+        """Connect what is not connected, read what pushes no events, report; until stopped.
+
+        An unreachable attribute is tried again after 0.5 s, then twice as long each time up to
+        RetryPeriod: in a lab starting up, its server is usually only seconds away.
+        """
         while not self._stop.is_set():
             now = time.monotonic()
             for name, archived in list(self.archived.items()):
-                if archived.mode is None and now - self._last_try.get(name, -1e9) >= self.RetryPeriod:
-                    self._last_try[name] = now
+                if archived.mode is None and now >= self._retry.get(name, (0.0, 0.0))[0]:
                     try:
                         archived.connect()
+                        self._retry.pop(name, None)
                         self.store.insert_history_event(archived.conf_id, "start", time.time())
                     except tango.DevFailed as exc:
                         archived.failed(exc.args[-1].desc)
+                        delay = min(self._retry.get(name, (0.0, 0.25))[1] * 2, self.RetryPeriod)
+                        self._retry[name] = (now + delay, delay)
                 elif archived.mode == "polling":
                     archived.poll()
             self._report()
-            self._wake.wait(self.PollPeriod)
+            next_retry = min((due for due, _ in self._retry.values()), default=now + self.PollPeriod)
+            self._wake.wait(max(min(self.PollPeriod, next_retry - time.monotonic()), 0.05))
             self._wake.clear()
 
     def _drain(self) -> None:

@@ -105,3 +105,17 @@ def test_foreground_lab_stops_everything_on_sigterm(tmp_path, lab_file):
             process.kill()
     assert process.returncode == 0
     assert not [pid for pid in pids if alive(pid)], "SIGTERM left lab processes running"
+
+
+def test_a_server_dying_at_start_up_is_named_with_its_log_and_nothing_stays(tmp_path):
+    from tangolab.launcher import Lab, LabError
+
+    data = LabConfig.load().with_free_ports().data
+    data["tangolab"]["commands"] = {"TemperatureController": [sys.executable, "-c", "raise SystemExit('no hardware')"]}
+    lab = Lab(LabConfig(data), tmp_path, f"127.0.0.1:{free_port()}")
+    with pytest.raises(LabError) as failure:
+        lab.start(timeout=60)
+    message = str(failure.value)
+    assert "TemperatureController-lab exited at start-up" in message and "no hardware" in message
+    assert str(tmp_path / "log" / "TemperatureController-lab.log") in message
+    assert not [p.name for p in lab.processes.values() if p.is_alive()]
