@@ -617,7 +617,6 @@ class SQLiteStore(Store):
                 raise FileNotFoundError(f"no archive at {self.path}")
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._reader: Any = None  # an ADBC connection, opened by the first large read
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         super().__init__()
@@ -644,31 +643,7 @@ class SQLiteStore(Store):
     def _decode_array(self, value: str) -> list:
         return json.loads(value)
 
-    def _numeric_series(self, att: Attribute, start: float, end: float) -> np.ndarray:
-        """Read through the ADBC driver: Python's sqlite3 builds a tuple per row (a second for a
-        million), ADBC hands back Arrow columns that numpy takes whole."""
-        if self.path == ":memory:":  # invisible to a second connection
-            return super()._numeric_series(att, start, end)
-        import pyarrow as pa
-        from adbc_driver_sqlite import dbapi as adbc
-
-        if self._reader is None:
-            self._reader = adbc.connect(self.path)
-        with self._reader.cursor() as cursor:
-            cursor.execute(
-                f"SELECT data_time, {_float_sql(att)}, COALESCE(quality, 0) FROM {att.table}"
-                f" WHERE att_conf_id = ? AND {self._between()} ORDER BY data_time",
-                (att.conf_id, start, end),
-            )
-            table = cursor.fetch_arrow_table()
-        series = np.empty(table.num_rows, _SERIES)
-        for field, column in zip(_SERIES.names, table.columns):
-            series[field] = column.cast(pa.from_numpy_dtype(_SERIES[field])).to_numpy(zero_copy_only=False)
-        return series
-
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
         self._db.close()
 
 

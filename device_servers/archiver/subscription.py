@@ -36,6 +36,7 @@ class ArchivedAttribute:
         self.mode: str | None = None
         self.error: str | None = None
         self.is_state = False
+        self.writable = False
         self._proxy: tango.DeviceProxy | None = None
         self._event_id: int | None = None
         self._lock = threading.Lock()
@@ -47,6 +48,7 @@ class ArchivedAttribute:
         if self.conf_id is None:
             config = proxy.get_attribute_config(self.attribute)
             self.is_state = config.data_type == tango.CmdArgType.DevState
+            self.writable = config.writable != tango.AttrWriteType.READ
             store = self.writer.store
             self.conf_id = store.register(
                 self.name, int(config.data_type), int(config.data_format), int(config.writable)
@@ -103,7 +105,8 @@ class ArchivedAttribute:
         value = None if quality == INVALID_QUALITY else reading.value
         if self.is_state and value is not None:
             value = int(value)  # HDB++ keeps states as their numbers
-        return (self.conf_id, stamp.tv_sec + stamp.tv_usec * 1e-6, value, reading.w_value, int(quality), None)
+        written = reading.w_value if self.writable else None
+        return (self.conf_id, stamp.tv_sec + stamp.tv_usec * 1e-6, value, written, int(quality), None)
 
     def failed(self, reason: str) -> None:
         """Record the start of an outage once; repeated errors of the same outage add nothing."""
