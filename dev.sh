@@ -25,12 +25,19 @@ system_packages() {
 }
 
 python_env() {
-    if [ ! -x "$VENV/bin/python" ]; then
-        python3 -m venv "$VENV" 2>/dev/null || {
-            echo "python3 -m venv failed; installing python3-venv" >&2
-            apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
-            python3 -m venv "$VENV"
-        }
+    if [ ! -x "$VENV/bin/pip" ]; then
+        rm -rf "$VENV"
+        if ! python3 -m venv "$VENV" 2>/dev/null; then
+            rm -rf "$VENV"
+            if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+                echo "python3 -m venv failed; installing python3-venv" >&2
+                apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+                python3 -m venv "$VENV"
+            else
+                echo "python3 -m venv failed: install it (sudo apt-get install python3-venv) and run again" >&2
+                exit 1
+            fi
+        fi
     fi
     if [ ! -f "$VENV/.installed" ] || [ setup.cfg -nt "$VENV/.installed" ]; then
         "$VENV/bin/python" -m pip install -q --upgrade pip

@@ -19,8 +19,11 @@ HIDDEN = {"Status"}
 
 def form_models(device: str, tango_host: str) -> list[str]:
     """State first, then the device's attributes in declaration order, as full Taurus names."""
-    proxy = tango.DeviceProxy(f"tango://{tango_host}/{device}")
-    names = [name for name in proxy.get_attribute_list() if name not in HIDDEN and name != "State"]
+    try:
+        proxy = tango.DeviceProxy(f"tango://{tango_host}/{device}")
+        names = [name for name in proxy.get_attribute_list() if name not in HIDDEN and name != "State"]
+    except tango.DevFailed:  # its server is down: the form shows it unreachable, the rest works
+        names = ["Status"]
     return [f"tango://{tango_host}/{device}/{name}" for name in ["State", *names]]
 
 

@@ -47,14 +47,19 @@ class Process:
     pid: int = 0
 
     def is_alive(self) -> bool:
+        """Running, and still the process started (a PID can be reused)."""
         if not self.pid:
             return False
         try:
             os.kill(self.pid, 0)
         except ProcessLookupError:
             return False
-        cmdline = _cmdline(self.pid)  # a console script shows as "python3 <script> <args>"
-        return cmdline == "" or cmdline.endswith(" ".join(self.argv))  # "": no /proc here
+        proc = Path(f"/proc/{self.pid}")
+        if not proc.exists():  # no /proc here: trust the signal
+            return True
+        if _proc_state(proc) == "Z":  # exited, not yet reaped
+            return False
+        return _cmdline(self.pid).endswith(" ".join(self.argv))  # scripts show as "python3 <script> ..."
 
 
 class Lab:
@@ -285,6 +290,13 @@ def _signal(pid: int, sig: int) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
+
+
+def _proc_state(proc: Path) -> str:
+    try:
+        return proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
 
 
 def _cmdline(pid: int) -> str:

@@ -49,6 +49,12 @@ class Archiver(Device):
     def init_device(self) -> None:
         super().init_device()
         self.set_state(DevState.INIT)
+        self.archived: dict[str, ArchivedAttribute] = {}
+        self._retry: dict[str, tuple[float, float]] = {}  # name: (monotonic time of next try, delay)
+        self._last_message = ""
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self.set_change_event("lastMessage", True, False)
         try:
             self.store = open_store(self.Store)
         except Exception as exc:  # noqa: BLE001 - any store failure must show, with the store named
@@ -56,20 +62,21 @@ class Archiver(Device):
             self.set_status(f"cannot open the archive {self.Store}: {exc}")
             return
         self.writer = Writer(self.store).start()
-        self.archived: dict[str, ArchivedAttribute] = {}
-        self._retry: dict[str, tuple[float, float]] = {}  # name: (monotonic time of next try, delay)
-        self._last_message = ""
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self.set_change_event("lastMessage", True, False)
         for name in self.ArchivedAttributes:
-            self._add(name)
+            try:
+                self._add(name)
+            except tango.DevFailed as exc:
+                self.error_stream(f"ArchivedAttributes: {exc.args[0].desc}; skipped")
         self._threads = [
             threading.Thread(target=self._maintain, name="archiver connections", daemon=True),
             threading.Thread(target=self._drain, name="archiver events", daemon=True),
         ]
         for thread in self._threads:
             thread.start()
+
+    def always_executed_hook(self) -> None:
+        if not hasattr(self, "writer"):  # the store could not be opened: say so, not AttributeError
+            Except.throw_exception("ArchiveUnavailable", self.get_status(), "Archiver")
 
     def delete_device(self) -> None:
         if hasattr(self, "_threads"):
@@ -135,6 +142,7 @@ class Archiver(Device):
             Except.throw_exception(
                 "NotArchived", f"{full} is not archived; AttributeList has those that are", "Archiver.AttributeRemove"
             )
+        self._retry.pop(full, None)
         archived.disconnect()
         if archived.conf_id is not None:
             self.store.insert_history_event(archived.conf_id, "remove", time.time())
@@ -179,14 +187,15 @@ class Archiver(Device):
                         archived.connect()
                         self._retry.pop(name, None)
                         self.store.insert_history_event(archived.conf_id, "start", time.time())
-                    except tango.DevFailed as exc:
-                        archived.failed(exc.args[-1].desc)
+                    except Exception as exc:  # noqa: BLE001 - unreachable device or failing store: retry
+                        archived.failed(exc.args[-1].desc if isinstance(exc, tango.DevFailed) else repr(exc))
                         delay = min(self._retry.get(name, (0.0, 0.25))[1] * 2, self.RetryPeriod)
                         self._retry[name] = (now + delay, delay)
                 elif archived.mode == "polling":
                     archived.poll()
             self._report()
-            next_retry = min((due for due, _ in self._retry.values()), default=now + self.PollPeriod)
+            pending = [due for name, (due, _) in self._retry.items() if name in self.archived]
+            next_retry = min(pending, default=now + self.PollPeriod)
             self._wake.wait(max(min(self.PollPeriod, next_retry - time.monotonic()), 0.05))
             self._wake.clear()
 
@@ -199,7 +208,7 @@ class Archiver(Device):
     def _report(self) -> None:
         stats = self.writer.stats()
         failing = [a for a in self.archived.values() if a.error]
-        if stats.last_error:
+        if stats.failing:
             self.set_state(DevState.FAULT)
             self.set_status(f"writing to {self.Store} fails: {stats.last_error}")
         elif failing:

@@ -22,7 +22,9 @@ from .writer import Writer
 
 MODES = ("archive events", "change events", "polling")
 INVALID_QUALITY = tango.AttrQuality.ATTR_INVALID
-QUEUE_SIZE = 200_000  # events held per subscription between two drains
+QUEUE_SIZE = 200_000
+#: What subscribe_event says when an attribute offers no such events (neither pushed nor polled)
+NOT_OFFERED = {"API_AttributePollingNotStarted", "API_EventPropertiesNotSet"}  # events held per subscription between two drains
 
 
 class ArchivedAttribute:
@@ -63,8 +65,10 @@ class ArchivedAttribute:
                 self._event_id = proxy.subscribe_event(self.attribute, event_type, QUEUE_SIZE)
                 self.mode = mode
                 return
-            except tango.DevFailed:
-                continue  # this kind of event is not offered: try the next
+            except tango.DevFailed as exc:
+                if not NOT_OFFERED & {error.reason for error in exc.args}:
+                    raise  # the device went away meanwhile: try again later, events first
+
         self.mode = MODES[-1]
         self.poll()
 

@@ -31,7 +31,8 @@ class WriterStats:
     dropped: int  # values refused because the queue was full
     queue_depth: int
     lag: float  # seconds from the time of the first value of the last batch to its commit
-    last_error: str | None
+    last_error: str | None  # the most recent failure, kept after the store recovers
+    failing: bool  # whether the last batch failed
 
 
 class Writer:
@@ -55,6 +56,7 @@ class Writer:
         self._received = self._written = self._skipped = self._failed = self._dropped = self._in_flight = 0
         self._lag = 0.0
         self._last_error: str | None = None
+        self._failing = False
 
     def start(self) -> Self:
         self._thread.start()
@@ -103,6 +105,7 @@ class Writer:
             queue_depth=depth,
             lag=self._lag,
             last_error=self._last_error,
+            failing=self._failing,
         )
 
     def __enter__(self) -> Self:
@@ -129,10 +132,12 @@ class Writer:
         except Exception as error:  # noqa: BLE001 - the store's trouble must not end the thread
             self._failed += len(batch)
             self._last_error = f"{type(error).__name__}: {error}"
+            self._failing = True
             log.error("archiving %d values failed: %s", len(batch), self._last_error)
         else:
             self._written += stored
             self._skipped += len(batch) - stored
+            self._failing = False  # the store works (again)
             self._lag = _time.time() - batch[0][1]
         finally:
             self._in_flight = 0

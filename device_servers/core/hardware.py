@@ -25,7 +25,9 @@ T = TypeVar("T")
 #: Reconnection waits grow from the first to the last value and stay there.
 RECONNECT_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 5.0)
 
-VALID, ALARM, INVALID = AttrQuality.ATTR_VALID, AttrQuality.ATTR_ALARM, AttrQuality.ATTR_INVALID
+VALID, WARNING, ALARM, INVALID = (
+    AttrQuality.ATTR_VALID, AttrQuality.ATTR_WARNING, AttrQuality.ATTR_ALARM, AttrQuality.ATTR_INVALID
+)
 
 
 class polled(attribute):
@@ -106,13 +108,17 @@ class HardwareDevice(Device):
         self.set_change_event("State", True, False)
         self.set_change_event("Status", True, False)
         self._set_state(DevState.INIT, f"Connecting to {self.Url}")
-        self._thread = threading.Thread(target=self._poll_loop, name=f"poll {self.get_name()}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._poll_loop, args=(self._stop, self.link), name=f"poll {self.get_name()}", daemon=True
+        )
         self._thread.start()
 
     def delete_device(self) -> None:
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=self.Timeout + 2)
+        # an open() can take pyserial's 5 s connect time-out; the thread ends on its own stop
+        # event and link even if it outlives this wait (Init makes new ones)
+        self._thread.join(timeout=self.Timeout + 6)
         self.link.close()
         super().delete_device()
 
@@ -146,42 +152,45 @@ class HardwareDevice(Device):
 
     # -- the poll loop ------------------------------------------------------------------------
 
-    def _poll_loop(self) -> None:
+    def _poll_loop(self, stop: threading.Event, link: Link) -> None:
         failures = 0
         lost_since: float | None = None
-        while not self._stop.is_set():
+        while not stop.is_set():
             started = time.monotonic()
             try:
-                if not self.link.is_open:
-                    self.link.open()
+                if not link.is_open:
+                    link.open()
                     self.on_connect()
                 values = self.poll()
             except (LinkError, InstrumentError) as exc:
-                self.link.close()
+                link.close()
                 lost_since = lost_since or time.time()
                 delay = RECONNECT_DELAYS_S[min(failures, len(RECONNECT_DELAYS_S) - 1)]
                 failures += 1
-                self._fault(exc, lost_since, failures, delay)
-                self._stop.wait(delay)
+                if not stop.is_set():
+                    self._fault(exc, lost_since, failures, delay)
+                stop.wait(delay)
                 continue
             except Exception as exc:  # noqa: BLE001 - a bug must show as FAULT, not kill the thread
                 self._fault(exc, lost_since or time.time(), failures, self.PollPeriod)
-                self._stop.wait(self.PollPeriod)
+                stop.wait(self.PollPeriod)
                 continue
+            if stop.is_set():
+                break
             if failures:
                 self.info_stream(f"{self.Url} answers again after {failures} failed attempt(s)")
             failures, lost_since = 0, None
             self._publish(values)
             self._wake.wait(max(self.PollPeriod - (time.monotonic() - started), 0.0))
             self._wake.clear()
+        link.close()
 
     def _publish(self, values: dict[str, Any]) -> None:
         now = time.time()
         in_alarm = []
         for name, value in values.items():
-            quality = VALID if value is not None else INVALID
-            if quality is VALID and self._outside_alarm_limits(name, value):
-                quality = ALARM
+            quality = INVALID if value is None else self._quality(name, value)
+            if quality is ALARM:
                 in_alarm.append(name)
             self._store(name, value, now, quality)
         state, status = self.operating_state(values)
@@ -199,12 +208,19 @@ class HardwareDevice(Device):
             self.push_change_event(name, value, when, quality)
             self.push_archive_event(name, value, when, quality)
 
-    def _outside_alarm_limits(self, name: str, value: Any) -> bool:
+    def _quality(self, name: str, value: Any) -> AttrQuality:
+        """ALARM or WARNING by the attribute's limits as configured now (Jive can change them)."""
         if not isinstance(value, (int, float)) or isinstance(value, bool):
-            return False
+            return VALID
         config = self.get_device_attr().get_attr_by_name(name).get_properties()
-        low, high = _number(config.min_alarm), _number(config.max_alarm)
-        return (low is not None and value < low) or (high is not None and value > high)
+        for quality, low, high in (
+            (ALARM, config.min_alarm, config.max_alarm),
+            (WARNING, config.min_warning, config.max_warning),
+        ):
+            low, high = _number(low), _number(high)
+            if (low is not None and value < low) or (high is not None and value > high):
+                return quality
+        return VALID
 
     def _fault(self, exc: BaseException, since: float, attempts: int, retry_in: float) -> None:
         for name, (value, _, _) in list(self._cache.items()):

@@ -94,15 +94,21 @@ def test_foreground_lab_stops_everything_on_sigterm(tmp_path, lab_file):
     )
     output: list[str] = []
     threading.Thread(target=lambda: output.extend(process.stdout), daemon=True).start()
+    state, pids = run_dir / STATE_FILE, []
     try:
         wait_until(lambda: any("Ctrl-C stops the lab" in line for line in output), 180, what="the lab up")
-        state = run_dir / STATE_FILE
         pids = [p["pid"] for p in json.loads(state.read_text())["processes"].values()]
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
     finally:
         if process.poll() is None:
-            process.kill()
+            process.send_signal(signal.SIGTERM)  # the launcher stops what it started
+            process.wait(timeout=60)
+        if state.exists():  # whatever happened, nothing of this test stays behind
+            pids = pids or [p["pid"] for p in json.loads(state.read_text())["processes"].values()]
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
     assert process.returncode == 0
     assert not [pid for pid in pids if alive(pid)], "SIGTERM left lab processes running"
 

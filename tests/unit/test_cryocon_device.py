@@ -132,3 +132,17 @@ def test_reading_beyond_its_alarm_limit_makes_alarm(device):
         config.alarms.max_alarm = limit
         device.set_attribute_config(config)
     wait_until(lambda: device.state() in OPERATING, 10, what="no ALARM once the limit is back")
+
+
+def test_reading_beyond_its_warning_limit_is_flagged_without_alarm(device):
+    config = device.get_attribute_config("temperatureC")
+    limit = config.alarms.max_warning
+    config.alarms.max_warning = "1.5"
+    device.set_attribute_config(config)
+    try:
+        wait_until(lambda: device.read_attribute("temperatureC").quality == tango.AttrQuality.ATTR_WARNING, 10,
+                   what="WARNING quality")
+        assert device.state() in OPERATING
+    finally:
+        config.alarms.max_warning = limit
+        device.set_attribute_config(config)
