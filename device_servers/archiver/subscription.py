@@ -22,9 +22,9 @@ from .writer import Writer
 
 MODES = ("archive events", "change events", "polling")
 INVALID_QUALITY = tango.AttrQuality.ATTR_INVALID
-QUEUE_SIZE = 200_000
+QUEUE_SIZE = 200_000  # events held per subscription between two drains
 #: What subscribe_event says when an attribute offers no such events (neither pushed nor polled)
-NOT_OFFERED = {"API_AttributePollingNotStarted", "API_EventPropertiesNotSet"}  # events held per subscription between two drains
+NOT_OFFERED = {"API_AttributePollingNotStarted", "API_EventPropertiesNotSet"}
 
 
 class ArchivedAttribute:
@@ -68,7 +68,6 @@ class ArchivedAttribute:
             except tango.DevFailed as exc:
                 if not NOT_OFFERED & {error.reason for error in exc.args}:
                     raise  # the device went away meanwhile: try again later, events first
-
         self.mode = MODES[-1]
         self.poll()
 
