@@ -99,8 +99,7 @@ class LabConfig:
         """The same lab with some properties of one device replaced."""
         data = copy.deepcopy(self.data)
         spec = next(d for d in self.devices if d.name == device)
-        executable, instance = spec.server.split("/")
-        data["servers"][executable][instance][spec.tango_class][device].setdefault("properties", {}).update(properties)
+        _properties_of(data, spec).update(properties)
         return LabConfig(data, self.path)
 
     def with_free_ports(self) -> LabConfig:
@@ -109,14 +108,17 @@ class LabConfig:
         moves = {sim.port: free_port() for sim in self.simulators}
         for spec in data.get("tangolab", {}).get("simulators", {}).values():
             spec["port"] = moves[int(spec.get("port", 0))]
-        for server in data.get("servers", {}).values():
-            for instance in server.values():
-                for devices in instance.values():
-                    for device in devices.values():
-                        properties = device.get("properties", {})
-                        if "Url" in properties:
-                            properties["Url"] = [_move_port(url, moves) for url in properties["Url"]]
+        for device in self.devices:
+            properties = _properties_of(data, device)
+            if "Url" in properties:
+                properties["Url"] = [_move_port(url, moves) for url in properties["Url"]]
         return LabConfig(data, self.path)
+
+
+def _properties_of(data: dict[str, Any], device: DeviceSpec) -> dict[str, list[str]]:
+    """The properties of `device` inside the lab file's data, to edit in place."""
+    executable, instance = device.server.split("/")
+    return data["servers"][executable][instance][device.tango_class][device.name].setdefault("properties", {})
 
 
 def free_port(host: str = "127.0.0.1") -> int:

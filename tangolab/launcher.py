@@ -74,7 +74,6 @@ class Lab:
             raise LabError(f"TANGO_HOST must be HOST:PORT, got {tango_host!r}")
         self.host, self.port = host, int(port)
         self.processes: dict[str, Process] = {}
-        self.simulator_ports: dict[str, tuple[int, int]] = {}
         self._popen: dict[str, subprocess.Popen] = {}
 
     # -- bring up -----------------------------------------------------------------------------
@@ -134,8 +133,7 @@ class Lab:
         match = self._wait_for(
             f"simulator-{name}", f"simulator {name}", lambda: SIMULATOR_READY.search(log.read_text(errors="replace")), timeout
         )
-        self.simulator_ports[name] = (int(match.group(2)), int(match.group(4)))
-        return self.simulator_ports[name]
+        return int(match.group(2)), int(match.group(4))
 
     def start_server(self, name: str) -> None:
         """(Re)start one device server of the lab, `Class/instance`, as its console script."""

@@ -64,9 +64,11 @@ class Archiver(Device):
         self.writer = Writer(self.store).start()
         for name in self.ArchivedAttributes:
             try:
-                self._add(name)
+                full = self._full_name(name)
             except tango.DevFailed as exc:
                 self.error_stream(f"ArchivedAttributes: {exc.args[0].desc}; skipped")
+                continue
+            self.archived[full] = ArchivedAttribute(full, self.writer)
         self._threads = [
             threading.Thread(target=self._maintain, name="archiver connections", daemon=True),
             threading.Thread(target=self._drain, name="archiver events", daemon=True),
@@ -130,7 +132,7 @@ class Archiver(Device):
         full = self._full_name(name)
         if full in self.archived:
             Except.throw_exception("AlreadyArchived", f"{full} is already archived", "Archiver.AttributeAdd")
-        self._add(full)
+        self.archived[full] = ArchivedAttribute(full, self.writer)
         self._save_list()
         self._wake.set()
 
@@ -168,10 +170,6 @@ class Archiver(Device):
         self._store_message(float(stamp) / 1000.0, TANGO_LOG_LEVELS.get(level.upper(), "INFO"), source, text)
 
     # -- internals ----------------------------------------------------------------------------
-
-    def _add(self, name: str) -> None:
-        full = self._full_name(name)
-        self.archived[full] = ArchivedAttribute(full, self.writer)
 
     def _maintain(self) -> None:
         """Connect what is not connected, read what pushes no events, report; until stopped.
