@@ -132,7 +132,7 @@ def test_write_values_and_quality_are_kept(store: Store) -> None:
     conf_id = store.register(name("setpoint1"), "DevDouble", write=tango.AttrWriteType.READ_WRITE)
     store.insert_values([(conf_id, T0, 10.0, 12.5, tango.AttrQuality.ATTR_CHANGING, None)])
     assert store.values(name("setpoint1"))[2].tolist() == [3]
-    assert store._execute("SELECT value_w FROM att_scalar_devdouble").fetchall() == [(12.5,)]
+    assert store._execute("SELECT value_w FROM att_scalar_devdouble") == [(12.5,)]
     assert store.attributes()[0].write == "READ_WRITE"
 
 
@@ -153,7 +153,7 @@ def test_register_is_idempotent_and_checks_the_type(store: Store) -> None:
         "SCALAR",
         "att_scalar_devdouble",
     )
-    row = store._execute("SELECT cs_name, domain, family, member, name FROM att_conf").fetchone()
+    (row,) = store._execute("SELECT cs_name, domain, family, member, name FROM att_conf")
     assert tuple(row) == ("lab-host:10000", "lab", "cryocon", "1", "temperaturea")
 
 
@@ -239,13 +239,11 @@ def test_parameters_and_history_events(store: Store) -> None:
         store.insert_parameters(conf_id, T0, colour="red")
     with pytest.raises(ValueError, match="unknown event"):
         store.insert_history_event(conf_id, "explode", T0)
-    row = store._execute(
-        "SELECT label, unit, format, archive_period, description FROM att_parameter"
-    ).fetchone()
+    (row,) = store._execute("SELECT label, unit, format, archive_period, description FROM att_parameter")
     assert tuple(row) == ("Temperature A", "K", "%.3f", "1000", "")
     events = store._execute(
         "SELECT event FROM att_history JOIN att_history_event USING (att_history_event_id) ORDER BY event_time"
-    ).fetchall()
+    )
     assert [event for (event,) in events] == ["start", "stop", "add"]  # "add" was at registration, now
 
 
