@@ -136,12 +136,14 @@ def main() -> int:
             wait_until(lambda: archiver.state() == tango.DevState.ON, 60, what="archiver subscribed")
             for rate in (float(r) for r in args.rates.split(",")):
                 result = run_rate(lab, store, rate, args.seconds)
-                print(f"  {rate * SOURCES:>8,.0f} values/s pushed: {result['rate']:>8,.0f} values/s stored, "
-                      f"lost {result['lost']:,}, lag max {result['max lag']:.3f} s median {result['median lag']:.3f} s")
+                print(f"  {rate * SOURCES:>8,.0f} values/s pushed for {args.seconds:g} s: {result['stored']:,} stored"
+                      f" in {result['seconds']:.2f} s ({result['rate']:,.0f} values/s), lost {result['lost']:,},"
+                      f" lag max {result['max lag']:.3f} s median {result['median lag']:.3f} s")
         finally:
             lab.stop()
         with open_store(store) as reader:
             print(f"query of 1,000,000 points of one attribute: median {query_time(reader) * 1e3:.0f} ms")
+        print("targets (SQLite): 30,000 values/s, none lost, lag < 1 s; 1,000,000 points in < 500 ms")
     return 0
 
 
