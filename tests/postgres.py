@@ -76,9 +76,11 @@ class PostgresServer:
         subprocess.run(command, check=True, capture_output=True, timeout=120)
 
     def start(self) -> PostgresServer:
-        self._run(
-            "initdb", "-D", str(self.data), "-U", "tangolab", "-A", "trust", "-E", "UTF8", "--no-locale", "-N"
-        )
+        """Create the data folder on first start; start the server on it."""
+        if not self.data.exists():
+            self._run(
+                "initdb", "-D", str(self.data), "-U", "tangolab", "-A", "trust", "-E", "UTF8", "--no-locale", "-N"
+            )
         self._run(
             "pg_ctl",
             "-D",
@@ -94,7 +96,12 @@ class PostgresServer:
         )
         return self
 
+    def halt(self) -> None:
+        """Stop the server as an administrator would (clients are cut off), keeping its data."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
+
     def stop(self) -> None:
+        """Stop the server and remove it."""
         try:
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "-t", "20", "stop")
         except (subprocess.SubprocessError, OSError):
@@ -120,9 +127,7 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """One PostgreSQL server for the test session."""
+def _server() -> Iterator[PostgresServer]:
     bindir = find_bindir()
     if bindir is None:
         if _in_ci():
@@ -133,6 +138,18 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server.start()
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the test session."""
+    yield from _server()
+
+
+@pytest.fixture
+def private_postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of one test's own, which it may stop and start."""
+    yield from _server()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ themselves. It is also a Tango log consumer: a device whose logging target is
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from datetime import datetime
@@ -59,7 +60,7 @@ class Archiver(Device):
             self.store = open_store(self.Store)
         except Exception as exc:  # noqa: BLE001 - any store failure must show, with the store named
             self.set_state(DevState.FAULT)
-            self.set_status(f"cannot open the archive {self.Store}: {exc}")
+            self.set_status(f"cannot open the archive {self._store_shown}: {exc}")
             return
         self.writer = Writer(self.store).start()
         for name in self.ArchivedAttributes:
@@ -203,19 +204,26 @@ class Archiver(Device):
             for archived in list(self.archived.values()):
                 archived.drain()
 
+    @property
+    def _store_shown(self) -> str:
+        """The Store for the status, which anyone may read: a password in the URL is masked."""
+        return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", self.Store)
+
     def _report(self) -> None:
         stats = self.writer.stats()
         failing = [a for a in self.archived.values() if a.error]
         if stats.failing:
             self.set_state(DevState.FAULT)
-            self.set_status(f"writing to {self.Store} fails: {stats.last_error}")
+            self.set_status(
+                f"writing to {self._store_shown} fails ({stats.queue_depth} values wait): {stats.last_error}"
+            )
         elif failing:
             self.set_state(DevState.ALARM)
             self.set_status(f"{len(failing)} of {len(self.archived)} attributes in error, e.g. "
                             f"{failing[0].name}: {failing[0].error}")
         else:
             self.set_state(DevState.ON)
-            self.set_status(f"archiving {len(self.archived)} attributes into {self.Store}")
+            self.set_status(f"archiving {len(self.archived)} attributes into {self._store_shown}")
 
     def _store_message(self, when: float, level: str, source: str, text: str) -> None:
         self.store.insert_messages([(when, level, source, text)])

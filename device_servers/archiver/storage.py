@@ -161,6 +161,7 @@ def _locked(method):
     @wraps(method)
     def locked(self, *args, **kwargs):
         with self._lock:
+            self._reconnect_if_lost()
             return method(self, *args, **kwargs)
 
     return locked
@@ -270,6 +271,13 @@ class Store(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    def unavailable(self, error: BaseException) -> bool:
+        """Whether an error says the database cannot be reached now, rather than that the data is wrong."""
+        return False
+
+    def _reconnect_if_lost(self) -> None:
+        """Open the connection again if the database dropped it (a server restart)."""
 
     def _encode_array(self, value: list) -> Any:
         return value
@@ -670,6 +678,7 @@ class SQLiteStore(Store):
         self._db.close()
 
 
+CONNECT_TIMEOUT = 10  # seconds: an unreachable PostgreSQL host fails a batch, it does not hang the writer
 _PG_EPOCH_US = 946_684_800 * 1_000_000  # PostgreSQL counts microseconds from 2000-01-01
 
 
@@ -687,7 +696,8 @@ class PostgresStore(Store):
     """PostgreSQL, with TimescaleDB hypertables where that extension can be created.
 
     Batches go in by COPY into a temporary table, then one INSERT ... ON CONFLICT DO NOTHING;
-    numeric series come out as binary arrays straight into numpy.
+    numeric series come out as binary arrays straight into numpy. A connection the server
+    dropped (a restart) is opened again by the next call.
     """
 
     SERIAL = "serial PRIMARY KEY"
@@ -702,10 +712,22 @@ class PostgresStore(Store):
         import psycopg
 
         self.url = url
-        self._db = psycopg.connect(url, autocommit=True)
+        self._db = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
         self._staged: set[str] = set()
         self.timescale = False
         super().__init__()
+
+    def unavailable(self, error: BaseException) -> bool:
+        import psycopg
+
+        return isinstance(error, psycopg.OperationalError) or self._db.closed
+
+    def _reconnect_if_lost(self) -> None:
+        import psycopg
+
+        if self._db.closed or self._db.broken:
+            self._db = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+            self._staged.clear()  # temporary tables went with the old session
 
     def _execute(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
         with self._db.execute(sql.replace("?", "%s"), tuple(params) or None) as cursor:

@@ -4,6 +4,9 @@ Tango calls event callbacks on its own threads, and they must return at once; a 
 costs milliseconds. So callbacks only `put` values on a queue, and one thread takes them off in
 batches (up to `batch_size` rows, or what came in `period` seconds) and stores each batch in one
 transaction, which is what makes tens of thousands of values a second affordable.
+
+A batch the database cannot take now (its server is down) is held and written again, with
+back-off, while new values queue behind it; a batch the database refuses is counted and dropped.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from .storage import Row, Store
 
 log = logging.getLogger(__name__)
 
+RETRY_FIRST, RETRY_MAX = 0.5, 10.0  # seconds between attempts at a held batch
+
 
 @dataclass(frozen=True)
 class WriterStats:
@@ -29,8 +34,8 @@ class WriterStats:
     written: int  # rows handed to the store in batches that committed
     failed: int  # rows of batches the store refused (see last_error)
     dropped: int  # values refused because the queue was full
-    queue_depth: int
-    lag: float  # seconds from the time of the first value of the last batch to its commit
+    queue_depth: int  # rows waiting, a held batch included
+    lag: float  # seconds from the first value of the last batch to its commit; growing while one is held
     last_error: str | None  # the most recent failure, kept after the store recovers
     failing: bool  # whether the last batch failed
 
@@ -53,8 +58,9 @@ class Writer:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="archive-writer", daemon=True)
         self._count_lock = threading.Lock()
-        self._received = self._written = self._skipped = self._failed = self._dropped = self._in_flight = 0
+        self._received = self._written = self._skipped = self._failed = self._dropped = 0
         self._lag = 0.0
+        self._held: list[Row] = []  # a batch to write again once the database answers
         self._last_error: str | None = None
         self._failing = False
 
@@ -95,15 +101,15 @@ class Writer:
             self._thread.join(timeout)
 
     def stats(self) -> WriterStats:
-        depth = self._queued
+        held = self._held
         return WriterStats(
             received=self._received,
             skipped=self._skipped,
             written=self._written,
             failed=self._failed,
             dropped=self._dropped,
-            queue_depth=depth,
-            lag=self._lag,
+            queue_depth=self._queued + len(held),
+            lag=_time.time() - held[0][1] if held else self._lag,
             last_error=self._last_error,
             failing=self._failing,
         )
@@ -123,31 +129,41 @@ class Writer:
             pass
         with self._count_lock:
             self._queued -= len(batch)
-        self._in_flight = len(batch)
         return batch
 
-    def _write(self, batch: list[Row]) -> None:
+    def _write(self, batch: list[Row], hold: bool = True) -> bool:
+        """Store a batch; False when it is held to be written again (the database is unreachable)."""
         try:
             stored = self.store.insert_values(batch)
         except Exception as error:  # noqa: BLE001 - the store's trouble must not end the thread
-            self._failed += len(batch)
             self._last_error = f"{type(error).__name__}: {error}"
             self._failing = True
+            if hold and self.store.unavailable(error):
+                if not self._held:
+                    log.error("archive unreachable, holding %d values: %s", len(batch), self._last_error)
+                self._held = batch
+                return False
+            self._failed += len(batch)
             log.error("archiving %d values failed: %s", len(batch), self._last_error)
         else:
             self._written += stored
             self._skipped += len(batch) - stored
             self._failing = False  # the store works (again)
             self._lag = _time.time() - batch[0][1]
-        finally:
-            self._in_flight = 0
+        self._held = []
+        return True
 
     def _run(self) -> None:
+        retry = RETRY_FIRST
         while not self._stopping.is_set():
             started = _time.monotonic()
-            if batch := self._take():
-                self._write(batch)
+            batch = self._held or self._take()
+            if batch and not self._write(batch):
+                self._stopping.wait(retry)
+                retry = min(2 * retry, RETRY_MAX)
+                continue
+            retry = RETRY_FIRST
             if self._queued < self.batch_size:  # no full batch waiting: let one gather
                 self._stopping.wait(max(0.0, self.period - (_time.monotonic() - started)))
-        while batch := self._take():
-            self._write(batch)
+        while batch := self._held or self._take():  # stopping: one last attempt at everything
+            self._write(batch, hold=False)

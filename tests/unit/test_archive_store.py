@@ -16,7 +16,8 @@ import tango
 
 from device_servers.archiver.storage import INVALID, PostgresStore, SQLiteStore, Store, open_store
 from device_servers.archiver.writer import Writer
-from tests.postgres import postgres_server, postgres_url  # noqa: F401 (fixtures)
+from tangolab.scripting import wait_until
+from tests.postgres import PostgresServer, postgres_server, postgres_url, private_postgres_server  # noqa: F401
 
 HOST = "tango://lab-host:10000/"
 T0 = 1_700_000_000.0  # times a quarter second apart are exact in both stores
@@ -276,6 +277,28 @@ def test_writer_reports_a_failed_batch_and_goes_on(store: Store) -> None:
     assert (stats.received, stats.written, stats.failed) == (3, 2, 1)
     assert "9999" in stats.last_error
     assert store.values(name("x"))[2].tolist() == [0, INVALID]
+
+
+@pytest.mark.postgres
+def test_writer_holds_values_while_postgres_is_down_and_stores_them_when_it_is_back(
+    private_postgres_server: PostgresServer,  # noqa: F811 (fixture)
+) -> None:
+    server = private_postgres_server
+    with PostgresStore(server.url()) as store, Writer(store, period=0.01) as writer:
+        conf_id = store.register(name("x"), "DevDouble")
+        writer.put(conf_id, T0, 0.0)
+        wait_until(lambda: writer.stats().written == 1, 30, what="the first value stored")
+        server.halt()
+        for i in range(1, 101):
+            writer.put(conf_id, T0 + 0.25 * i, float(i))
+        wait_until(lambda: writer.stats().failing, 30, what="the writer sees the database gone")
+        down = writer.stats()
+        assert (down.written, down.failed, down.dropped, down.queue_depth) == (1, 0, 0, 100)
+        assert "connection" in down.last_error  # PostgreSQL's own words: the server cut it off, or refuses it
+        server.start()
+        wait_until(lambda: writer.stats().written == 101, 60, what="the held values stored")
+        assert not writer.stats().failing and writer.stats().failed == 0
+        np.testing.assert_array_equal(store.values(name("x"))[1], np.arange(101.0))
 
 
 def test_writer_drops_values_beyond_its_queue(store: Store) -> None:
