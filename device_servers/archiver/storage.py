@@ -83,6 +83,11 @@ class Attribute(NamedTuple):
     def is_array(self) -> bool:
         return self.data_format != "SCALAR"
 
+    @property
+    def columns(self) -> str:
+        """The data columns written for this attribute."""
+        return _DATA_COLUMNS + (_LABEL_COLUMNS if self.data_type == "DevEnum" else "")
+
 
 class Message(NamedTuple):
     """A lab message: what happened, told by whom, how serious."""
@@ -169,6 +174,7 @@ def _locked(method):
 
 _DOMAINS = {"uchar": (3, 255), "ushort": (5, 65535), "ulong": (10, 2**32 - 1), "ulong64": (20, 2**64 - 1)}
 _DATA_COLUMNS = "att_conf_id, data_time, value_r, value_w, quality, att_error_desc_id"
+_LABEL_COLUMNS = ", value_r_label, value_w_label"  # DevEnum tables: the labels of the values, as HDB++
 _SERIES = np.dtype([("time", "f8"), ("value", "f8"), ("quality", "i2")])
 _TEXT_COLUMNS = {"att_error_desc": "error_desc", "att_history_event": "event"}
 
@@ -252,6 +258,7 @@ class Store(ABC):
         self._attributes: dict[int, Attribute] = {}
         self._by_name: dict[str, Attribute] = {}
         self._ids: dict[tuple[str, str], int] = {}
+        self._enum_labels: dict[int, list[str]] = {}
         self._create_schema()
         self._load_attributes()
 
@@ -287,9 +294,9 @@ class Store(ABC):
 
     def _insert_rows(self, att: Attribute, rows: list[tuple]) -> int:
         """Insert rows of att's table; a value already archived at the same time is kept."""
+        values = ", ?" * (att.columns.count(",") - 1)
         return self._executemany(
-            f"INSERT INTO {att.table} ({_DATA_COLUMNS}) VALUES (?, {self.TIME_PARAM}, ?, ?, ?, ?)"
-            " ON CONFLICT DO NOTHING",
+            f"INSERT INTO {att.table} ({att.columns}) VALUES (?, {self.TIME_PARAM}{values}) ON CONFLICT DO NOTHING",
             rows,
         )
 
@@ -455,31 +462,58 @@ class Store(ABC):
         with self._transaction():
             for conf_id, t, value_r, value_w, quality, error in rows:
                 att = self._attributes.get(conf_id) or self._attribute(conf_id)
+                values = _plain(value_r), _plain(value_w)
+                if att.data_type == "DevEnum":
+                    values += self._labels(att, *values)
                 if att.is_array:
-                    value_r = None if value_r is None else self._encode_array(_plain(value_r))
-                    value_w = None if value_w is None else self._encode_array(_plain(value_w))
-                else:
-                    value_r, value_w = _plain(value_r), _plain(value_w)
+                    values = tuple(None if v is None else self._encode_array(v) for v in values)
                 error_id = None if error is None else self._text_id("att_error_desc", str(error))
-                tables[att.table].append((conf_id, t, value_r, value_w, int(quality), error_id))
+                tables[att.table].append((conf_id, t, *values[:2], int(quality), error_id, *values[2:]))
                 atts[att.table] = att
             return sum(self._insert_rows(atts[table], table_rows) for table, table_rows in tables.items())
+
+    def _labels(self, att: Attribute, *values: Any) -> tuple:
+        """The labels of DevEnum values (lists of labels for a spectrum), None where there is none."""
+        if att.conf_id not in self._enum_labels:
+            found = self._execute(
+                "SELECT CAST(details AS text) FROM att_parameter WHERE att_conf_id = ? AND details IS NOT NULL"
+                " ORDER BY recv_time DESC LIMIT 1",
+                (att.conf_id,),
+            )
+            self._enum_labels[att.conf_id] = json.loads(found[0][0]).get("enum_labels", []) if found else []
+        labels = self._enum_labels[att.conf_id]
+
+        def label(value: Any) -> str | None:
+            return labels[value] if isinstance(value, int) and 0 <= value < len(labels) else None
+
+        if not att.is_array:
+            return tuple(label(value) for value in values)
+        return tuple(None if value is None else [label(v) for v in value] for value in values)
 
     def insert_error(self, conf_id: int, time: float, error: str) -> None:
         """An error row: no value, quality INVALID, and the reason."""
         self.insert_values([(conf_id, time, None, None, INVALID, error)])
 
     @_locked
-    def insert_parameters(self, conf_id: int, time: float, **parameters: str) -> None:
-        """The attribute's configuration at a time: label, unit, format, archive_period, ..."""
+    def insert_parameters(
+        self, conf_id: int, time: float, enum_labels: Iterable[str] = (), **parameters: str
+    ) -> None:
+        """The attribute's configuration at a time: label, unit, format, archive_period, ...
+
+        A DevEnum's labels go into the row's details, and name the values stored from then on.
+        """
         if unknown := set(parameters) - set(PARAMETERS):
             raise ValueError(f"unknown parameters {sorted(unknown)}: known are {', '.join(PARAMETERS)}")
+        enum_labels = list(enum_labels)
+        details = json.dumps({"enum_labels": enum_labels}) if enum_labels else None
         columns = "".join(f", {p}" for p in parameters)
         self._execute(
-            f"INSERT INTO att_parameter (att_conf_id, recv_time{columns})"
-            f" VALUES (?, {self.TIME_PARAM}{', ?' * len(parameters)})",
-            (conf_id, time, *map(str, parameters.values())),
+            f"INSERT INTO att_parameter (att_conf_id, recv_time, details{columns})"
+            f" VALUES (?, {self.TIME_PARAM}, ?{', ?' * len(parameters)})",
+            (conf_id, time, details, *map(str, parameters.values())),
         )
+        if enum_labels:
+            self._enum_labels[conf_id] = enum_labels
 
     @_locked
     def insert_history_event(self, conf_id: int, event: str, time: float) -> None:
@@ -785,12 +819,13 @@ class PostgresStore(Store):
             )
             self._staged.add(stage)
         with self._db.cursor() as cursor:
-            with cursor.copy(f"COPY {stage} ({_DATA_COLUMNS}) FROM STDIN") as copy:
+            with cursor.copy(f"COPY {stage} ({att.columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
             cursor.execute(
-                f"INSERT INTO {att.table} ({_DATA_COLUMNS}) SELECT att_conf_id, to_timestamp(data_time),"
-                f" value_r, value_w, quality, att_error_desc_id FROM {stage} ON CONFLICT DO NOTHING"
+                f"INSERT INTO {att.table} ({att.columns})"
+                f" SELECT {att.columns.replace('data_time', 'to_timestamp(data_time)')} FROM {stage}"
+                " ON CONFLICT DO NOTHING"
             )
             return cursor.rowcount
 

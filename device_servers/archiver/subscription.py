@@ -59,6 +59,7 @@ class ArchivedAttribute:
                 self.conf_id, time.time(), label=config.label, unit=config.unit, format=config.format,
                 description=config.description, archive_abs_change=config.events.arch_event.archive_abs_change,
                 archive_period=config.events.arch_event.archive_period,
+                enum_labels=config.enum_labels if config.data_type == tango.CmdArgType.DevEnum else (),
             )
         for mode, event_type in zip(MODES, (tango.EventType.ARCHIVE_EVENT, tango.EventType.CHANGE_EVENT)):
             try:

@@ -279,6 +279,28 @@ def test_writer_reports_a_failed_batch_and_goes_on(store: Store) -> None:
     assert store.values(name("x"))[2].tolist() == [0, INVALID]
 
 
+def test_enum_values_are_stored_with_their_labels(store: Store) -> None:
+    scalar = store.register(name("loopType1"), "DevEnum", write="READ_WRITE")
+    spectrum = store.register(name("loopTypes"), "DevEnum", "SPECTRUM")
+    for conf_id in (scalar, spectrum):
+        store.insert_parameters(conf_id, T0, enum_labels=["OFF", "MAN", "PID"], label="Loop type")
+    store.insert_values([
+        (scalar, T0, 2, 1, 0, None),
+        (scalar, T0 + 1, 7, None, 0, None),  # a value without a label
+        (spectrum, T0, np.array([0, 2], np.int16), None, 0, None),
+    ])
+    assert store.values(name("loopType1"))[1].tolist() == [2.0, 7.0]
+    assert store._execute(
+        "SELECT value_r_label, value_w_label FROM att_scalar_devenum ORDER BY data_time"
+    ) == [("PID", "MAN"), (None, None)]
+    ((labels,),) = store._execute("SELECT value_r_label FROM att_array_devenum")
+    assert store._decode_array(labels) == ["OFF", "PID"]
+    with open_store(store.url if isinstance(store, PostgresStore) else store.path) as again:  # labels kept
+        again.insert_values([(scalar, T0 + 2, 1, None, 0, None)])
+        later = f"SELECT value_r_label FROM att_scalar_devenum WHERE data_time = {again.TIME_PARAM}"
+        assert again._execute(later, (T0 + 2,)) == [("MAN",)]
+
+
 @pytest.mark.postgres
 def test_writer_holds_values_while_postgres_is_down_and_stores_them_when_it_is_back(
     private_postgres_server: PostgresServer,  # noqa: F811 (fixture)
