@@ -226,7 +226,14 @@ class Archiver(Device):
             self.set_status(f"archiving {len(self.archived)} attributes into {self._store_shown}")
 
     def _store_message(self, when: float, level: str, source: str, text: str) -> None:
-        self.store.insert_messages([(when, level, source, text)])
+        try:
+            self.store.insert_messages([(when, level, source, text)])
+        except Exception as exc:  # noqa: BLE001 - whatever the database says, the caller must hear it
+            Except.throw_exception(
+                "ArchiveUnavailable",
+                f"the message was not stored: writing to {self._store_shown} fails ({type(exc).__name__}: {exc})",
+                "Archiver.Message",
+            )
         stamp = datetime.fromtimestamp(when).isoformat(sep=" ", timespec="seconds")
         self._last_message = f"{stamp} {level} {source}: {text}"
         self.push_change_event("lastMessage", self._last_message)
