@@ -672,11 +672,14 @@ class SQLiteStore(Store):
             return cursor.fetchall() if cursor.description else []
 
     def _executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> int:
-        rows = list(rows)
-        if not rows:
+        import pyarrow as pa
+
+        # Handed over as Arrow columns: the driver's own conversion of rows is a Python loop per value.
+        columns = [pa.array(column) for column in zip(*rows)]
+        if not columns:
             return 0
         with self._db.cursor() as cursor:
-            cursor.executemany(sql, rows)
+            cursor.executemany(sql, pa.RecordBatch.from_arrays(columns, names=[str(i) for i in range(len(columns))]))
             return cursor.rowcount
 
     @contextmanager
