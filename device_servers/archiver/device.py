@@ -11,7 +11,6 @@ themselves. It is also a Tango log consumer: a device whose logging target is
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 from datetime import datetime
@@ -21,7 +20,7 @@ from tango import DevState, Except
 from tango.server import Device, attribute, command, device_property
 
 from ..core.server import serve
-from .storage import open_store
+from .storage import open_store, without_password
 from .subscription import ArchivedAttribute
 from .writer import Writer
 
@@ -162,13 +161,14 @@ class Archiver(Device):
             Except.throw_exception(
                 "BadMessage", f"unknown level {level!r}: use one of {', '.join(LEVELS).lower()}", "Archiver.Message"
             )
-        self._store_message(time.time(), level.upper(), source, text)
+        self._store_message(time.time(), level.upper(), source, text, "Archiver.Message")
 
     @command(dtype_in=(str,), doc_in="Tango log record: [time ms, level, source, message, NDC, thread]")
     def Log(self, argin: list[str]) -> None:
         """The Tango logging target `device::<this device>` calls this for each record."""
         stamp, level, source, text = argin[:4]
-        self._store_message(float(stamp) / 1000.0, TANGO_LOG_LEVELS.get(level.upper(), "INFO"), source, text)
+        level = TANGO_LOG_LEVELS.get(level.upper(), "INFO")
+        self._store_message(float(stamp) / 1000.0, level, source, text, "Archiver.Log")
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -206,8 +206,8 @@ class Archiver(Device):
 
     @property
     def _store_shown(self) -> str:
-        """The Store for the status, which anyone may read: a password in the URL is masked."""
-        return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", self.Store)
+        """The Store for the status, which anyone may read."""
+        return without_password(self.Store)
 
     def _report(self) -> None:
         stats = self.writer.stats()
@@ -225,14 +225,14 @@ class Archiver(Device):
             self.set_state(DevState.ON)
             self.set_status(f"archiving {len(self.archived)} attributes into {self._store_shown}")
 
-    def _store_message(self, when: float, level: str, source: str, text: str) -> None:
+    def _store_message(self, when: float, level: str, source: str, text: str, origin: str) -> None:
         try:
             self.store.insert_messages([(when, level, source, text)])
         except Exception as exc:  # noqa: BLE001 - whatever the database says, the caller must hear it
             Except.throw_exception(
                 "ArchiveUnavailable",
                 f"the message was not stored: writing to {self._store_shown} fails ({type(exc).__name__}: {exc})",
-                "Archiver.Message",
+                origin,
             )
         stamp = datetime.fromtimestamp(when).isoformat(sep=" ", timespec="seconds")
         self._last_message = f"{stamp} {level} {source}: {text}"

@@ -131,17 +131,14 @@ class Writer:
             self._queued -= len(batch)
         return batch
 
-    def _write(self, batch: list[Row], hold: bool = True) -> bool:
-        """Store a batch; False when it is held to be written again (the database is unreachable)."""
+    def _write(self, batch: list[Row]) -> bool:
+        """Store a batch, or count it failed; False when the database is unreachable, and the batch untouched."""
         try:
             stored = self.store.insert_values(batch)
         except Exception as error:  # noqa: BLE001 - the store's trouble must not end the thread
             self._last_error = f"{type(error).__name__}: {error}"
             self._failing = True
-            if hold and self.store.unavailable(error):
-                if not self._held:
-                    log.error("archive unreachable, holding %d values: %s", len(batch), self._last_error)
-                self._held = batch
+            if self.store.unavailable(error):
                 return False
             self._failed += len(batch)
             log.error("archiving %d values failed: %s", len(batch), self._last_error)
@@ -150,7 +147,6 @@ class Writer:
             self._skipped += len(batch) - stored
             self._failing = False  # the store works (again)
             self._lag = _time.time() - batch[0][1]
-        self._held = []
         return True
 
     def _run(self) -> None:
@@ -159,11 +155,22 @@ class Writer:
             started = _time.monotonic()
             batch = self._held or self._take()
             if batch and not self._write(batch):
+                if not self._held:
+                    log.error("archive unreachable, holding %d values: %s", len(batch), self._last_error)
+                self._held = batch
                 self._stopping.wait(retry)
                 retry = min(2 * retry, RETRY_MAX)
                 continue
+            self._held = []
             retry = RETRY_FIRST
             if self._queued < self.batch_size:  # no full batch waiting: let one gather
                 self._stopping.wait(max(0.0, self.period - (_time.monotonic() - started)))
-        while batch := self._held or self._take():  # stopping: one last attempt at everything
-            self._write(batch, hold=False)
+        # stopping: one more attempt at what is left, given up at once if the database is unreachable
+        reachable = True
+        while batch := self._held or self._take():
+            self._held = []
+            reachable = reachable and self._write(batch)
+            if not reachable:
+                self._failed += len(batch)
+        if not reachable:
+            log.error("archive unreachable at stop: values not archived: %s", self._last_error)

@@ -95,12 +95,16 @@ def test_attributes_added_and_removed_at_run_time(archive):
 
 def test_enum_attribute_is_archived_with_its_labels(archive):
     archive.archiver.AttributeAdd("lab/cryocon/1/loopType1")
-    wait_until(lambda: len(archive.values("lab/cryocon/1/loopType1")[0]) >= 1, 30, what="loopType1 archived")
-    labels = archive.lab.proxy("lab/cryocon/1").get_attribute_config("loopType1").enum_labels
-    with open_store(archive.store) as store:
-        (value, label), *_ = store._execute("SELECT value_r, value_r_label FROM att_scalar_devenum")
-    assert label == labels[value]  # as an HDB++ reader finds it
-    archive.archiver.AttributeRemove("lab/cryocon/1/loopType1")
+    try:
+        wait_until(lambda: len(archive.values("lab/cryocon/1/loopType1")[0]) >= 1, 30, what="loopType1 archived")
+        labels = archive.lab.proxy("lab/cryocon/1").get_attribute_config("loopType1").enum_labels
+        with open_store(archive.store) as store:
+            rows = store._execute(
+                "SELECT value_r, value_r_label FROM att_scalar_devenum WHERE value_r IS NOT NULL ORDER BY data_time"
+            )
+        assert rows and all(label == labels[value] for value, label in rows)  # as an HDB++ reader finds them
+    finally:
+        archive.archiver.AttributeRemove("lab/cryocon/1/loopType1")
 
 
 def test_attribute_pushing_no_events_is_polled(archive):

@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 import tango
 
-from device_servers.archiver.storage import INVALID, PostgresStore, SQLiteStore, Store, open_store
+from device_servers.archiver.storage import (
+    INVALID,
+    PostgresStore,
+    SQLiteStore,
+    Store,
+    open_store,
+    without_password,
+)
 from device_servers.archiver.writer import Writer
 from tangolab.scripting import wait_until
 from tests.postgres import PostgresServer, postgres_server, postgres_url, private_postgres_server  # noqa: F401
@@ -47,7 +54,7 @@ SCALARS = {
     "DevDouble": [1.5, -2.25, 1e300, 0.1 + 0.2],
     "DevFloat": [1.5, -2.25],
     "DevLong": [1, -7, 2**31 - 1],
-    "DevLong64": [2**40, -1],
+    "DevLong64": [2**40, -1, 2**60 + 1],  # beyond 2**53: rounded in values(), exact in state_at()
     "DevUShort": [0, 65535],
     "DevBoolean": [True, False, True],
     "DevState": [tango.DevState.ON, tango.DevState.FAULT, tango.DevState.MOVING],
@@ -120,6 +127,16 @@ def test_errors_are_rows_without_value_and_invalid(store: Store) -> None:
         _, got, quality = store.values(name(other))
         assert got.tolist() == [None] and quality.tolist() == [INVALID]
     assert store.state_at(T0 + 1.5)[name("status")] == (T0 + 1, None, INVALID)
+
+
+@pytest.mark.parametrize("data_type, value", [("DevDouble", 4.2), ("DevString", "cold"), ("DevLong", 7)])
+def test_a_long_outage_before_the_first_value_reads_back(store: Store, data_type: str, value) -> None:
+    conf_id = store.register(name("x"), data_type)
+    outage = [(conf_id, T0 + 0.25 * i, None, None, INVALID, None) for i in range(3000)]  # INVALID readings
+    store.insert_values([*outage, (conf_id, T0 + 1000, value, None, 0, None)])
+    times, got, quality = store.values(name("x"))
+    assert len(times) == 3001 and quality[-1] == 0 and got[-1] == value
+    assert np.all(quality[:-1] == INVALID) and all(v is None or np.isnan(v) for v in got[:-1])
 
 
 def test_a_second_value_at_the_same_time_is_skipped(store: Store) -> None:
@@ -323,11 +340,32 @@ def test_writer_holds_values_while_postgres_is_down_and_stores_them_when_it_is_b
         np.testing.assert_array_equal(store.values(name("x"))[1], np.arange(101.0))
 
 
+def test_writer_counts_a_refused_value_and_stores_the_next(store: Store) -> None:
+    conf_id = store.register(name("counts"), "DevShort")
+    with Writer(store, batch_size=1, period=0.01) as writer:
+        writer.put(conf_id, T0, 100_000)  # no DevShort: PostgreSQL refuses it, SQLite keeps what it gets
+        writer.put(conf_id, T0 + 1, 7)
+        writer.put(conf_id, T0 + 2, None, INVALID, error="Traceback ...\n" * 2000)  # a very long error
+    stats = writer.stats()
+    refused = 1 if isinstance(store, PostgresStore) else 0
+    assert (stats.written, stats.failed, stats.queue_depth, stats.failing) == (3 - refused, refused, 0, False)
+    assert store.values(name("counts"))[1][-2] == 7.0
+    ((when, text),) = store.errors(name("counts"))
+    assert when == T0 + 2 and text.startswith("Traceback ...") and len(text) == 1000
+
+
 def test_writer_drops_values_beyond_its_queue(store: Store) -> None:
     writer = Writer(store, max_queue=10)  # not started: nothing drains the queue
     for i in range(15):
         writer.put(1, T0 + i, 1.0)
     assert (writer.stats().queue_depth, writer.stats().dropped) == (10, 5)
+
+
+def test_a_password_in_a_store_url_is_not_shown() -> None:
+    assert without_password("postgresql://lab:s3cret@db:5432/hdb") == "postgresql://lab:***@db:5432/hdb"
+    assert without_password("postgresql://db/hdb?sslmode=require&password=s3cret").endswith("password=***")
+    for shown in ("postgresql://lab@db/hdb", "sqlite:////var/archive.db", "var/archive.db"):
+        assert without_password(shown) == shown
 
 
 def test_open_store_chooses_by_url(tmp_path) -> None:
