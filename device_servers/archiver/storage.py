@@ -633,6 +633,8 @@ class Store(ABC):
 
 
 _WHOLE_RESULT = 1_000_000_000  # rows: more than any query returns
+# SQLite's words (sqlite3_errstr) for a file that cannot take a write now, but may later
+_SQLITE_UNAVAILABLE = ("database is locked", "database or disk is full", "disk I/O error", "unable to open")
 
 
 class SQLiteStore(Store):
@@ -712,6 +714,9 @@ class SQLiteStore(Store):
             self._execute("ROLLBACK")
             raise
         self._execute("COMMIT")
+
+    def unavailable(self, error: BaseException) -> bool:
+        return any(reason in str(error) for reason in _SQLITE_UNAVAILABLE)
 
     def _encode_array(self, value: list) -> str:
         return json.dumps(value)

@@ -354,6 +354,22 @@ def test_writer_counts_a_refused_value_and_stores_the_next(store: Store) -> None
     assert when == T0 + 2 and text.startswith("Traceback ...") and len(text) == 1000
 
 
+def test_writer_holds_values_while_sqlite_is_locked_and_stores_them_when_it_is_free(tmp_path) -> None:
+    with SQLiteStore(tmp_path / "archive.db") as store, SQLiteStore(tmp_path / "archive.db") as other:
+        store._execute("PRAGMA busy_timeout = 100")
+        conf_id = store.register(name("x"), "DevDouble")
+        with Writer(store, period=0.01) as writer:
+            other._execute("BEGIN IMMEDIATE")  # another writer keeps the file locked
+            for i in range(100):
+                writer.put(conf_id, T0 + 0.25 * i, float(i))
+            wait_until(lambda: writer.stats().failing, 30, what="the writer sees the file locked")
+            assert "database is locked" in writer.stats().last_error
+            assert (writer.stats().failed, writer.stats().queue_depth) == (0, 100)
+            other._execute("ROLLBACK")
+            wait_until(lambda: writer.stats().written == 100, 30, what="the held values stored")
+        np.testing.assert_array_equal(store.values(name("x"))[1], np.arange(100.0))
+
+
 def test_writer_drops_values_beyond_its_queue(store: Store) -> None:
     writer = Writer(store, max_queue=10)  # not started: nothing drains the queue
     for i in range(15):
