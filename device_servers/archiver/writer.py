@@ -132,45 +132,45 @@ class Writer:
         return batch
 
     def _write(self, batch: list[Row]) -> bool:
-        """Store a batch, or count it failed; False when the database is unreachable, and the batch untouched."""
+        """Store a batch, or count it failed; False when the database is unreachable: the batch is held."""
         try:
             stored = self.store.insert_values(batch)
         except Exception as error:  # noqa: BLE001 - the store's trouble must not end the thread
             self._last_error = f"{type(error).__name__}: {error}"
-            self._failing = True
             if self.store.unavailable(error):
+                if not self._held:
+                    log.error("archive unreachable, holding %d values: %s", len(batch), self._last_error)
+                self._held = batch  # before failing is seen: a held batch always counts in the queue
+                self._failing = True
                 return False
             self._failed += len(batch)
+            self._failing = True
             log.error("archiving %d values failed: %s", len(batch), self._last_error)
         else:
             self._written += stored
             self._skipped += len(batch) - stored
             self._failing = False  # the store works (again)
             self._lag = _time.time() - batch[0][1]
+        self._held = []
         return True
 
     def _run(self) -> None:
         retry = RETRY_FIRST
         while not self._stopping.is_set():
             started = _time.monotonic()
-            batch = self._held or self._take()
-            if batch and not self._write(batch):
-                if not self._held:
-                    log.error("archive unreachable, holding %d values: %s", len(batch), self._last_error)
-                self._held = batch
+            if (batch := self._held or self._take()) and not self._write(batch):
                 self._stopping.wait(retry)
                 retry = min(2 * retry, RETRY_MAX)
                 continue
-            self._held = []
             retry = RETRY_FIRST
             if self._queued < self.batch_size:  # no full batch waiting: let one gather
                 self._stopping.wait(max(0.0, self.period - (_time.monotonic() - started)))
         # stopping: one more attempt at what is left, given up at once if the database is unreachable
         reachable = True
         while batch := self._held or self._take():
-            self._held = []
-            reachable = reachable and self._write(batch)
-            if not reachable:
+            if not (reachable and self._write(batch)):
+                reachable = False
                 self._failed += len(batch)
+                self._held = []
         if not reachable:
             log.error("archive unreachable at stop: values not archived: %s", self._last_error)
