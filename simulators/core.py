@@ -248,50 +248,48 @@ class LineProtocolSimulator:
         self, serve: Callable[..., Awaitable[None]], connections: set[asyncio.StreamWriter]
     ) -> Callable:
         """An accept callback that files the connection at once (so a shutdown finds it even
-        before its task first runs) and serves it in a task of its own."""
+        before its task first runs), serves it in a task of its own, and closes and unfiles it
+        when the peer leaves."""
+
+        async def serve_until_closed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await serve(reader, writer)
+            except ConnectionError:
+                pass
+            finally:
+                connections.discard(writer)
+                writer.transport.abort()
 
         def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             if self.offline and connections is self._clients:
                 writer.transport.abort()
                 return
             connections.add(writer)
-            task = asyncio.get_running_loop().create_task(serve(reader, writer))
+            task = asyncio.get_running_loop().create_task(serve_until_closed(reader, writer))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
         return accept
 
     async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            async for line in _lines(reader, self.terminator, self.encoding):
-                with self.lock:
-                    self.advance()
-                    self.received.append(line)
-                    reply = self.handle_line(line)
-                if reply is None:
-                    continue
-                if self.delay:
-                    await asyncio.sleep(self.delay)
-                data = self._garbage() if self.garbage else reply.encode(self.encoding, errors="replace")
-                writer.write(data + self.reply_terminator)
-                await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            self._clients.discard(writer)
-            writer.transport.abort()
+        async for line in _lines(reader, self.terminator, self.encoding):
+            with self.lock:
+                self.advance()
+                self.received.append(line)
+                reply = self.handle_line(line)
+            if reply is None:
+                continue
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            data = self._garbage() if self.garbage else reply.encode(self.encoding, errors="replace")
+            writer.write(data + self.reply_terminator)
+            await writer.drain()
 
     async def _serve_control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            async for line in _lines(reader, b"\n", "ascii"):
-                if line.strip():
-                    writer.write(self.control(line).encode("ascii", errors="replace") + b"\n")
-                    await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            self._controls.discard(writer)
-            writer.transport.abort()
+        async for line in _lines(reader, b"\n", "ascii"):
+            if line.strip():
+                writer.write(self.control(line).encode("ascii", errors="replace") + b"\n")
+                await writer.drain()
 
     def _garbage(self) -> bytes:
         return bytes(self.random.choices(GARBAGE, k=self.random.randint(8, 32)))

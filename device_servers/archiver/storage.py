@@ -464,13 +464,14 @@ class Store(ABC):
         with self._transaction():
             for conf_id, t, value_r, value_w, quality, error in rows:
                 att = self._attributes.get(conf_id) or self._attribute(conf_id)
-                values = _plain(value_r), _plain(value_w)
-                if att.data_type == "DevEnum":
-                    values += self._labels(att, *values)
+                value_r, value_w = _plain(value_r), _plain(value_w)
+                labels = self._labels(att, value_r, value_w) if att.data_type == "DevEnum" else ()
                 if att.is_array:
-                    values = tuple(None if v is None else self._encode_array(v) for v in values)
+                    value_r, value_w, *labels = (
+                        None if v is None else self._encode_array(v) for v in (value_r, value_w, *labels)
+                    )
                 error_id = None if error is None else self._text_id("att_error_desc", str(error)[:MAX_ERROR])
-                tables[att.table].append((conf_id, t, *values[:2], int(quality), error_id, *values[2:]))
+                tables[att.table].append((conf_id, t, value_r, value_w, int(quality), error_id, *labels))
                 atts[att.table] = att
             return sum(self._insert_rows(atts[table], table_rows) for table, table_rows in tables.items())
 
