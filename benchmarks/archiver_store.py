@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from device_servers.archiver.storage import Store, open_store
+from tangolab.archive_store import Store, open_store
 from device_servers.archiver.writer import Writer
 
 ATTRIBUTES = 10

@@ -11,7 +11,7 @@ import asyncio
 import signal
 import sys
 
-from . import SIMULATORS, LineProtocolSimulator, Running
+from . import SIMULATORS, Running, Simulator
 
 COMMON = ("kind", "host", "port", "control_port", "seed", "speed")
 
@@ -39,7 +39,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def serve_until_signalled(simulator: LineProtocolSimulator, args: argparse.Namespace) -> None:
+async def serve_until_signalled(simulator: Simulator, args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -1,10 +1,13 @@
-"""What every ASCII instrument simulator shares: a TCP line server, simulated time, faults.
+"""What every instrument simulator shares: TCP serving, simulated time, a control port, faults.
 
-An instrument subclasses `LineProtocolSimulator`: it answers one received line at a time in
-`handle_line` and moves its physics in `step`. This module serves it on the instrument's TCP
-port, advances `step` with the wall clock (times `speed`), and opens a second, plain-text
-control port through which a person or a test injects what the instrument's own protocol
-cannot express: a dropped connection, slow replies, garbage on the wire, a frozen reading.
+How bytes become messages is the instrument's: a `Simulator` cuts what it receives with its
+`framing` (the same framings the drivers use) and answers each frame in `handle`;
+`LineProtocolSimulator` does that for text instruments, one line at a time in `handle_line`.
+Physics moves in `step`, advanced with the wall clock (times `speed`); `send_unasked` sends a
+frame no one asked for (a stage reporting that it stopped). A second, plain-text control port
+lets a person or a test inject what the instrument's own protocol cannot express: a dropped
+connection, slow replies, garbage, a frozen reading, a spoilt checksum, a frame cut short, a
+reply from the wrong address.
 
 Control port, one command a line, each answered by one line (`OK`, a value, or `ERROR ...`)::
 
@@ -12,13 +15,17 @@ Control port, one command a line, each answered by one line (`OK`, a value, or `
     offline on|off       close new instrument connections at once (and drop current ones)
     delay SECONDS        wait this long before every reply (0 ends it)
     garbage on|off       reply random bytes instead of each answer
+    checksum on|off      spoil the checksum of every reply
+    truncate on|off      send only the first half of every reply
+    address on|off       answer as an instrument at another address
     freeze NAME on|off   hold a named reading at its present value
     clear                end every fault
     status               the faults in force
     help                 the list of commands
 
 Tests use the same faults in-process: `sim.drop()`, `sim.delay = 2.5`, `sim.garbage = True`,
-`sim.freeze("A")`, `sim.clear()`, with the simulator served by `run_in_thread`.
+`sim.freeze("A")`, `sim.faults.add("checksum")`, `sim.clear()`, with the simulator served by
+`run_in_thread`.
 """
 
 from __future__ import annotations
@@ -34,15 +41,19 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import ClassVar
 
+from device_servers.core.framing import Framing, Lines
+
 #: Bytes a garbage reply is drawn from: anything but line ends, so the client still reads a line.
 GARBAGE = bytes(b for b in range(0x21, 0x100) if b != 0x7F)
+#: Faults that spoil every reply in a way of the protocol's own (see `Simulator.spoil`).
+REPLY_FAULTS = ("checksum", "truncate", "address")
 
 
 @dataclass(frozen=True)
 class Running:
     """Where a served simulator listens."""
 
-    simulator: LineProtocolSimulator
+    simulator: Simulator
     host: str
     port: int
     control_port: int
@@ -53,17 +64,27 @@ class Running:
         return f"socket://{self.host}:{self.port}"
 
 
-class LineProtocolSimulator:
-    """A line-oriented instrument on TCP, with simulated physics and injectable faults."""
+def _reply_fault(fault: str) -> Callable[[Simulator, str], None]:
+    """The control-port handler that switches the reply fault `fault` on or off."""
+
+    def control(simulator: Simulator, state: str) -> None:
+        if not _on_off(state):
+            simulator.faults.discard(fault)
+            return
+        simulator.spoil(fault, b"\x00" * 8)  # refuses a fault the protocol has no place for
+        simulator.faults.add(fault)
+
+    return control
+
+
+class Simulator:
+    """An instrument on TCP, with simulated physics and injectable faults."""
 
     kind: ClassVar[str] = "simulator"
     #: The real instrument's TCP port: what `python -m simulators KIND` listens on by default.
     default_port: ClassVar[int] = 0
-    #: Ends every line the instrument receives; a carriage return before it is ignored.
-    terminator: ClassVar[bytes] = b"\n"
-    #: Ends every line the instrument sends.
-    reply_terminator: ClassVar[bytes] = b"\n"
-    encoding: ClassVar[str] = "ascii"
+    #: How the requests the instrument receives are cut into frames.
+    framing: ClassVar[Framing] = Lines(b"\n")
     #: Longest physics step in simulated seconds, so a long idle time integrates stably.
     max_step: ClassVar[float] = 0.1
     #: How often, in wall-clock seconds, the physics advances while no one is asking.
@@ -74,11 +95,13 @@ class LineProtocolSimulator:
         self.speed = speed
         #: Held while a line is handled or the physics moves: faults set from a test thread are safe.
         self.lock = threading.RLock()
-        #: Every line received on the instrument port, in order: tests check what reached the wire.
-        self.received: list[str] = []
+        #: Every request received on the instrument port, in order: tests check what reached the wire.
+        self.received: list = []
         self.delay = 0.0
         self.garbage = False
         self.offline = False
+        #: Reply faults in force, of REPLY_FAULTS.
+        self.faults: set[str] = set()
         self.frozen: dict[str, object] = {}
         self._clock: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -88,9 +111,16 @@ class LineProtocolSimulator:
 
     # -- what an instrument provides ------------------------------------------------------------
 
-    def handle_line(self, line: str) -> str | None:
-        """The instrument's answer to one line (without terminator), or None when it stays silent."""
+    def handle(self, frame: bytes) -> bytes | None:
+        """The instrument's reply to one received frame, as sent on the wire; None: it stays silent."""
         raise NotImplementedError
+
+    def spoil(self, fault: str, reply: bytes) -> bytes:
+        """`reply` with a reply fault: a wrong checksum, cut short, or from another address.
+        Cutting short works for every protocol; the other two are the instrument's to define."""
+        if fault == "truncate":
+            return reply[: max(1, len(reply) // 2)]
+        raise ValueError(f"the {self.kind} simulator has no {fault} fault")
 
     def step(self, dt: float) -> None:
         """Move the physics on by `dt` simulated seconds."""
@@ -149,6 +179,23 @@ class LineProtocolSimulator:
             self.garbage = False
             self.offline = False
             self.frozen.clear()
+            self.faults.clear()
+
+    def send_unasked(self, data: bytes) -> None:
+        """Send `data` to every connected client now, as the instrument does when it reports an
+        event (safe from `step`, a handler or another thread)."""
+
+        def write() -> None:
+            for writer in list(self._clients):
+                writer.write(data)
+
+        loop = self._loop
+        if loop is None:
+            return
+        if _running_loop() is loop:
+            write()
+        else:
+            loop.call_soon_threadsafe(write)
 
     def _reading_name(self, name: str) -> str:
         names = {key.upper(): key for key in self.readings()}
@@ -190,12 +237,13 @@ class LineProtocolSimulator:
         frozen = ",".join(self.frozen) or "none"
         return (
             f"delay={self.delay:g} garbage={_state(self.garbage)} offline={_state(self.offline)} "
-            f"frozen={frozen}"
+            f"frozen={frozen} faults={','.join(sorted(self.faults)) or 'none'}"
         )
 
     def _control_help(self) -> str:
         return (
-            "commands: drop | offline on|off | delay SECONDS | garbage on|off | "
+            "commands: drop | offline on|off | delay SECONDS | garbage on|off | checksum on|off | "
+            "truncate on|off | address on|off | "
             f"freeze NAME on|off (names: {', '.join(self.readings()) or 'none'}) | clear | status | help"
         )
 
@@ -204,6 +252,7 @@ class LineProtocolSimulator:
         "offline": _control_offline,
         "delay": _control_delay,
         "garbage": _control_garbage,
+        **{fault: _reply_fault(fault) for fault in REPLY_FAULTS},
         "freeze": _control_freeze,
         "clear": clear,
         "status": _control_status,
@@ -272,27 +321,32 @@ class LineProtocolSimulator:
         return accept
 
     async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        async for line in _lines(reader, self.terminator, self.encoding):
+        async for frame in _frames(reader, self.framing):
             with self.lock:
                 self.advance()
-                self.received.append(line)
-                reply = self.handle_line(line)
+                reply = self.handle(frame)
+                for fault in sorted(self.faults):
+                    if reply is not None:
+                        reply = self.spoil(fault, reply)
             if reply is None:
                 continue
             if self.delay:
                 await asyncio.sleep(self.delay)
-            data = self._garbage() if self.garbage else reply.encode(self.encoding, errors="replace")
-            writer.write(data + self.reply_terminator)
+            writer.write(self._garbage(len(reply)) if self.garbage else reply)
             await writer.drain()
 
     async def _serve_control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        async for line in _lines(reader, b"\n", "ascii"):
+        async for line in _lines(reader):
             if line.strip():
                 writer.write(self.control(line).encode("ascii", errors="replace") + b"\n")
                 await writer.drain()
 
-    def _garbage(self) -> bytes:
-        return bytes(self.random.choices(GARBAGE, k=self.random.randint(8, 32)))
+    def _garbage(self, length: int) -> bytes:
+        """Random bytes, ending as the reply did (a line end stays), so the client reads them."""
+        return bytes(self.random.choices(GARBAGE, k=self.random.randint(8, 32))) + self.garbage_end
+
+    #: What a garbage reply ends with: the reply terminator of a text instrument.
+    garbage_end: ClassVar[bytes] = b""
 
     def _abort_clients(self) -> None:
         for writer in list(self._clients):
@@ -301,11 +355,7 @@ class LineProtocolSimulator:
     def _in_loop(self, action: Callable[[], None]) -> None:
         """Run `action` in the serving loop (transports are not thread-safe) and wait for it."""
         loop = self._loop
-        try:
-            in_loop = asyncio.get_running_loop() is loop
-        except RuntimeError:
-            in_loop = False
-        if loop is None or in_loop:
+        if loop is None or _running_loop() is loop:
             action()
             return
 
@@ -315,14 +365,60 @@ class LineProtocolSimulator:
         asyncio.run_coroutine_threadsafe(run(), loop).result(timeout=10)
 
 
-async def _lines(reader: asyncio.StreamReader, terminator: bytes, encoding: str) -> AsyncIterator[str]:
-    """The received lines, decoded, without terminator or a carriage return before it."""
+class LineProtocolSimulator(Simulator):
+    """A text instrument: one line in, at most one line out."""
+
+    #: Ends every line the instrument receives; a carriage return before it is ignored.
+    terminator: ClassVar[bytes] = b"\n"
+    #: Ends every line the instrument sends.
+    reply_terminator: ClassVar[bytes] = b"\n"
+    encoding: ClassVar[str] = "ascii"
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.framing = Lines(cls.terminator)
+        cls.garbage_end = cls.reply_terminator
+
+    def handle_line(self, line: str) -> str | None:
+        """The instrument's answer to one line (without terminator), or None when it stays silent."""
+        raise NotImplementedError
+
+    def handle(self, frame: bytes) -> bytes | None:
+        line = self.framing.payload(frame).decode(self.encoding, errors="replace")
+        self.received.append(line)
+        reply = self.handle_line(line)
+        if reply is None:
+            return None
+        return reply.encode(self.encoding, errors="replace") + self.reply_terminator
+
+
+async def _frames(reader: asyncio.StreamReader, framing: Framing) -> AsyncIterator[bytes]:
+    """The received frames, whole; ends when the peer leaves or sends what is no frame at all."""
+    buffer = b""
     while True:
         try:
-            data = await reader.readuntil(terminator)
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            while (parts := framing.split(buffer)) is not None:
+                frame, buffer = parts
+                yield frame
+        except ValueError:  # a FramingError: the instrument would hang up or stay deaf
             return
-        yield data[: -len(terminator)].decode(encoding, errors="replace").rstrip("\r")
+        data = await reader.read(4096)
+        if not data:
+            return
+        buffer += data
+
+
+async def _lines(reader: asyncio.StreamReader) -> AsyncIterator[str]:
+    """Control-port lines, decoded, without line end."""
+    async for frame in _frames(reader, Lines(b"\n")):
+        yield frame.decode("ascii", errors="replace").rstrip("\r\n")
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _port_of(server: asyncio.Server) -> int:
@@ -341,7 +437,7 @@ def _state(flag: bool) -> str:
 
 @contextmanager
 def run_in_thread(
-    simulator: LineProtocolSimulator,
+    simulator: Simulator,
     *,
     host: str = "127.0.0.1",
     port: int = 0,

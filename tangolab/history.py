@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from device_servers.archiver.storage import QUALITIES, Message, Store, open_store
+from .archive_store import QUALITIES, Message, Store, open_store
 
 DEFAULT_ARCHIVE = "var/archive.db"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

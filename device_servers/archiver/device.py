@@ -20,7 +20,7 @@ from tango import DevState, Except
 from tango.server import Device, attribute, command, device_property
 
 from ..core.server import serve
-from .storage import open_store, without_password
+from tangolab.archive_store import open_store, without_password
 from .subscription import ArchivedAttribute
 from .writer import Writer
 

@@ -17,7 +17,7 @@ import time
 
 import tango
 
-from .storage import INVALID
+from tangolab.archive_store import INVALID
 from .writer import Writer
 
 MODES = ("archive events", "change events", "polling")

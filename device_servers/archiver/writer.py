@@ -18,7 +18,7 @@ import time as _time
 from dataclasses import dataclass
 from typing import Any, Self
 
-from .storage import Row, Store
+from tangolab.archive_store import Row, Store
 
 log = logging.getLogger(__name__)
 

@@ -4,6 +4,8 @@ A `LinkError` means the transport is gone or silent: the device goes FAULT and r
 An `InstrumentError` means the instrument answered, but not with something we can use.
 """
 
+from __future__ import annotations
+
 
 class LinkError(OSError):
     """The connection could not be opened, dropped, or a reply did not arrive in time."""
@@ -15,3 +17,13 @@ class InstrumentError(ValueError):
 
 class RejectedValue(ValueError):
     """A write or command refused before it reached the instrument; the message says what is allowed."""
+
+
+def shown(data: bytes | str, limit: int = 40) -> str:
+    """Bytes or text from the wire as a person can read them in a status or a log: printable,
+    escaped (b'\\x06\\r\\n'), and cut to about `limit` characters."""
+    kept = min(len(data), limit)
+    while len(text := repr(data[:kept])) > limit + 3 and kept > 1:
+        kept -= 1
+    more = len(data) - kept
+    return f"{text}…(+{more})" if more > 0 else text

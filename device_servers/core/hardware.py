@@ -1,13 +1,22 @@
 """The base of every tangolab hardware device: connect, poll into a cache, push events, reconnect.
 
-A device subclass declares its attributes with `polled(...)`, builds its driver in
-`create_driver`, and maps one instrument round trip to attribute values in `poll`. Everything
-else (the poll thread, serving reads from the cache, change and archive events, FAULT with a
-reason and reconnection with back-off, turning driver errors into `DevFailed`) happens here once.
+A device subclass declares its attributes with `polled(...)` and `writable(...)`, builds its
+driver in `create_driver`, and maps one instrument round trip to attribute values in `poll`.
+Everything else happens here once: the link (picked by the `Url` scheme, with the device's own
+link settings), the poll thread, reads served from the cache, change and archive events, FAULT
+with a reason and reconnection with back-off, writes that run the driver operation the
+attribute names, frames the instrument sends unasked, and driver errors turned into `DevFailed`.
+
+    setpoint1 = writable(dtype=float, unit="K", writes=(CryoCon24C.set_setpoint, 1),
+                         limits=SETPOINT_LIMITS)
+
+writes `cryo.setpoint1 = 80` as `driver.set_setpoint(1, 80.0)`; SETPOINT_LIMITS are the
+attribute's min/max, so Jive and Taurus show and enforce them.
 """
 
 from __future__ import annotations
 
+import enum
 import threading
 import time
 from collections.abc import Callable
@@ -17,17 +26,25 @@ from typing import Any, ClassVar, TypeVar
 from tango import AttrQuality, AttrWriteType, DevState, Except
 from tango.server import Device, attribute, device_property
 
-from .errors import InstrumentError, LinkError, RejectedValue
-from .link import Link
+from .errors import InstrumentError, LinkError, RejectedValue, shown
+from .framing import Framing, Lines
+from .limits import Limits
+from .link import Link, link_for_url
 
 T = TypeVar("T")
 
 #: Reconnection waits grow from the first to the last value and stay there.
 RECONNECT_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 5.0)
+#: How often the idle poll loop looks for frames the instrument sent unasked.
+UNSOLICITED_CHECK_S = 0.05
 
 VALID, WARNING, ALARM, INVALID = (
     AttrQuality.ATTR_VALID, AttrQuality.ATTR_WARNING, AttrQuality.ATTR_ALARM, AttrQuality.ATTR_INVALID
 )
+
+#: A driver operation an attribute write runs: the unbound method, then its leading arguments;
+#: the written value comes last (`(CryoCon24C.set_setpoint, 1)` → `driver.set_setpoint(1, v)`).
+Operation = Callable[..., Any] | tuple[Any, ...]
 
 
 class polled(attribute):
@@ -35,11 +52,22 @@ class polled(attribute):
 
     Thresholds are the standard Tango ones (`abs_change`, `archive_abs_change`, `archive_period`,
     editable from Jive); the poll loop pushes every new value and Tango drops those that moved
-    less than the threshold.
+    less than the threshold. `writes` names the driver operation a write runs, `limits` the
+    range it accepts (shown as min/max); an enum attribute hands the driver the label.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
-        self.placeholder = _placeholder(kwargs.get("dtype", float))
+    def __init__(self, *, writes: Operation | None = None, limits: Limits | None = None, **kwargs: Any) -> None:
+        dtype = kwargs.get("dtype", float)
+        self.placeholder = _placeholder(dtype)
+        self.labels = [member.name for member in dtype] if _is_enum(dtype) else None
+        self.operation = (writes,) if callable(writes) else writes
+        if writes is not None:
+            kwargs["access"] = AttrWriteType.READ_WRITE
+        if limits is not None:
+            kwargs.setdefault("min_value", limits.low)
+            kwargs.setdefault("max_value", limits.high)
+            if limits.unit:
+                kwargs.setdefault("unit", limits.unit)
         if "abs_change" in kwargs:
             kwargs.setdefault("archive_abs_change", kwargs["abs_change"])
         kwargs.setdefault("archive_period", 60_000)
@@ -50,15 +78,19 @@ class polled(attribute):
             archive_event_detect=True,
             **kwargs,
         )
+        if "name" in kwargs:  # added at run time: no class body to name it
+            self.__set_name__(None, kwargs["name"])
 
-    def __set_name__(self, owner: type, name: str) -> None:
+    def __set_name__(self, owner: type | None, name: str) -> None:
         placeholder = self.placeholder
-        self.fget = lambda device: device.cached(name, placeholder)
+        self.fget = lambda device, *_: device.cached(name, placeholder)
+        if self.operation is not None:
+            self.fset = lambda device, value, *_: device.write_through(self, name, value)
 
 
-def writable(**kwargs: Any) -> polled:
-    """A polled attribute that can be written; the device defines `write_<name>`."""
-    return polled(access=AttrWriteType.READ_WRITE, **kwargs)
+def writable(*, writes: Operation, **kwargs: Any) -> polled:
+    """A polled attribute that a client writes through the driver operation `writes`."""
+    return polled(writes=writes, **kwargs)
 
 
 class HardwareDevice(Device):
@@ -67,7 +99,8 @@ class HardwareDevice(Device):
     Url = device_property(
         dtype=str,
         mandatory=True,
-        doc="pyserial URL of the instrument: socket://host:port, /dev/ttyUSB0, rfc2217://host:port",
+        doc="Where the instrument is: socket://host:port, /dev/ttyUSB0, rfc2217://host:port, "
+        "gpib://<bus device>/<address>",
     )
     PollPeriod = device_property(
         dtype=float, default_value=0.5, doc="Seconds between two polls of the instrument"
@@ -75,9 +108,16 @@ class HardwareDevice(Device):
     Timeout = device_property(
         dtype=float, default_value=1.0, doc="Seconds to wait for one reply before the link counts as lost"
     )
+    BaudRate = device_property(dtype=int, default_value=9600, doc="Serial links: bits per second")
+    Parity = device_property(dtype=str, default_value="N", doc="Serial links: N, E, O, M or S")
+    StopBits = device_property(dtype=float, default_value=1, doc="Serial links: 1, 1.5 or 2")
+    Handshake = device_property(
+        dtype=str, default_value="none", doc="Serial links: none, rtscts (hardware) or xonxoff (software)"
+    )
 
-    #: Extra keyword arguments of the `Link` (terminators, baud rate); set by each device class.
-    link_options: ClassVar[dict[str, Any]] = {}
+    #: How the instrument's replies are cut into frames, and what ends each line sent.
+    framing: ClassVar[Framing] = Lines(b"\n")
+    write_terminator: ClassVar[bytes] = b"\n"
 
     # -- what a device class provides ---------------------------------------------------------
 
@@ -96,18 +136,43 @@ class HardwareDevice(Device):
         """State and status while the link is up; ON unless the device knows better."""
         return DevState.ON, "Connected"
 
+    def poll_period(self) -> float:
+        """Seconds until the next poll; a device polls faster while something moves."""
+        return self.PollPeriod
+
+    def create_link(self) -> Link:
+        """The transport the `Url` names, with this device's link settings."""
+        handshake = self.Handshake.strip().lower()
+        if handshake not in ("none", "rtscts", "xonxoff"):
+            raise ValueError(f"Handshake {self.Handshake!r} is not one of none, rtscts, xonxoff")
+        serial_options = {
+            "baudrate": self.BaudRate,
+            "parity": self.Parity.strip().upper()[:1],
+            "stopbits": self.StopBits,
+            "rtscts": handshake == "rtscts",
+            "xonxoff": handshake == "xonxoff",
+        }
+        return link_for_url(
+            self.Url,
+            framing=self.framing,
+            write_terminator=self.write_terminator,
+            timeout=self.Timeout,
+            serial_options=serial_options,
+        )
+
     # -- Tango life cycle ---------------------------------------------------------------------
 
     def init_device(self) -> None:
         super().init_device()
         self._cache: dict[str, tuple[Any, float, AttrQuality]] = {}
+        self._cache_lock = threading.RLock()
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self.link = Link(self.Url, timeout=self.Timeout, **self.link_options)
-        self.driver = self.create_driver(self.link)
         self.set_change_event("State", True, False)
         self.set_change_event("Status", True, False)
         self._set_state(DevState.INIT, f"Connecting to {self.Url}")
+        self.link = self.create_link()
+        self.driver = self.create_driver(self.link)
         self._thread = threading.Thread(
             target=self._poll_loop, args=(self._stop, self.link), name=f"poll {self.get_name()}", daemon=True
         )
@@ -135,7 +200,7 @@ class HardwareDevice(Device):
         value, when, quality = self._cache.get(name, (None, time.time(), INVALID))
         return (placeholder, when, INVALID) if value is None else (value, when, quality)
 
-    def send(self, operation: Callable[..., T], *args: Any) -> T:
+    def call_driver(self, operation: Callable[..., T], *args: Any) -> T:
         """Run a driver operation for a client; errors become a DevFailed a person can act on."""
         origin = f"{self.get_name()} {getattr(operation, '__name__', 'operation')}{args}"
         try:
@@ -150,6 +215,29 @@ class HardwareDevice(Device):
         self._wake.set()
         return result
 
+    def write_through(self, declared: polled, name: str, value: Any) -> None:
+        """A client's write: the attribute's driver operation, then the value read back is what
+        the next read returns (or the value written, when the operation returns nothing)."""
+        operation, *leading = declared.operation
+        sent = declared.labels[value] if declared.labels else value
+        read_back = self.call_driver(operation, self.driver, *leading, sent)
+        if read_back is None:
+            read_back = value
+        elif declared.labels and isinstance(read_back, str):
+            read_back = declared.labels.index(read_back)
+        self.publish({name: read_back})
+
+    def publish(self, values: dict[str, Any], when: float | None = None) -> None:
+        """Cache values and push their events now (from a poll, a write or an unasked frame)."""
+        when = time.time() if when is None else when
+        for name, value in values.items():
+            self._store(name, value, when, INVALID if value is None else self._quality(name, value))
+
+    def add_polled_attribute(self, name: str, **kwargs: Any) -> None:
+        """An attribute added at run time that behaves as a declared `polled` one: reads from
+        the cache, events, quality by its alarm limits. `poll` (or `publish`) gives its value."""
+        self.add_attribute(polled(name=name, **kwargs))
+
     # -- the poll loop ------------------------------------------------------------------------
 
     def _poll_loop(self, stop: threading.Event, link: Link) -> None:
@@ -158,7 +246,8 @@ class HardwareDevice(Device):
         while not stop.is_set():
             started = time.monotonic()
             try:
-                if not link.is_open:
+                connecting = not link.is_open
+                if connecting:
                     link.open()
                     self.on_connect()
                 values = self.poll()
@@ -180,12 +269,20 @@ class HardwareDevice(Device):
             if failures:
                 self.info_stream(f"{self.Url} answers again after {failures} failed attempt(s)")
             failures, lost_since = 0, None
-            self._publish(values)
-            self._wake.wait(max(self.PollPeriod - (time.monotonic() - started), 0.0))
-            self._wake.clear()
+            self._publish_poll(values, connecting)
+            self._idle(link, started + self.poll_period())
         link.close()
 
-    def _publish(self, values: dict[str, Any]) -> None:
+    def _idle(self, link: Link, until: float) -> None:
+        """Wait for the next poll (or a write's wake-up), handing on frames sent unasked."""
+        while (remaining := until - time.monotonic()) > 0:
+            if self._wake.wait(min(remaining, UNSOLICITED_CHECK_S) if link.unsolicited else remaining):
+                break
+            if link.unsolicited and link.is_open:
+                link.route_waiting()
+        self._wake.clear()
+
+    def _publish_poll(self, values: dict[str, Any], connected_now: bool) -> None:
         now = time.time()
         in_alarm = []
         for name, value in values.items():
@@ -193,17 +290,32 @@ class HardwareDevice(Device):
             if quality is ALARM:
                 in_alarm.append(name)
             self._store(name, value, now, quality)
+        if connected_now:
+            self._set_write_values(values)
         state, status = self.operating_state(values)
         if in_alarm and state in (DevState.ON, DevState.RUNNING):
             state = DevState.ALARM
             status = f"{status}; out of alarm limits: {', '.join(in_alarm)}"
         self._set_state(state, status)
 
+    def _set_write_values(self, values: dict[str, Any]) -> None:
+        """A client's write widget shows what the instrument holds, not a default."""
+        attributes = self.get_device_attr()
+        for name, value in values.items():
+            if value is None:
+                continue
+            attr = attributes.get_attr_by_name(name)
+            if attr.get_writable() == AttrWriteType.READ_WRITE:
+                attributes.get_w_attr_by_name(name).set_write_value(value)
+
     def _store(self, name: str, value: Any, when: float, quality: AttrQuality) -> None:
-        """Cache a reading and offer it as events; Tango drops those below the thresholds."""
-        if value is None:  # keep the last value, marked INVALID, so subscribers see the loss
-            value = self._cache.get(name, (None,))[0]
-        self._cache[name] = (value, when, quality)
+        """Cache a reading and offer it as events; Tango drops those below the thresholds.
+        The lock covers the cache only: pushing an event may wait for the device's monitor,
+        which a client's write holds while it stores its read-back value here."""
+        with self._cache_lock:
+            if value is None:  # keep the last value, marked INVALID, so subscribers see the loss
+                value = self._cache.get(name, (None,))[0]
+            self._cache[name] = (value, when, quality)
         if value is not None:
             self.push_change_event(name, value, when, quality)
             self.push_archive_event(name, value, when, quality)
@@ -251,8 +363,14 @@ def _number(text: str) -> float | None:
         return None
 
 
+def _is_enum(dtype: Any) -> bool:
+    return isinstance(dtype, type) and issubclass(dtype, enum.Enum)
+
+
 def _placeholder(dtype: Any) -> Any:
     """A value of the attribute's type for when there is none: clients see only INVALID."""
+    if isinstance(dtype, (tuple, list)):  # a spectrum (one level) or an image (two)
+        return [] if not isinstance(dtype[0], (tuple, list)) else [[]]
     if dtype in (str, "str", "DevString"):
         return ""
     if dtype in (float, "float", "DevDouble", "DevFloat"):
@@ -260,3 +378,6 @@ def _placeholder(dtype: Any) -> Any:
     if dtype in (bool, "bool", "DevBoolean"):
         return False
     return 0
+
+
+__all__ = ["HardwareDevice", "Limits", "polled", "shown", "writable"]

@@ -15,7 +15,7 @@ from tango.server import command
 from ..core.hardware import HardwareDevice, polled, writable
 from ..core.link import Link
 from ..core.server import serve
-from .driver import HEATER_RANGES, LOOP_TYPES, CryoCon24C
+from .driver import HEATER_RANGES, LOOP_TYPES, RAMP_RATE_LIMITS, SETPOINT_LIMITS, CryoCon24C
 
 LoopType = enum.IntEnum("LoopType", list(LOOP_TYPES), start=0)
 HeaterRange1 = enum.IntEnum("HeaterRange1", list(HEATER_RANGES[1]), start=0)
@@ -31,8 +31,8 @@ def temperature(channel: str, **kwargs: Any) -> polled:
 
 def setpoint(loop: int) -> polled:
     return writable(
-        dtype=float, unit="K", format="%8.3f", abs_change=0.001,
-        doc=f"Control set-point of loop {loop}, in the units of its source input",
+        dtype=float, format="%8.3f", abs_change=0.001, writes=(CryoCon24C.set_setpoint, loop),
+        limits=SETPOINT_LIMITS, doc=f"Control set-point of loop {loop}, in the units of its source input",
     )
 
 
@@ -45,8 +45,15 @@ def heater_power(loop: int) -> polled:
 
 def ramp_rate(loop: int) -> polled:
     return writable(
-        dtype=float, unit="K/min", format="%6.2f", abs_change=0.001,
-        doc=f"Set-point ramp rate of loop {loop} when its type is RAMPP",
+        dtype=float, format="%6.2f", abs_change=0.001, writes=(CryoCon24C.set_ramp_rate, loop),
+        limits=RAMP_RATE_LIMITS, doc=f"Set-point ramp rate of loop {loop} when its type is RAMPP",
+    )
+
+
+def loop_type(loop: int) -> polled:
+    return writable(
+        dtype=LoopType, writes=(CryoCon24C.set_loop_type, loop),
+        doc=f"Control mode of loop {loop}: OFF, MAN (manual power), PID, TABLE, RAMPP, RAMPT",
     )
 
 
@@ -62,13 +69,22 @@ class TemperatureController(HardwareDevice):
     setpoint2 = setpoint(2)
     heaterPower1 = heater_power(1)
     heaterPower2 = heater_power(2)
-    loopType1 = writable(dtype=LoopType, doc="Control mode of loop 1: OFF, MAN (manual power), PID, TABLE, RAMPP, RAMPT")
-    loopType2 = writable(dtype=LoopType, doc="Control mode of loop 2: OFF, MAN (manual power), PID, TABLE, RAMPP, RAMPT")
-    heaterRange1 = writable(dtype=HeaterRange1, doc="Heater range of loop 1: HI, MID (1/10 of HI) or LOW (1/100)")
-    heaterRange2 = writable(dtype=HeaterRange2, doc="Heater range of loop 2: HI or LOW (1/10 of HI)")
+    loopType1 = loop_type(1)
+    loopType2 = loop_type(2)
+    heaterRange1 = writable(
+        dtype=HeaterRange1, writes=(CryoCon24C.set_heater_range, 1),
+        doc="Heater range of loop 1: HI, MID (1/10 of HI) or LOW (1/100)",
+    )
+    heaterRange2 = writable(
+        dtype=HeaterRange2, writes=(CryoCon24C.set_heater_range, 2),
+        doc="Heater range of loop 2: HI or LOW (1/10 of HI)",
+    )
     rampRate1 = ramp_rate(1)
     rampRate2 = ramp_rate(2)
-    control = writable(dtype=bool, doc="Whether the control loops drive their heaters (CONTROL / STOP)")
+    control = writable(
+        dtype=bool, writes=CryoCon24C.set_control,
+        doc="Whether the control loops drive their heaters (CONTROL / STOP)",
+    )
 
     def create_driver(self, link: Link) -> CryoCon24C:
         return CryoCon24C(link)
@@ -94,42 +110,15 @@ class TemperatureController(HardwareDevice):
             return DevState.RUNNING, f"Control ON: loop 1 {mode} to {values['setpoint1']:.3f} K"
         return DevState.ON, "Control OFF"
 
-    def write_setpoint1(self, value: float) -> None:
-        self.send(self.driver.set_setpoint, 1, value)
-
-    def write_setpoint2(self, value: float) -> None:
-        self.send(self.driver.set_setpoint, 2, value)
-
-    def write_loopType1(self, value: int) -> None:
-        self.send(self.driver.set_loop_type, 1, LOOP_TYPES[value])
-
-    def write_loopType2(self, value: int) -> None:
-        self.send(self.driver.set_loop_type, 2, LOOP_TYPES[value])
-
-    def write_heaterRange1(self, value: int) -> None:
-        self.send(self.driver.set_heater_range, 1, HEATER_RANGES[1][value])
-
-    def write_heaterRange2(self, value: int) -> None:
-        self.send(self.driver.set_heater_range, 2, HEATER_RANGES[2][value])
-
-    def write_rampRate1(self, value: float) -> None:
-        self.send(self.driver.set_ramp_rate, 1, value)
-
-    def write_rampRate2(self, value: float) -> None:
-        self.send(self.driver.set_ramp_rate, 2, value)
-
-    def write_control(self, value: bool) -> None:
-        self.send(self.driver.start_control if value else self.driver.stop_control)
-
     @command
     def StartControl(self) -> None:
         """Engage the control loops (the instrument's CONTROL command)."""
-        self.send(self.driver.start_control)
+        self.call_driver(self.driver.start_control)
 
     @command
     def StopControl(self) -> None:
         """Switch every heater off (the instrument's STOP command)."""
-        self.send(self.driver.stop_control)
+        self.call_driver(self.driver.stop_control)
 
 
 def main() -> None:

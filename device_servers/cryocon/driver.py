@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.errors import InstrumentError, RejectedValue
+from ..core.errors import InstrumentError, RejectedValue, shown
+from ..core.limits import Limits
 from ..core.link import Link
 
 #: The instrument's TCP port, unless changed on its front panel.
@@ -32,28 +33,6 @@ LOOP_TYPES = ("OFF", "MAN", "PID", "TABLE", "RAMPP", "RAMPT")
 #: Heater ranges per loop; each is a tenth of the power of the one before (manual: LOOP RANGe).
 HEATER_RANGES = {1: ("HI", "MID", "LOW"), 2: ("HI", "LOW")}
 HEATER_OK = "--Htr OK--"
-
-
-@dataclass(frozen=True)
-class Limits:
-    """An allowed numeric range, kept here once for the driver's checks and the device's metadata."""
-
-    low: float
-    high: float
-    unit: str = ""
-
-    def check(self, what: str, value: float) -> float:
-        """`value` as a float, or `RejectedValue` saying what is allowed."""
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise RejectedValue(f"{what} must be a number {self}, not {value!r}") from None
-        if not (math.isfinite(number) and self.low <= number <= self.high):
-            raise RejectedValue(f"{what} {value!r} is out of range: allowed {self}")
-        return number
-
-    def __str__(self) -> str:
-        return f"{self.low:g} to {self.high:g}{' ' + self.unit if self.unit else ''}"
 
 
 #: Set-point in kelvin: the manual rejects set-points below zero or above the loop's maximum
@@ -198,28 +177,29 @@ class CryoCon24C:
         }
         return CryoConStatus(temperatures, control_on, loops)
 
-    def set_setpoint(self, loop: int, kelvin: float) -> None:
-        """Regulate to `kelvin`; in RAMPP/RAMPT the instrument ramps there at the ramp rate."""
-        self._set(loop, {"SETP": SETPOINT_LIMITS.check("set-point", kelvin)}, _kelvin)
+    def set_setpoint(self, loop: int, kelvin: float) -> float:
+        """Regulate to `kelvin`; in RAMPP/RAMPT the instrument ramps there at the ramp rate.
+        Returns the set-point read back, as do the other single settings."""
+        return self._set(loop, {"SETP": SETPOINT_LIMITS.check("set-point", kelvin)}, _kelvin)[0]
 
-    def set_loop_type(self, loop: int, loop_type: str) -> None:
+    def set_loop_type(self, loop: int, loop_type: str) -> str:
         """OFF, MAN (manual power), PID, TABLE, RAMPP or RAMPT (see LOOP_TYPES)."""
-        self._set(loop, {"TYPE": _choose("loop type", loop_type, LOOP_TYPES)}, _word_of(LOOP_TYPES))
+        return self._set(loop, {"TYPE": _choose("loop type", loop_type, LOOP_TYPES)}, _word_of(LOOP_TYPES))[0]
 
-    def set_heater_range(self, loop: int, heater_range: str) -> None:
+    def set_heater_range(self, loop: int, heater_range: str) -> str:
         """HI, MID or LOW on loop 1; HI or LOW on loop 2 (see HEATER_RANGES)."""
         choices = HEATER_RANGES[_check_loop(loop)]
-        self._set(
+        return self._set(
             loop, {"RANG": _choose(f"loop {loop} heater range", heater_range, choices)}, _word_of(choices)
-        )
+        )[0]
 
-    def set_ramp_rate(self, loop: int, k_per_min: float) -> None:
+    def set_ramp_rate(self, loop: int, k_per_min: float) -> float:
         """How fast the set-point moves in RAMPP and RAMPT."""
-        self._set(loop, {"RATE": RAMP_RATE_LIMITS.check("ramp rate", k_per_min)}, _number)
+        return self._set(loop, {"RATE": RAMP_RATE_LIMITS.check("ramp rate", k_per_min)}, _number)[0]
 
-    def set_manual_power(self, loop: int, percent: float) -> None:
+    def set_manual_power(self, loop: int, percent: float) -> float:
         """Heater output in MAN, in % of the range's full scale."""
-        self._set(loop, {"PMAN": MANUAL_POWER_LIMITS.check("manual power", percent)}, _number)
+        return self._set(loop, {"PMAN": MANUAL_POWER_LIMITS.check("manual power", percent)}, _number)[0]
 
     def set_pid(self, loop: int, p: float, i: float, d: float) -> None:
         """Gains: P unit-less, I in seconds, D in 1/s; 0 switches a term off."""
@@ -227,6 +207,10 @@ class CryoCon24C:
         self._set(
             loop, {key: GAIN_LIMITS.check(name, value) for key, (name, value) in gains.items()}, _number
         )
+
+    def set_control(self, on: bool) -> None:
+        """Engage (True) or disengage (False) the control loops."""
+        (self.start_control if on else self.stop_control)()
 
     def start_control(self) -> None:
         """Engage the control loops (CONTROL)."""
@@ -245,24 +229,27 @@ class CryoCon24C:
         if len(fields) == count + 1 and not fields[-1].strip():
             fields.pop()  # a reply may end in ';'
         if any(field.strip() == "NAK" for field in fields):
-            raise InstrumentError(f"instrument refused {command!r}: replied {reply!r}")
+            raise InstrumentError(f"instrument refused {shown(command)}: replied {shown(reply)}")
         if len(fields) != count:
-            raise InstrumentError(f"expected {count} answers to {command!r}, got {len(fields)}: {reply!r}")
+            raise InstrumentError(f"expected {count} answers to {shown(command)}, got {len(fields)}: {shown(reply)}")
         return fields
 
-    def _set(self, loop: int, settings: dict[str, float | str], parse: Callable[[str], Any]) -> None:
-        """Send loop settings and their queries in one message; check every value read back."""
+    def _set(self, loop: int, settings: dict[str, float | str], parse: Callable[[str], Any]) -> list[Any]:
+        """Send loop settings and their queries in one message; check and return every value read back."""
         sets = ";".join(f"{keyword} {_text(value)}" for keyword, value in settings.items())
         command = f"LOOP {_check_loop(loop)}:{sets};" + ";".join(f"{keyword}?" for keyword in settings)
+        read_back = []
         for sent, reply in zip(settings.values(), self._ask(command, len(settings))):
             value = self._parse(parse, reply, "read-back", reply)
+            read_back.append(value)
             if isinstance(sent, str):
                 agrees = value == sent
             else:  # the reply is rounded: allow half of its last digit
                 digits = reply.strip().rstrip("%KCFkcf").partition(".")[2]
                 agrees = math.isclose(value, sent, abs_tol=0.5 * 10 ** -len(digits) + 1e-9)
             if not agrees:
-                raise InstrumentError(f"instrument did not take {command!r}: it reads back {reply.strip()!r}")
+                raise InstrumentError(f"instrument did not take {command!r}: it reads back {shown(reply.strip())}")
+        return read_back
 
     def _switch_control(self, command: str, on: bool) -> None:
         (reply,) = self._ask(f"{command};:CONT?", 1)
@@ -274,7 +261,7 @@ class CryoCon24C:
         try:
             return parse(text)
         except (ValueError, KeyError, IndexError) as exc:
-            raise InstrumentError(f"cannot read {what} from {text!r} in reply {reply!r} ({exc})") from None
+            raise InstrumentError(f"cannot read {what} from {shown(text)} in reply {shown(reply)} ({exc})") from None
 
 
 def _check_loop(loop: int) -> int:

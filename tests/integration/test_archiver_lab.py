@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tango
 
-from device_servers.archiver.storage import open_store
+from tangolab.archive_store import open_store
 from tangolab import history
 from tangolab.lab_config import LabConfig
 from tangolab.launcher import Lab

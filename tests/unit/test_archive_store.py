@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tango
 
-from device_servers.archiver.storage import (
+from tangolab.archive_store import (
     INVALID,
     PostgresStore,
     SQLiteStore,

@@ -62,12 +62,14 @@ def test_setpoint_goes_to_the_instrument_as_scpi(device, simulator):
     wait_until(lambda: device.read_attribute("setpoint2").value == pytest.approx(123.25), 10)
 
 
-def test_rejected_setpoint_sends_nothing(device, simulator):
+def test_the_driver_limits_are_the_attributes_range_and_a_value_outside_sends_nothing(device, simulator):
+    config = device.get_attribute_config("setpoint1")
+    assert (float(config.min_value), float(config.max_value), config.unit) == (0, 1000, "K")
     sent_before = len(simulator.simulator.received)
     with pytest.raises(tango.DevFailed) as failure:
         device.write_attribute("setpoint1", -5.0)
-    assert failure.value.args[0].reason == "ValueRejected"
-    assert "0 to 1000 K" in failure.value.args[0].desc
+    assert failure.value.args[0].reason == "API_WAttrOutsideLimit"  # Tango's own check of min/max
+    assert "below the minimum" in failure.value.args[0].desc
     sent = simulator.simulator.received[sent_before:]
     assert not [line for line in sent if "SETP " in line.upper()], sent
 

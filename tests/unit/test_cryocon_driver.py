@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from device_servers.core.errors import InstrumentError, LinkError, RejectedValue
-from device_servers.core.link import Link
+from device_servers.core.link import SerialLink
 from device_servers.cryocon.driver import HEATER_OK, STATUS_QUERY, CryoCon24C
 from simulators import CryoConSimulator, Running, run_in_thread
 
@@ -30,7 +30,7 @@ def sim(served: Running) -> CryoConSimulator:
 
 @pytest.fixture
 def driver(served: Running) -> Iterator[CryoCon24C]:
-    cryocon = CryoCon24C(Link(served.url, timeout=TIMEOUT))
+    cryocon = CryoCon24C(SerialLink(served.url, timeout=TIMEOUT))
     cryocon.connect()
     yield cryocon
     cryocon.close()
@@ -38,7 +38,7 @@ def driver(served: Running) -> Iterator[CryoCon24C]:
 
 def test_connect_reports_every_input_in_kelvin(served, sim):
     sim.units.update(A="C", B="F", C="C")
-    cryocon = CryoCon24C(Link(served.url, timeout=TIMEOUT))
+    cryocon = CryoCon24C(SerialLink(served.url, timeout=TIMEOUT))
     try:
         cryocon.connect()
     finally:

@@ -9,7 +9,7 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-from device_servers.archiver.storage import INVALID, SQLiteStore
+from tangolab.archive_store import INVALID, SQLiteStore
 from tangolab import history
 
 NOW = 1_700_000_000.0

@@ -1,4 +1,5 @@
-"""`Link` framing and failure modes, against small scripted instruments on real sockets."""
+"""`SerialLink` framing, unasked frames and failure modes, against small scripted instruments on
+real sockets."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from device_servers.core.errors import LinkError
-from device_servers.core.link import Link
+from device_servers.core.framing import FixedLength, FramingError, LengthInHeader, Lines
+from device_servers.core.link import SerialLink
 
 Script = Callable[["Peer", socket.socket, int], None]  # (peer, connection, index of the connection)
 
@@ -82,11 +84,11 @@ def peer() -> Iterator[Callable[[Script], Peer]]:
 
 
 @pytest.fixture
-def links() -> Iterator[Callable[..., Link]]:
-    opened: list[Link] = []
+def links() -> Iterator[Callable[..., SerialLink]]:
+    opened: list[SerialLink] = []
 
-    def make(url: str, **options: object) -> Link:
-        opened.append(Link(url, **options))
+    def make(url: str, **options: object) -> SerialLink:
+        opened.append(SerialLink(url, **options))
         return opened[-1]
 
     yield make
@@ -116,7 +118,7 @@ def echo(terminator: bytes, reply_terminator: bytes) -> Script:
 )
 def test_query_frames_lines_with_the_terminators(peer, links, write_terminator, read_terminator):
     instrument = peer(echo(write_terminator, read_terminator))
-    link = links(instrument.url, write_terminator=write_terminator, read_terminator=read_terminator)
+    link = links(instrument.url, write_terminator=write_terminator, framing=Lines(read_terminator))
     link.open()
 
     assert link.query("*IDN?") == "got *IDN?"
@@ -139,7 +141,7 @@ def test_write_line_sends_one_terminated_line_and_reads_nothing(peer, links):
     assert bytes(instrument.received) == b"CONTROL\nCONTROL?\n"
 
 
-def test_exchange_reads_exactly_the_reply_length(peer, links):
+def test_a_fixed_length_transaction_reads_exactly_one_frame(peer, links):
     def script(instrument: Peer, connection: socket.socket, _index: int) -> None:
         connection.recv(3)
         connection.sendall(b"\x01\x02")
@@ -148,11 +150,35 @@ def test_exchange_reads_exactly_the_reply_length(peer, links):
         instrument.release.wait(10)
 
     instrument = peer(script)
-    link = links(instrument.url)
+    link = links(instrument.url, framing=FixedLength(5))
     link.open()
 
-    assert link.exchange(b"\x10\x20\x30", 5) == b"\x01\x02\x03\x04\x05"
-    assert link.read_exact(2) == b"\xaa\xbb"  # what followed stays for the next read
+    assert link.transaction(b"\x10\x20\x30") == b"\x01\x02\x03\x04\x05"
+    assert link.read_frame(framing=FixedLength(2)) == b"\xaa\xbb"  # what followed stays for the next read
+
+
+def apt_data_length(header: bytes) -> int:
+    """Thorlabs APT: bit 7 of the destination byte says a data block follows, its length in bytes 2-3."""
+    return int.from_bytes(header[2:4], "little") if header[4] & 0x80 else 0
+
+
+def test_a_header_with_the_length_frames_short_and_long_messages(peer, links):
+    status_request = bytes.fromhex("80 04 00 00 50 01")  # APT MGMSG_MOT_REQ_STATUSUPDATE
+    move_to_1mm = bytes.fromhex("53 04 06 00 d0 01 01 00 00 64 00 00")  # APT MOVE_ABSOLUTE, 6 data bytes
+
+    def script(instrument: Peer, connection: socket.socket, _index: int) -> None:
+        connection.recv(6)
+        connection.sendall(move_to_1mm[:7])  # the frame arrives in two pieces
+        time.sleep(0.05)
+        connection.sendall(move_to_1mm[7:] + status_request)
+        instrument.release.wait(10)
+
+    instrument = peer(script)
+    link = links(instrument.url, framing=LengthInHeader(6, apt_data_length))
+    link.open()
+
+    assert link.transaction(status_request) == move_to_1mm
+    assert link.read_frame() == status_request
 
 
 def test_a_short_binary_reply_times_out_within_the_deadline(peer, links):
@@ -162,12 +188,12 @@ def test_a_short_binary_reply_times_out_within_the_deadline(peer, links):
         instrument.release.wait(10)
 
     instrument = peer(script)
-    link = links(instrument.url, timeout=TIMEOUT)
+    link = links(instrument.url, timeout=TIMEOUT, framing=FixedLength(5))
     link.open()
 
     started = time.monotonic()
-    with pytest.raises(LinkError, match="2 of 5 bytes"):
-        link.exchange(b"\x00", 5)
+    with pytest.raises(LinkError, match=r"no reply to b'\\x00' within 0.3 s, got b'\\x01\\x02' so far"):
+        link.transaction(b"\x00")
     assert TIMEOUT * 0.9 <= time.monotonic() - started < TIMEOUT + SLACK
     assert not link.is_open  # the framing is lost: the link starts afresh
 
@@ -183,28 +209,81 @@ def test_a_silent_instrument_times_out_within_the_deadline(peer, links):
     link.open()
 
     started = time.monotonic()
-    with pytest.raises(LinkError, match=r"no reply to 'LOOP 1:SETPT\?' within 0.3 s, got b'partial'"):
+    with pytest.raises(LinkError, match=r"no reply to b'LOOP 1:SETPT\?\\n' within 0.3 s, got b'partial'"):
         link.query("LOOP 1:SETPT?")
     assert TIMEOUT * 0.9 <= time.monotonic() - started < TIMEOUT + SLACK
     assert not link.is_open
 
 
-def test_stale_input_is_discarded_so_the_reply_belongs_to_its_query(peer, links):
-    stale = b"reply to an earlier query\nand another\n"
+def test_a_long_request_and_garbage_are_shown_short_and_escaped(peer, links):
+    def script(instrument: Peer, connection: socket.socket, _index: int) -> None:
+        instrument.read_until(connection, b"\n")
+        connection.sendall(bytes(range(0x80, 0xFF)) * 4)
+        instrument.release.wait(10)
 
+    instrument = peer(script)
+    link = links(instrument.url, timeout=TIMEOUT)
+    link.open()
+
+    with pytest.raises(LinkError) as failure:
+        link.query("INP? A,B,C,D;:CONT?" + ";:LOOP 1:SETP?;TYPE?;RANG?" * 20)
+    message = str(failure.value)
+    assert len(message) < 250, message
+    assert "\\x80\\x81" in message and "…(+" in message  # escaped, and cut with what was left out
+
+
+def test_a_line_that_never_ends_is_a_framing_error_not_a_hang(peer, links):
+    def script(instrument: Peer, connection: socket.socket, _index: int) -> None:
+        instrument.read_until(connection, b"\n")
+        connection.sendall(b"x" * 5000)
+        instrument.release.wait(10)
+
+    instrument = peer(script)
+    link = links(instrument.url, framing=Lines(b"\n", max_length=1000))
+    link.open()
+
+    with pytest.raises(FramingError, match="no line end in"):
+        link.query("STREAM?")
+    assert not link.is_open
+
+
+def test_frames_sent_unasked_go_to_the_driver_and_the_reply_to_its_query(peer, links):
     def script(instrument: Peer, connection: socket.socket, _index: int) -> None:
         instrument.release.wait(10)  # pyserial empties the input once more at the end of open()
-        connection.sendall(stale)
+        connection.sendall(b"MOVED 1\n")  # before any request
         while request := instrument.read_until(connection, b"\n"):
-            connection.sendall(b"answer to " + request)
+            connection.sendall(b"MOVED 2\n" + b"answer to " + request)  # one more before the reply
 
     instrument = peer(script)
     link = links(instrument.url)
+    unasked: list[bytes] = []
+    link.unsolicited = unasked.append
     link.open()
     instrument.release.set()
-    wait_until(lambda: link._port.in_waiting)  # the stale lines have arrived (a private peek)
+    wait_until(lambda: link._port.in_waiting)  # the first one has arrived (a private peek)
 
-    assert link.query("INPUT? A") == "answer to INPUT? A"
+    reply = link.transaction(b"POS?\n", accept=lambda frame: frame.startswith(b"answer"))
+    assert reply == b"answer to POS?"
+    assert unasked == [b"MOVED 1", b"MOVED 2"]
+
+
+def test_frames_waiting_are_routed_without_a_request(peer, links):
+    def script(instrument: Peer, connection: socket.socket, _index: int) -> None:
+        instrument.release.wait(10)
+        connection.sendall(b"\x01\x02\x03\x04\x05\x06" b"\x01\x02\x03")
+        time.sleep(0.05)
+        connection.sendall(b"\x04\x05\x06")
+        instrument.release.wait(10)
+
+    instrument = peer(script)
+    link = links(instrument.url, framing=FixedLength(6))
+    unasked: list[bytes] = []
+    link.unsolicited = unasked.append
+    link.open()
+    instrument.release.set()
+    wait_until(lambda: link.route_waiting() or len(unasked) >= 2)
+
+    assert unasked == [bytes(range(1, 7))] * 2  # the second, cut in two on the wire, is whole
 
 
 def test_a_late_reply_never_answers_the_next_query(peer, links):
@@ -230,7 +309,7 @@ def test_a_late_reply_never_answers_the_next_query(peer, links):
 def test_a_refused_connection_raises_link_error():
     with socket.create_server(("127.0.0.1", 0)) as placeholder:
         port = placeholder.getsockname()[1]  # free once closed: nothing listens there
-    link = Link(f"socket://127.0.0.1:{port}")
+    link = SerialLink(f"socket://127.0.0.1:{port}")
 
     with pytest.raises(LinkError, match=f"cannot open socket://127.0.0.1:{port}"):
         link.open()

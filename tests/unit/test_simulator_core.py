@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from simulators import CryoConSimulator, Running, run_in_thread
+from device_servers.core.framing import FixedLength
+from simulators import CryoConSimulator, Running, Simulator, run_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,15 +57,16 @@ def control(served: Running) -> Iterator[Lines]:
 
 def test_control_port_sets_and_clears_faults(served, control):
     sim = served.simulator
-    assert control.ask("status") == "delay=0 garbage=off offline=off frozen=none"
+    assert control.ask("status") == "delay=0 garbage=off offline=off frozen=none faults=none"
     assert control.ask("delay 0.25") == "OK"
     assert control.ask("garbage on") == "OK"
     assert control.ask("freeze b on") == "OK"
-    assert (sim.delay, sim.garbage, set(sim.frozen)) == (0.25, True, {"B"})
-    assert control.ask("status") == "delay=0.25 garbage=on offline=off frozen=B"
+    assert control.ask("truncate on") == "OK"
+    assert (sim.delay, sim.garbage, set(sim.frozen), sim.faults) == (0.25, True, {"B"}, {"truncate"})
+    assert control.ask("status") == "delay=0.25 garbage=on offline=off frozen=B faults=truncate"
 
     assert control.ask("clear") == "OK"
-    assert (sim.delay, sim.garbage, sim.frozen) == (0.0, False, {})
+    assert (sim.delay, sim.garbage, sim.frozen, sim.faults) == (0.0, False, {}, set())
 
 
 @pytest.mark.parametrize(
@@ -75,6 +77,7 @@ def test_control_port_sets_and_clears_faults(served, control):
         ("garbage maybe", "ERROR expected on or off, not 'maybe'"),
         ("delay -1", "ERROR delay must be 0 or more seconds"),
         ("delay", "ERROR wrong arguments for delay"),
+        ("checksum on", "ERROR the cryocon simulator has no checksum fault"),
     ],
 )
 def test_control_port_says_what_is_wrong(control, command, error):
@@ -83,9 +86,74 @@ def test_control_port_says_what_is_wrong(control, command, error):
 
 def test_control_port_help_lists_the_commands_and_readings(control):
     assert control.ask("help") == (
-        "commands: drop | offline on|off | delay SECONDS | garbage on|off | "
-        "freeze NAME on|off (names: A, B, C, D) | clear | status | help"
+        "commands: drop | offline on|off | delay SECONDS | garbage on|off | checksum on|off | "
+        "truncate on|off | address on|off | freeze NAME on|off (names: A, B, C, D) | clear | status | help"
     )
+
+
+def test_a_truncated_reply_is_cut_in_half_and_the_rest_never_comes(served, control):
+    instrument = socket.create_connection(("127.0.0.1", served.port), timeout=5)
+    try:
+        assert control.ask("truncate on") == "OK"
+        instrument.sendall(b"*IDN?\n")
+        assert instrument.recv(100) == b"Cryo-con,24C,"  # half of 'Cryo-con,24C,204683,1.01A\r\n'
+        instrument.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            instrument.recv(100)
+    finally:
+        instrument.close()
+
+
+class Doubler(Simulator):
+    """A made-up binary instrument: 3-byte frames (address, value, checksum), replies the value
+    doubled; it reports every tenth of a second with an unasked frame."""
+
+    kind = "doubler"
+    framing = FixedLength(3)
+
+    def handle(self, frame: bytes) -> bytes:
+        self.received.append(frame)
+        return self.frame(frame[0], frame[1] * 2 % 256)
+
+    @staticmethod
+    def frame(address: int, value: int) -> bytes:
+        return bytes([address, value, (address + value) % 256])
+
+    def spoil(self, fault: str, reply: bytes) -> bytes:
+        if fault == "checksum":
+            return reply[:2] + bytes([reply[2] ^ 0xFF])
+        if fault == "address":
+            return bytes([reply[0] + 1]) + reply[1:]
+        return super().spoil(fault, reply)
+
+
+def test_a_binary_simulator_frames_requests_split_on_the_wire_and_spoils_replies():
+    with run_in_thread(Doubler()) as running:
+        instrument = socket.create_connection(("127.0.0.1", running.port), timeout=5)
+        try:
+            instrument.sendall(b"\x07\x15")
+            instrument.sendall(b"\x1c" + b"\x07\x01\x08")  # the end of one frame and a whole one
+            assert _receive(instrument, 6) == b"\x07\x2a\x31" + b"\x07\x02\x09"
+            assert running.simulator.received == [b"\x07\x15\x1c", b"\x07\x01\x08"]
+
+            running.simulator.faults.update({"checksum", "address"})
+            instrument.sendall(b"\x07\x15\x1c")
+            assert _receive(instrument, 3) == b"\x08\x2a\xce"
+
+            running.simulator.clear()
+            running.simulator.send_unasked(b"\x07\xee\xf5")  # from the test's thread
+            assert _receive(instrument, 3) == b"\x07\xee\xf5"
+        finally:
+            instrument.close()
+
+
+def _receive(connection: socket.socket, length: int) -> bytes:
+    data = b""
+    while len(data) < length:
+        chunk = connection.recv(length - len(data))
+        assert chunk, "the simulator hung up"
+        data += chunk
+    return data
 
 
 def test_drop_closes_the_instrument_connections_only(served, control):
