@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tangolab.archive_store import Store, open_store
 from device_servers.archiver.writer import Writer
+from tangolab.archive_store import Store, open_store
 
 ATTRIBUTES = 10
 

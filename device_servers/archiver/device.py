@@ -19,8 +19,9 @@ import tango
 from tango import DevState, Except
 from tango.server import Device, attribute, command, device_property
 
-from ..core.server import serve
 from tangolab.archive_store import open_store, without_password
+
+from ..core.server import serve
 from .subscription import ArchivedAttribute
 from .writer import Writer
 

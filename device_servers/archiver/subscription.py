@@ -18,6 +18,7 @@ import time
 import tango
 
 from tangolab.archive_store import INVALID
+
 from .writer import Writer
 
 MODES = ("archive events", "change events", "polling")

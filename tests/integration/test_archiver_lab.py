@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import tango
 
-from tangolab.archive_store import open_store
 from tangolab import history
+from tangolab.archive_store import open_store
 from tangolab.lab_config import LabConfig
 from tangolab.launcher import Lab
 from tangolab.scripting import wait_until

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import tango
 
+from device_servers.archiver.writer import Writer
 from tangolab.archive_store import (
     INVALID,
     PostgresStore,
@@ -22,7 +23,6 @@ from tangolab.archive_store import (
     open_store,
     without_password,
 )
-from device_servers.archiver.writer import Writer
 from tangolab.scripting import wait_until
 from tests.postgres import PostgresServer, postgres_server, postgres_url, private_postgres_server  # noqa: F401
 

@@ -9,8 +9,8 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-from tangolab.archive_store import INVALID, SQLiteStore
 from tangolab import history
+from tangolab.archive_store import INVALID, SQLiteStore
 
 NOW = 1_700_000_000.0
 TEMPERATURE = "tango://lab-host:10000/lab/cryocon/1/temperaturea"
