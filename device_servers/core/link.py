@@ -260,5 +260,19 @@ def link_for_url(url: str, **options: Any) -> Link:
     return SerialLink(url, **options)
 
 
+_shared: dict[str, Link] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_link(url: str, **options: Any) -> Link:
+    """One link per URL in this process, for devices that share one line: the axes of a
+    multi-axis controller on one serial port. Its lock keeps each transaction whole; the first
+    device's options make the link."""
+    with _shared_lock:
+        if url not in _shared:
+            _shared[url] = link_for_url(url, **options)
+        return _shared[url]
+
+
 def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
