@@ -220,7 +220,8 @@ class HardwareDevice(Device):
         the next read returns (or the value written, when the operation returns nothing)."""
         operation, *leading = declared.operation
         sent = declared.labels[value] if declared.labels else value
-        read_back = self.call_driver(operation, self.driver, *leading, sent)
+        bound = operation.__get__(self.driver, type(self.driver))  # names itself in errors
+        read_back = self.call_driver(bound, *leading, sent)
         if read_back is None:
             read_back = value
         elif declared.labels and isinstance(read_back, str):
@@ -237,6 +238,8 @@ class HardwareDevice(Device):
         """An attribute added at run time that behaves as a declared `polled` one: reads from
         the cache, events, quality by its alarm limits. `poll` (or `publish`) gives its value."""
         self.add_attribute(polled(name=name, **kwargs))
+        self.set_change_event(name, True, True)  # what the declared ones get from their metadata
+        self.set_archive_event(name, True, True)
 
     # -- the poll loop ------------------------------------------------------------------------
 
