@@ -10,7 +10,7 @@ import pytest
 
 from device_servers.core.errors import InstrumentError, LinkError, RejectedValue
 from device_servers.core.link import SerialLink
-from device_servers.cryocon.driver import HEATER_OK, STATUS_QUERY, CryoCon24C
+from device_servers.cryocon.driver import HEATER_OK, CryoCon24C
 from simulators import CryoConSimulator, Running, run_in_thread
 
 TIMEOUT = 0.5  # the link's deadline
@@ -55,7 +55,11 @@ def test_read_status_is_one_round_trip(driver, sim):
     before = len(sim.received)
     status = driver.read_status()
 
-    assert sim.received[before:] == [STATUS_QUERY]
+    assert sim.received[before:] == [
+        "INP? A,B,C,D;:CONT?"
+        ";:LOOP 1:SETP?;TYPE?;RANG?;RATE?;RAMP?;HTRR?;ERR?;SOUR?;PMAN?"
+        ";:LOOP 2:SETP?;TYPE?;RANG?;RATE?;RAMP?;HTRR?;ERR?;SOUR?;PMAN?"
+    ]
     assert set(status.temperatures) == {"A", "B", "C", "D"}
     assert all(status.temperatures[channel] == pytest.approx(295, abs=1) for channel in "ABC")
     assert status.temperatures["D"] is None  # no sensor
