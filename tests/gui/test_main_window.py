@@ -62,7 +62,7 @@ def test_trend_plots_the_temperatures(window, qtbot):
     from taurus_pyqtgraph.taurustrendset import TrendCurve
 
     def curves() -> list:
-        return [item for item in window.trend.getPlotItem().listDataItems() if isinstance(item, TrendCurve)]
+        return [item for item in window.trends["Temperatures"].getPlotItem().listDataItems() if isinstance(item, TrendCurve)]
 
     def fewest_points() -> int:
         return min((0 if c.xData is None else len(c.xData) for c in curves()), default=0)
