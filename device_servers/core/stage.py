@@ -113,13 +113,15 @@ class Stage(HardwareDevice):
             self._overrun = f"{self._activity} did not finish in time ({self._expected:.1f} s expected); stopped"
             self.error_stream(self._overrun)
             self._activity, self._deadline = None, math.inf
-        return {
+        values = {
             "Position": motion.position / scale,
-            "Velocity": self.driver.read_velocity() / scale,
-            "Acceleration": self.driver.read_acceleration() / scale,
             "Limit_switches": [motion.home_switch, motion.upper_limit, motion.lower_limit],
             "Homed": motion.homed,
         }
+        if not self._activity:  # while moving, every round trip goes to the position
+            values["Velocity"] = self.driver.read_velocity() / scale
+            values["Acceleration"] = self.driver.read_acceleration() / scale
+        return values
 
     def operating_state(self, values: dict[str, Any]) -> tuple[DevState, str]:
         motion = self._motion
