@@ -282,7 +282,12 @@ class HardwareDevice(Device):
             if self._wake.wait(min(remaining, UNSOLICITED_CHECK_S) if link.unsolicited else remaining):
                 break
             if link.unsolicited and link.is_open:
-                link.route_waiting()
+                try:
+                    link.route_waiting()
+                except (LinkError, InstrumentError) as exc:  # a drop or garbage seen between polls
+                    link.close()
+                    self._fault(exc, time.time(), 1, 0.0)  # the loop reconnects at once
+                    break
         self._wake.clear()
 
     def _publish_poll(self, values: dict[str, Any], connected_now: bool) -> None:
