@@ -9,6 +9,9 @@ servers: the controller serves them, advances their physics, and applies their r
 from __future__ import annotations
 
 import random
+import time
+
+from .core import LineProtocolSimulator
 
 
 class GpibInstrument:
@@ -40,3 +43,48 @@ class GpibInstrument:
     def readings(self) -> dict[str, object]:
         """Readings that the controller's `freeze` can hold, by name."""
         return {}
+
+
+class DirectGpibSimulator(LineProtocolSimulator):
+    """One GPIB instrument served on its own TCP port, LF-terminated: an instrument behind a
+    GPIB-Ethernet bridge that passes messages through, for tests and scripts that need no bus.
+
+    Each reply waits the instrument's `reply_time` (the loop serves one client, as an instrument
+    answers one controller); the control port's faults apply as to any simulator, and `freeze`
+    holds the instrument's own readings.
+    """
+
+    kind = "gpib-direct"
+
+    def __init__(self, instrument: GpibInstrument, *, seed: int | None = None, speed: float = 1.0) -> None:
+        super().__init__(seed=seed, speed=speed)
+        self.instrument = instrument
+        if isinstance(getattr(instrument, "frozen", None), dict):
+            instrument.frozen = self.frozen  # one dict: freeze and clear here reach the instrument
+
+    @property  # type: ignore[override]
+    def received(self) -> list[str]:
+        """What reached the instrument, in order."""
+        return self.instrument.received
+
+    @received.setter
+    def received(self, value: list) -> None:  # the core sets it before the instrument exists
+        pass
+
+    def handle_line(self, line: str) -> str | None:
+        reply = self.instrument.handle(line)
+        wait = self.instrument.reply_time(line) / self.speed
+        if reply is not None and wait > 0:
+            time.sleep(wait)
+        return reply
+
+    def handle(self, frame: bytes) -> bytes | None:
+        line = self.framing.payload(frame).decode(self.encoding, errors="replace")
+        reply = self.handle_line(line)
+        return None if reply is None else reply.encode(self.encoding, errors="replace") + self.reply_terminator
+
+    def step(self, dt: float) -> None:
+        self.instrument.step(dt)
+
+    def readings(self) -> dict[str, object]:
+        return self.instrument.readings()
