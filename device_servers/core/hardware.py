@@ -142,6 +142,11 @@ class HardwareDevice(Device):
 
     def create_link(self) -> Link:
         """The transport the `Url` names, with this device's link settings."""
+        return link_for_url(self.Url, **self.link_options())
+
+    def link_options(self) -> dict[str, Any]:
+        """This device's link settings (framing, time-out, serial options) from its properties;
+        a device whose instrument shares a line passes them to `shared_link` instead."""
         handshake = self.Handshake.strip().lower()
         if handshake not in ("none", "rtscts", "xonxoff"):
             raise ValueError(f"Handshake {self.Handshake!r} is not one of none, rtscts, xonxoff")
@@ -152,13 +157,12 @@ class HardwareDevice(Device):
             "rtscts": handshake == "rtscts",
             "xonxoff": handshake == "xonxoff",
         }
-        return link_for_url(
-            self.Url,
-            framing=self.framing,
-            write_terminator=self.write_terminator,
-            timeout=self.Timeout,
-            serial_options=serial_options,
-        )
+        return {
+            "framing": self.framing,
+            "write_terminator": self.write_terminator,
+            "timeout": self.Timeout,
+            "serial_options": serial_options,
+        }
 
     # -- Tango life cycle ---------------------------------------------------------------------
 
