@@ -26,7 +26,7 @@ from ..core.link import Link
 RANGES_6485 = (2e-9, 20e-9, 200e-9, 2e-6, 20e-6, 200e-6, 2e-3, 20e-3)
 RANGES_487 = RANGES_6485[:7]
 #: Any range a picoammeter here has: what the device's `range` attribute accepts.
-RANGE_LIMITS = Limits(2e-9, 20e-3, "A")
+RANGE_LIMITS = Limits(0.0, 20e-3, "A")
 #: The 6485 reports an overflow as this value (manual: FORMat:ELEMents).
 OVERFLOW_6485 = 9.9e37
 #: Integration in power-line cycles: the 6485 takes 0.01 to 50 (60 at 60 Hz).
