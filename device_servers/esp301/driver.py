@@ -1,0 +1,302 @@
+"""Driver of the Newport ESP301 three-axis motion controller; each axis is a `StageDriver` in mm.
+
+Pure Python over a `Link` (RS-232 19200 8N1 with RTS/CTS, commands ending in CR, replies in
+CR LF), usable from a script as well as from the Tango devices:
+
+    controller = Esp301.on(SerialLink("socket://terminal-server:10002", ...))
+    arm = controller.axis(1)
+    arm.configure()          # units must be mm; reads the travel and the maximum velocity
+    arm.move_to(12.5)        # sends `1PA12.5;TB?`
+
+The controller answers errors only when asked: every line sent here ends in `TB?`, so each
+command is checked in the same round trip (`0, 451322, NO ERROR DETECTED` means taken), and an
+error comes back as an `InstrumentError` in the controller's words. Values are checked before
+sending (`RejectedValue`). The three axes share one line and one error buffer: an error read by
+one axis that belongs to another is kept for that axis (`Esp301.pending`), so none is lost.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ..core.errors import InstrumentError, RejectedValue, shown
+from ..core.limits import Limits
+from ..core.link import Link
+from ..core.stage import Motion
+
+AXES = (1, 2, 3)
+#: The port a terminal server gives the controller's RS-232 line (as the simulator's default).
+TCP_PORT = 10002
+MILLIMETRES = 2  # the SN code of mm
+#: Axis error numbers (code = 100 × axis + number) that the motion itself raises, unasked.
+HARDWARE_LIMITS = {4: "upper", 5: "lower"}
+#: Home search modes of OR (manual): what each finds.
+HOME_MODES = {
+    0: "position 0", 1: "home switch and index", 2: "home switch", 3: "positive limit switch",
+    4: "negative limit switch", 5: "positive limit switch and index", 6: "negative limit switch and index",
+}
+
+
+@dataclass(frozen=True)
+class ControllerError:
+    """One entry of the controller's error buffer."""
+
+    code: int
+    timestamp: int  # ms since power-up
+    message: str
+
+    @property
+    def axis(self) -> int | None:
+        return self.code // 100 if self.code >= 100 else None
+
+    def __str__(self) -> str:
+        where = f"axis {self.axis}: " if self.axis else ""
+        return f"{where}{self.message} (error {self.code})"
+
+
+class Esp301:
+    """The controller: one line, one error buffer, three axes."""
+
+    _on_link: ClassVar[weakref.WeakKeyDictionary[Link, Esp301]] = weakref.WeakKeyDictionary()
+
+    def __init__(self, link: Link) -> None:
+        self.link = link
+        #: Errors read from the buffer that belong to an axis other than the one asking.
+        self.pending: dict[int, list[ControllerError]] = {axis: [] for axis in AXES}
+        self._axes: dict[int, Esp301Axis] = {}
+
+    @classmethod
+    def on(cls, link: Link) -> Esp301:
+        """The one controller object of `link`, shared by every axis on that line."""
+        with link.lock:
+            if link not in cls._on_link:
+                cls._on_link[link] = cls(link)
+            return cls._on_link[link]
+
+    def axis(self, number: int) -> Esp301Axis:
+        if number not in AXES:
+            raise RejectedValue(f"axis {number!r} does not exist: the ESP301 has axes 1, 2 and 3")
+        return self._axes.setdefault(number, Esp301Axis(self, number))
+
+    def identify(self) -> str:
+        """The firmware version, e.g. 'ESP301 Version 3.0.1 6/1/2010'."""
+        (version,) = self.run("VE?")
+        return version
+
+    def abort(self) -> None:
+        """Emergency stop: every axis stops at its e-stop deceleration and its motor goes off."""
+        self.run("AB")
+
+    def clear_errors(self) -> list[ControllerError]:
+        """Read the error buffer until it is empty; axis errors are kept for their axes."""
+        found = []
+        with self.link.lock:
+            for _ in range(11):  # the buffer holds ten
+                error = self._read_error(self.link.query("TB?"))
+                if error.code == 0:
+                    break
+                found.append(error)
+                if error.axis in self.pending:
+                    self.pending[error.axis].append(error)
+        return found
+
+    def run(self, *commands: str, asking: int | None = None, polling: bool = False) -> list[str]:
+        """Send `commands` in one line, each followed by `TB?`; return the answers of the queries
+        among them. An error of an axis other than `asking` (or of any axis, when `polling`: queries
+        do not fail, so it is news of a motion) is kept for that axis; any other error raises
+        `InstrumentError` naming the command."""
+        line = ";".join(f"{command};TB?" for command in commands)
+        reply = self.link.query(line)
+        fields = [field.strip() for field in reply.split(",")]
+        answers = []
+        for command in commands:
+            count = _answer_fields(command)
+            if len(fields) < count + 3:
+                raise InstrumentError(f"short reply to {shown(line)}: {shown(reply)}")
+            answers.append(",".join(fields[:count]))
+            error = self._read_error(", ".join(fields[count : count + 3]), reply)
+            fields = fields[count + 3 :]
+            if error.code == 0:
+                continue
+            if error.axis in self.pending and (polling or error.axis != asking):
+                self.pending[error.axis].append(error)
+                continue
+            raise InstrumentError(f"ESP301 refused {command}: {error}")
+        if fields:
+            raise InstrumentError(f"unexpected reply to {shown(line)}: {shown(reply)}")
+        return [answer for command, answer in zip(commands, answers) if _answer_fields(command)]
+
+    @staticmethod
+    def _read_error(text: str, reply: str | None = None) -> ControllerError:
+        code, _, rest = text.partition(",")
+        stamp, _, message = rest.partition(",")
+        try:
+            return ControllerError(int(code), int(stamp), message.strip())
+        except ValueError:
+            raise InstrumentError(f"cannot read an error buffer entry from {shown(reply or text)}") from None
+
+
+class Esp301Axis:
+    """One axis, as a `StageDriver` whose units are mm (the controller's, checked at configure)."""
+
+    needs_homing = False  # the ESP301 moves unhomed, counting from its power-up position
+
+    def __init__(self, controller: Esp301, number: int) -> None:
+        self.controller = controller
+        self.number = number
+        #: The software travel limits (SL, SR), read at `configure`.
+        self.travel = Limits(-25.0, 25.0, "mm")
+        self.max_velocity = 10.0  # mm/s (VU)
+        self.max_acceleration = 100.0  # mm/s² (AU)
+        self.motor_on = False
+        self.model = ""
+        self.homed = False  # since this driver homed the axis: the controller does not say
+        self.home_mode = 1
+        self._homing = False
+        self._error: ControllerError | None = None
+
+    def __repr__(self) -> str:
+        return f"Esp301Axis({self.number})"
+
+    # -- configuration --------------------------------------------------------------------------
+
+    def configure(self, motor_on: bool = True) -> None:
+        """Check the units are mm, read the travel and the profile maxima, and (by default)
+        switch the motor on: what the device relies on after each connect."""
+        self.controller.clear_errors()
+        units, left, right, max_velocity, max_acceleration, model = self._run(
+            f"{self.number}SN?", f"{self.number}SL?", f"{self.number}SR?", f"{self.number}VU?",
+            f"{self.number}AU?", f"{self.number}ID?",
+        )
+        if _number(units, "units") != MILLIMETRES:
+            raise InstrumentError(f"axis {self.number} counts in units {units} (SN), not mm ({MILLIMETRES})")
+        self.travel = Limits(_number(left, "left limit"), _number(right, "right limit"), "mm")
+        self.max_velocity = _number(max_velocity, "maximum velocity")
+        self.max_acceleration = _number(max_acceleration, "maximum acceleration")
+        self.model = model
+        if motor_on:
+            self.set_motor(True)
+
+    def set_motor(self, on: bool) -> bool:
+        """Motor power on (MO) or off (MF); a move with the motor off is refused (error x13)."""
+        self._run(f"{self.number}{'MO' if on else 'MF'}")
+        self.motor_on = bool(on)
+        return self.motor_on
+
+    # -- StageDriver ----------------------------------------------------------------------------
+
+    def read_motion(self) -> Motion:
+        position, done, motor, switches = self.controller.run(
+            f"{self.number}TP?", f"{self.number}MD?", f"{self.number}MO?", "PH", asking=self.number, polling=True
+        )
+        moving = _number(done, "motion done") == 0
+        self.motor_on = _number(motor, "motor state") == 1
+        limits, home = (_hex(word) for word in switches.split(","))
+        bit = 1 << (self.number - 1)
+        for error in self.controller.pending[self.number]:
+            self._error = error
+        self.controller.pending[self.number].clear()
+        if self._homing and not moving:
+            self._homing = False
+            self.homed = self._error is None
+        return Motion(
+            _number(position, "position"), moving=moving and not self._homing, homing=self._homing,
+            homed=self.homed, home_switch=bool(home & bit), upper_limit=bool(limits & bit),
+            lower_limit=bool(limits & (bit << 8)), error=None if self._error is None else str(self._error),
+        )
+
+    def move_to(self, position: float) -> None:
+        """Start an absolute move (PA), within the software travel limits."""
+        target = self.travel.check(f"axis {self.number} target", position)
+        self._run(f"{self.number}PA{_text(target)}")
+        self._error = None
+
+    def move_by(self, distance: float) -> None:
+        """Start a relative move (PR)."""
+        self._run(f"{self.number}PR{_text(float(distance))}")
+        self._error = None
+
+    def stop(self, immediate: bool) -> None:
+        """Stop with the deceleration (ST); `immediate` is the controller's abort (AB), which
+        stops every axis at the e-stop deceleration and switches their motors off."""
+        if immediate:
+            self.controller.abort()
+        else:
+            self._run(f"{self.number}ST")
+        self._homing = False
+
+    def home(self, mode: int | None = None) -> None:
+        """Search for home (OR) in one of HOME_MODES (`home_mode` unless given); the switch
+        found becomes position 0."""
+        mode = self.home_mode if mode is None else mode
+        if mode not in HOME_MODES:
+            raise RejectedValue(f"home search mode {mode!r} is not one of {sorted(HOME_MODES)}")
+        self._run(f"{self.number}OR{mode}")
+        self._error, self._homing, self.homed = None, True, False
+
+    def read_velocity(self) -> float:
+        (velocity,) = self._run(f"{self.number}VA?")
+        return _number(velocity, "velocity")
+
+    def set_velocity(self, per_second: float) -> float:
+        """Velocity of the next moves (VA), up to the axis maximum (VU)."""
+        Limits(0.0, self.max_velocity, "mm/s").check(f"axis {self.number} velocity", per_second)
+        if per_second <= 0:
+            raise RejectedValue(f"axis {self.number} velocity must be above 0 mm/s, up to {self.max_velocity:g}")
+        (velocity,) = self._run(f"{self.number}VA{_text(per_second)}", f"{self.number}VA?")
+        return _number(velocity, "velocity")
+
+    def read_acceleration(self) -> float:
+        (acceleration,) = self._run(f"{self.number}AC?")
+        return _number(acceleration, "acceleration")
+
+    def set_acceleration(self, per_second2: float) -> float:
+        """Acceleration (AC) and deceleration (AG) of the next moves, up to the maximum (AU)."""
+        Limits(0.0, self.max_acceleration, "mm/s²").check(f"axis {self.number} acceleration", per_second2)
+        if per_second2 <= 0:
+            raise RejectedValue(
+                f"axis {self.number} acceleration must be above 0 mm/s², up to {self.max_acceleration:g}"
+            )
+        value = _text(per_second2)
+        (acceleration,) = self._run(f"{self.number}AC{value}", f"{self.number}AG{value}", f"{self.number}AC?")
+        return _number(acceleration, "acceleration")
+
+    def set_gains(self, kp: float, ki: float, kd: float) -> None:
+        """The servo loop's PID gains (KP, KI, KD)."""
+        for name, gain in (("KP", kp), ("KI", ki), ("KD", kd)):
+            Limits(0.0, 2e9).check(f"axis {self.number} {name}", gain)
+        self._run(*(f"{self.number}{name}{_text(gain)}" for name, gain in (("KP", kp), ("KI", ki), ("KD", kd))))
+
+    def _run(self, *commands: str) -> list[str]:
+        return self.controller.run(*commands, asking=self.number)
+
+
+def _answer_fields(command: str) -> int:
+    """How many comma-separated fields the answer to `command` has."""
+    body = command.lstrip("0123456789")
+    if body == "PH":
+        return 2
+    if body == "ID?":
+        return 2
+    return 1 if body.endswith("?") else 0
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise InstrumentError(f"cannot read the {what} from {shown(text)}") from None
+
+
+def _hex(word: str) -> int:
+    try:
+        return int(word.strip().removesuffix("H"), 16)
+    except ValueError:
+        raise InstrumentError(f"cannot read a hardware status word from {shown(word)}") from None
+
+
+def _text(value: float) -> str:
+    """A number as sent: up to six decimals, no trailing zeros (`12.5`)."""
+    return f"{value:.6f}".rstrip("0").rstrip(".")
