@@ -183,6 +183,29 @@ class PrologixSimulator(Simulator):
 
     # -- faults -------------------------------------------------------------------------------
 
+    def freeze(self, name: str) -> None:
+        """Hold `ADDRESS.reading` (e.g. `14.current`) in the instrument that reads it, when the
+        instrument keeps a `frozen` dict of its own readings (the Keithley simulators do)."""
+        with self.lock:
+            name = self._reading_name(name)
+            instrument, reading = self._frozen_in(name)
+            instrument.frozen[reading] = instrument.readings()[reading]
+            self.frozen[name] = instrument.frozen[reading]
+
+    def unfreeze(self, name: str) -> None:
+        with self.lock:
+            name = self._reading_name(name)
+            instrument, reading = self._frozen_in(name)
+            instrument.frozen.pop(reading, None)
+            self.frozen.pop(name, None)
+
+    def _frozen_in(self, name: str) -> tuple[GpibInstrument, str]:
+        address, _, reading = name.partition(".")
+        instrument = self.instruments[int(address)]
+        if not isinstance(getattr(instrument, "frozen", None), dict):
+            raise ValueError(f"the {instrument.model} at {address} cannot hold a reading")  # noqa: TRY004
+        return instrument, reading
+
     def mute(self, address: int, muted: bool = True) -> None:
         """Make the instrument at `address` stop answering (or answer again)."""
         if address not in self.instruments:
@@ -190,8 +213,12 @@ class PrologixSimulator(Simulator):
         (self.muted.add if muted else self.muted.discard)(address)
 
     def clear(self) -> None:
-        super().clear()
-        self.muted.clear()
+        with self.lock:
+            super().clear()
+            self.muted.clear()
+            for instrument in self.instruments.values():
+                if isinstance(getattr(instrument, "frozen", None), dict):
+                    instrument.frozen.clear()
 
     def _control_mute(self, address: str, state: str = "on") -> None:
         self.mute(int(address), _on_off(state))
