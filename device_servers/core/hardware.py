@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
-from tango import AttrQuality, AttrWriteType, DevState, Except
+from tango import AttrQuality, AttrWriteType, DevState, Except, WAttribute
 from tango.server import Device, attribute, device_property
 
 from .errors import InstrumentError, LinkError, RejectedValue, shown
@@ -85,7 +85,7 @@ class polled(attribute):
         placeholder = self.placeholder
         self.fget = lambda device, *_: device.cached(name, placeholder)
         if self.operation is not None:
-            self.fset = lambda device, value, *_: device.write_through(self, name, value)
+            self.fset = lambda device, value, *_: device.write_through(self, name, _written(value))
 
 
 def writable(*, writes: Operation, **kwargs: Any) -> polled:
@@ -366,6 +366,11 @@ class HardwareDevice(Device):
             if changed:
                 self.push_change_event("State")
             self.push_change_event("Status")
+
+
+def _written(value: Any) -> Any:
+    """The value a client wrote: Tango hands an attribute added at run time its WAttribute."""
+    return value.get_write_value() if isinstance(value, WAttribute) else value
 
 
 def _number(text: str) -> float | None:
