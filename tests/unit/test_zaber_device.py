@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import tango
-from tango.test_context import DeviceTestContext
+from tango.test_context import DeviceTestContext, MultiDeviceTestContext
 
 from device_servers.zaber.device import MICROSTEPS_PER_MM, ZaberStage
 from simulators import run_in_thread
@@ -132,3 +132,27 @@ def test_7_a_fault_is_fault_with_the_reason_then_the_slide_recovers_alone(slide,
     instrument.clear()
     wait_until(lambda: slide.state() == tango.DevState.ON, 30, what=f"ON again after {fault}")
     assert slide.read_attribute("Position").quality == tango.AttrQuality.ATTR_VALID
+
+
+def test_8_two_slides_on_one_daisy_chain_share_one_line_and_each_hears_its_own_replies():
+    with run_in_thread(ZaberSimulator(devices=2, start=50_000, seed=5)) as chain:
+        common = {"Url": chain.url, "PollPeriod": 0.2, "Timeout": 0.5, "MoveTimeMargin": 5.0}
+        devices = [
+            {"name": f"lab/zaber/{n}", "properties": {**common, "DeviceNumber": n}} for n in (1, 2)
+        ]
+        config = [{"class": ZaberStage, "devices": devices}]
+        with MultiDeviceTestContext(config, process=True, timeout=30) as context:
+            first, second = (tango.DeviceProxy(context.get_device_access(f"lab/zaber/{n}")) for n in (1, 2))
+            for slide in (first, second):
+                wait_until(lambda s=slide: s.state() == tango.DevState.ON, 30, what="both ON")
+                slide.write_attribute("Velocity", 10.0)
+                slide.command_inout("Home")
+            wait_until(lambda: first.read_attribute("Homed").value and second.read_attribute("Homed").value, 30,
+                       what="both homed")
+            wait_until(lambda: first.state() == second.state() == tango.DevState.ON, 30, what="both ON")
+            first.write_attribute("Position", 8.0)
+            second.write_attribute("Position", 3.0)
+            wait_until(lambda: first.state() == second.state() == tango.DevState.ON, 30, what="both settled")
+            assert first.read_attribute("Position").value == pytest.approx(8.0, abs=1e-4)
+            assert second.read_attribute("Position").value == pytest.approx(3.0, abs=1e-4)
+            assert len(chain.simulator._clients) == 1  # one serial line (one connection) for the chain
