@@ -9,13 +9,26 @@ PostgreSQL archive written here. `lab_message` is tangolab's own table.
 SQLite has no timestamp or array types: there, times are REAL epoch seconds (UTC; a double keeps
 Tango's microseconds to within 0.25 µs) and spectra are JSON text. Times cross this API as epoch
 seconds with both stores.
+
+Names: an attribute is kept once, as `tango://<host>:<port>/domain/family/member/attribute`
+with the host in one canonical spelling (`canonical_host`: this machine's name for localhost,
+127.0.0.1 and its own addresses, else the fully qualified name), so any alias of the host finds
+it. The table `lab_tango_host` (tangolab's own) maps each TANGO_HOST a lab archived from to the
+host:port its attributes are kept under: a lab restarted on another port continues its history.
+
+Values come back in their Tango type: numbers in their own numpy dtype, booleans as bool,
+states as `DevState`, enums as their labels, as numpy masked arrays masked where there is no
+value (an error row, an INVALID reading): a real NaN stays a value.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import os
 import re
+import socket
 import threading
 import time as _time
 from abc import ABC, abstractmethod
@@ -25,7 +38,7 @@ from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Any, NamedTuple, Self
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import numpy as np
 
@@ -137,6 +150,62 @@ def _split(name: str) -> list[str]:
     return parts
 
 
+class ArchiveError(Exception):
+    """A store that cannot be opened or read, said in one line a person can act on.
+
+    `retry` tells whether the same store may open later (a server not up yet, a file locked).
+    """
+
+    def __init__(self, message: str, retry: bool = False) -> None:
+        super().__init__(message)
+        self.retry = retry
+
+
+def _local_addresses() -> set[str]:
+    names = {"localhost", "localhost.localdomain", "::1", "0.0.0.0", socket.gethostname().lower()}
+    names.add(socket.getfqdn().lower())
+    try:
+        names.update(socket.gethostbyname_ex(socket.gethostname())[2])
+    except OSError:
+        pass
+    return names
+
+
+@functools.cache
+def _this_host() -> str:
+    """This machine's name as other machines know it: its FQDN, else its host name."""
+    fqdn = socket.getfqdn().lower()
+    return fqdn if "." in fqdn and not fqdn.startswith("localhost") else socket.gethostname().lower()
+
+
+@functools.cache
+def canonical_host(host: str) -> str:
+    """One spelling per host: this machine's name for its aliases, else the fully qualified name."""
+    host = host.strip().lower().strip("[]")
+    if host.startswith("127.") or host in _local_addresses():
+        return _this_host()
+    try:
+        fqdn = socket.getfqdn(host).lower()
+    except (OSError, UnicodeError):
+        return host
+    if fqdn.startswith("127.") or fqdn in _local_addresses():
+        return _this_host()
+    return fqdn if "." in fqdn else host
+
+
+def canonical_tango_host(tango_host: str) -> str:
+    """host:port of a TANGO_HOST (the first of a list), the host canonical."""
+    host, _, port = tango_host.split(",")[0].strip().rpartition(":")
+    return f"{canonical_host(host)}:{port}" if host else tango_host.lower()
+
+
+def canonical_name(name: str) -> str:
+    """An attribute's full name with its host canonical; a short name stays short."""
+    cs_name, *rest = _split(name.strip().lower())
+    path = "/".join(rest)
+    return f"tango://{canonical_tango_host(cs_name)}/{path}" if cs_name else path
+
+
 def _plain(value: Any) -> Any:
     """A value the database drivers take: numpy data and Tango enums become Python numbers and lists."""
     if value is None or type(value) in (float, int, str, bool):
@@ -157,10 +226,11 @@ def _span(start: float | None, end: float | None) -> tuple[float, float]:
     return -math.inf if start is None else float(start), math.inf if end is None else float(end)
 
 
-def _float_sql(att: Attribute) -> str:
-    """value_r as a double; booleans go through integer, which PostgreSQL requires."""
-    value = "CAST(value_r AS integer)" if att.data_type == "DevBoolean" else "value_r"
-    return f"CAST({value} AS double precision)"
+def _state_names() -> np.ndarray:
+    """DevState members indexed by their numbers."""
+    from tango import DevState
+
+    return np.array([DevState.values[i] for i in range(len(DevState.values))], object)
 
 
 def _locked(method):
@@ -178,7 +248,6 @@ def _locked(method):
 _DOMAINS = {"uchar": (3, 255), "ushort": (5, 65535), "ulong": (10, 2**32 - 1), "ulong64": (20, 2**64 - 1)}
 _DATA_COLUMNS = ("att_conf_id", "data_time", "value_r", "value_w", "quality", "att_error_desc_id")
 _LABEL_COLUMNS = ("value_r_label", "value_w_label")  # DevEnum tables: the labels of the values, as HDB++
-_SERIES = np.dtype([("time", "f8"), ("value", "f8"), ("quality", "i2")])
 _TEXT_COLUMNS = {"att_error_desc": "error_desc", "att_history_event": "event"}
 
 _SCHEMA = """
@@ -223,7 +292,11 @@ CREATE TABLE IF NOT EXISTS lab_message (
     source text NOT NULL,
     text text NOT NULL);
 CREATE INDEX IF NOT EXISTS lab_message_data_time_idx ON lab_message (data_time);
-CREATE INDEX IF NOT EXISTS lab_message_source_idx ON lab_message (source, data_time)
+CREATE INDEX IF NOT EXISTS lab_message_source_idx ON lab_message (source, data_time);
+CREATE TABLE IF NOT EXISTS lab_tango_host (
+    tango_host text PRIMARY KEY,
+    archived_as text NOT NULL,
+    since {time} NOT NULL)
 """
 
 # HDB++'s data tables, less its foreign keys: checking them on every row halves PostgreSQL's
@@ -256,14 +329,30 @@ class Store(ABC):
     ARRAY_COLUMN: str  # of the element type {}
     TABLE_OPTIONS: str
 
-    def __init__(self) -> None:
+    #: where the store is, fit to show (no password)
+    shown: str
+    #: whether the archive was created by this opening (nothing was there)
+    created: bool = False
+
+    def __init__(self, read_only: bool = False) -> None:
+        self.read_only = read_only
         self._lock = threading.RLock()
         self._attributes: dict[int, Attribute] = {}
-        self._by_name: dict[str, Attribute] = {}
+        self._by_name: dict[str, Attribute] = {}  # by canonical name
         self._ids: dict[tuple[str, str], int] = {}
         self._enum_labels: dict[int, list[str]] = {}
-        self._create_schema()
+        if read_only:
+            self._check_is_archive()
+        else:
+            self._create_schema()
         self._load_attributes()
+
+    def _check_is_archive(self) -> None:
+        if not self._has_table("att_conf"):
+            raise ArchiveError(f"{self.shown} is not an archive: it has no HDB++ tables (att_conf)")
+
+    @abstractmethod
+    def _has_table(self, table: str) -> bool: ...
 
     # -- dialect and connection, given by subclasses --------------------------------------------
 
@@ -292,6 +381,14 @@ class Store(ABC):
     def _encode_array(self, value: list) -> Any:
         return value
 
+    def _column_type(self, sql_type: str) -> str:
+        """The column type of a value column, from HDB++'s PostgreSQL type."""
+        return sql_type
+
+    def _null_is_nan(self, att: Attribute, quality: int) -> bool:
+        """Whether a NULL value read back stands for a NaN the store could not keep."""
+        return False
+
     def _decode_array(self, value: Any) -> list:
         return value
 
@@ -306,8 +403,10 @@ class Store(ABC):
         return "value_r"
 
     @abstractmethod
-    def _numeric_series(self, att: Attribute, start: float, end: float) -> np.ndarray:
-        """(time, value, quality) rows of a scalar number attribute as a _SERIES array, NaN for no value."""
+    def _numeric_series(
+        self, att: Attribute, start: float, end: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(times, values in att.dtype, missing, qualities) of a scalar number or boolean attribute."""
 
     # -- schema and caches ------------------------------------------------------------------------
 
@@ -321,7 +420,7 @@ class Store(ABC):
                 statements.append(
                     _DATA_TABLE.format(
                         table=f"att_{shape}_{name.lower()}",
-                        value=column.format(sql_type),
+                        value=column.format(self._column_type(sql_type)),
                         labels=labels if name == "DevEnum" else "",
                         table_options=self.TABLE_OPTIONS,
                         **columns,
@@ -356,7 +455,10 @@ class Store(ABC):
             if data_type in tango_names
         ]
         self._attributes = {att.conf_id: att for att in attributes}
-        self._by_name = {att.name: att for att in attributes}
+        self._by_name = {}
+        for att in sorted(attributes, key=lambda att: att.conf_id):  # the first registered wins
+            self._by_name.setdefault(canonical_name(att.name), att)
+        self._host_map = None
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -376,7 +478,11 @@ class Store(ABC):
         return self._ids[key]
 
     def _attribute(self, key: int | str) -> Attribute:
-        """An attribute by conf id, full name, or name without the tango://host:port/ prefix."""
+        """An attribute by conf id, or by name with any alias of its host, or without host.
+
+        A name without host means the lab's: the attributes archived from $TANGO_HOST, else
+        from the TANGO_HOST that archived last, when more than one host has the name.
+        """
         for reload in (False, True):
             if reload:
                 self._load_attributes()
@@ -384,35 +490,122 @@ class Store(ABC):
                 if key in self._attributes:
                     return self._attributes[key]
                 continue
-            name = key.lower()
+            name = canonical_name(key)
+            if not name.startswith("tango://"):
+                found = [att for full, att in self._by_name.items() if full.endswith("/" + name)]
+                if len(found) > 1:
+                    found = [att for att in found if att.name.startswith(f"tango://{self._lab_host()}/")] or found
+                if len(found) > 1:
+                    raise ValueError(f"{key!r} is ambiguous: {', '.join(att.name for att in found)}")
+                if found:
+                    return found[0]
+                continue
             if name in self._by_name:
                 return self._by_name[name]
-            found = [att for full, att in self._by_name.items() if full.endswith("/" + name)]
-            if len(found) > 1:
-                raise ValueError(f"{key!r} is ambiguous: {', '.join(att.name for att in found)}")
-            if found:
-                return found[0]
+            host, path = name.removeprefix("tango://").split("/", 1)
+            archived_as = self._hosts().get(host)
+            if archived_as and (att := self._by_name.get(f"tango://{archived_as}/{path}")):
+                return att
         raise KeyError(f"{key!r} is not archived")
+
+    def _hosts(self) -> dict[str, str]:
+        """Each TANGO_HOST a lab archived from: the host:port its attributes are kept under."""
+        if not hasattr(self, "_host_map") or self._host_map is None:
+            rows = self._execute(f"SELECT tango_host, archived_as, {self.EPOCH.format('since')} FROM lab_tango_host")
+            self._host_map = {h: a for h, a, _ in sorted(rows, key=lambda row: row[2])}  # the latest last
+        return self._host_map
+
+    def _lab_host(self) -> str | None:
+        """Where a name without host is looked for: $TANGO_HOST's attributes, else the latest lab's."""
+        hosts = self._hosts()
+        if (env := os.environ.get("TANGO_HOST")) and (found := hosts.get(canonical_tango_host(env))):
+            return found
+        return next(reversed(hosts.values()), None)
+
+    @_locked
+    def conf_id(self, name: str) -> int | None:
+        """The att_conf_id of an archived attribute, found as `values` finds it; None if not archived."""
+        try:
+            return self._attribute(name).conf_id
+        except (KeyError, ValueError):
+            return None
+
+    @_locked
+    def archived_name(self, name: str) -> str:
+        """The name a full attribute name is (or would be) archived under: host canonical, and the
+        host:port `archive_host` chose for its TANGO_HOST."""
+        name = canonical_name(name)
+        if not name.startswith("tango://"):
+            raise ValueError(f"{name!r} is not an attribute name like tango://host:port/lab/cryocon/1/temperatureA")
+        host, path = name.removeprefix("tango://").split("/", 1)
+        return f"tango://{self._hosts().get(host, host)}/{path}"
+
+    @_locked
+    def archive_host(self, tango_host: str, continue_history: bool = True) -> str:
+        """The host:port under which an archiver on `tango_host` keeps its lab's attributes.
+
+        The first TANGO_HOST to archive here keeps its own name. Another one (the lab restarted
+        on another port or host name) continues that history, unless continue_history is False:
+        then it starts its own. The choice is kept, so every later start makes the same.
+        """
+        current = canonical_tango_host(tango_host)
+        self._host_map = None
+        hosts = self._hosts()
+        if current in hosts and (continue_history or hosts[current] == current):
+            return hosts[current]
+        archived_as = next(reversed(hosts.values())) if hosts and continue_history else current
+        with self._transaction():
+            self._execute("DELETE FROM lab_tango_host WHERE tango_host = ?", (current,))
+            self._execute(
+                f"INSERT INTO lab_tango_host (tango_host, archived_as, since) VALUES (?, ?, {self.TIME_PARAM})",
+                (current, archived_as, _time.time()),
+            )
+        self._host_map = None
+        return archived_as
 
     def _between(self) -> str:
         return f"data_time BETWEEN {self.TIME_PARAM} AND {self.TIME_PARAM}"
 
     def _select(self, att: Attribute, condition: str, order: str = "") -> str:
-        """SQL for the (time, value, quality) rows of att that meet a condition, in time order."""
+        """SQL for the (time, value, quality[, label]) rows of att that meet a condition, in time order.
+
+        An enum's rows carry the labels stored with them, as HDB++ readers find them.
+        """
+        label = ", value_r_label" if att.data_type == "DevEnum" else ""
         return (
-            f"SELECT {self.EPOCH.format('data_time')}, {self._value_sql(att)}, COALESCE(quality, 0)"
+            f"SELECT {self.EPOCH.format('data_time')}, {self._value_sql(att)}, COALESCE(quality, 0){label}"
             f" FROM {att.table} WHERE att_conf_id = ? AND {condition} ORDER BY data_time{order}"
         )
 
-    def _decode(self, att: Attribute, value: Any) -> Any:
-        """A value as read back: a Python scalar, or a numpy array for a spectrum."""
+    def _decode(self, att: Attribute, value: Any, label: Any = None) -> Any:
+        """A value as read back in its Tango type: a Python scalar, a DevState, an enum's label
+        (its number where it had none), or a numpy array for a spectrum."""
         if value is None:
             return None
         if att.is_array:
             items = self._decode_array(value)
+            if att.data_type == "DevState":
+                return _state_names()[np.array(items, int)] if items else np.empty(0, object)
+            if att.data_type == "DevEnum":
+                labels = self._decode_array(label) if label is not None else [None] * len(items)
+                return np.array([text if text is not None else int(v) for v, text in zip(items, labels)], object)
             return np.array([int(v) for v in items] if att.dtype.kind in "iu" else items, att.dtype)
+        if att.data_type == "DevState":
+            return _state_names()[int(value)]
+        if att.data_type == "DevEnum":
+            return label if label is not None else int(value)
         python_type = {"b": bool, "i": int, "u": int, "f": float}.get(att.dtype.kind)
         return python_type(value) if python_type else value
+
+    def _series_from_rows(
+        self, att: Attribute, start: float, end: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """_numeric_series by rows: for what a store cannot hand over as arrays."""
+        rows = self._execute(self._select(att, self._between()), (att.conf_id, start, end))
+        missing = np.array([row[1] is None for row in rows], bool)
+        values = np.array([0 if row[1] is None else int(row[1]) for row in rows], att.dtype)
+        times = np.array([row[0] for row in rows], np.float64)
+        return times, values, missing, np.array([row[2] for row in rows], np.int16)
 
     # -- writing -----------------------------------------------------------------------------------
 
@@ -422,10 +615,12 @@ class Store(ABC):
     ) -> int:
         """The att_conf_id of an attribute, registering it (and an "add" event) if new.
 
-        name is the full name, tango://host:port/domain/family/member/attribute, as HDB++ keeps it;
-        types and formats are Tango enums or their names ("DevDouble", "SPECTRUM", "READ_WRITE").
+        name is the full name, tango://host:port/domain/family/member/attribute, as HDB++ keeps it,
+        with any alias of the host: it is kept with the host canonical, under the host:port that
+        `archive_host` chose for that TANGO_HOST. Types and formats are Tango enums or their
+        names ("DevDouble", "SPECTRUM", "READ_WRITE").
         """
-        name, data_type = name.lower(), tango_type(data_type)
+        name, data_type = self.archived_name(name), tango_type(data_type)
         data_format, write = _named(data_format, FORMATS), _named(write, WRITE_TYPES)
         if data_format == "IMAGE":
             raise ValueError(f"{name}: images are not archived")
@@ -547,25 +742,33 @@ class Store(ABC):
     @_locked
     def values(
         self, att_name: str, start: float | None = None, end: float | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ma.MaskedArray, np.ndarray]:
         """(times, values, qualities) of an attribute between start and end (epoch seconds), in order.
 
-        Times are float64 epoch seconds, qualities int16 (0 VALID, 1 INVALID, ...). Numbers come
-        as float64 whatever their Tango type, NaN where there is no value (an error row); 64-bit
-        integers beyond 2**53 are rounded. Strings and spectra come as an object array holding
-        str or 1-D arrays of the attribute's type, and None for error rows.
+        Times are float64 epoch seconds, qualities int16 (0 VALID, 1 INVALID, ...). Values are a
+        masked array in the attribute's Tango type, masked where there is no value (an error
+        row, an INVALID reading): numbers in their numpy dtype (float64, int16, uint64, ...),
+        booleans as bool, and an object array of str, DevState, enum labels, or 1-D arrays for
+        spectra. A real NaN is a value, not masked. (Masked float values hold NaN beneath.)
         """
         att = self._attribute(att_name)
         start, end = _span(start, end)
-        if not att.is_array and att.dtype.kind in "biuf":
-            series = self._numeric_series(att, start, end)
-            return series["time"], series["value"], series["quality"]
+        if not att.is_array and att.dtype.kind in "biuf" and att.data_type != "DevEnum":
+            times, found, missing, quality = self._numeric_series(att, start, end)
+            if att.data_type == "DevState":
+                found = _state_names()[found.astype(np.intp)]
+                found[missing] = None
+                return times, np.ma.MaskedArray(found, missing, fill_value=None), quality
+            if found.dtype.kind == "f":
+                found[missing] = np.nan
+            return times, np.ma.MaskedArray(found, missing), quality
         rows = self._execute(self._select(att, self._between()), (att.conf_id, start, end))
         values = np.empty(len(rows), object)
         for i, row in enumerate(rows):
-            values[i] = self._decode(att, row[1])
+            values[i] = self._decode(att, row[1], row[3] if len(row) > 3 else None)
         times = np.array([row[0] for row in rows], np.float64)
-        return times, values, np.array([row[2] for row in rows], np.int16)
+        missing = np.array([row[1] is None for row in rows], bool)
+        return times, np.ma.MaskedArray(values, missing, fill_value=None), np.array([row[2] for row in rows], np.int16)
 
     @_locked
     def errors(
@@ -587,15 +790,19 @@ class Store(ABC):
     def state_at(self, time: float) -> dict[str, tuple[float, Any, int]]:
         """The last archived (time, value, quality) of every attribute at the time (epoch seconds).
 
-        Values are Python bool, int, float, str, or a numpy array for a spectrum; None for an
-        error row. Attributes with nothing archived by then are absent.
+        Values are in their Tango type: Python bool, int, float, str, DevState, an enum's label,
+        or a numpy array for a spectrum; None for an error row. Attributes with nothing archived
+        by then are absent.
         """
         self._load_attributes()
         state = {}
         for att in self._attributes.values():
             before = f"data_time <= {self.TIME_PARAM}"
-            for t, value, quality in self._execute(self._select(att, before, " DESC LIMIT 1"), (att.conf_id, time)):
-                state[att.name] = (t, self._decode(att, value), quality)
+            for row in self._execute(self._select(att, before, " DESC LIMIT 1"), (att.conf_id, time)):
+                value = self._decode(att, row[1], row[3] if len(row) > 3 else None)
+                if value is None and self._null_is_nan(att, row[2]):
+                    value = math.nan
+                state[att.name] = (row[0], value, row[2])
         return state
 
     @_locked
@@ -660,23 +867,70 @@ class SQLiteStore(Store):
     ARRAY_COLUMN = "text"  # JSON
     TABLE_OPTIONS = " WITHOUT ROWID"  # rows clustered by (att_conf_id, data_time): range scans read in order
 
-    def __init__(self, path: str | Path, create: bool = True) -> None:
+    def __init__(self, path: str | Path, create: bool = True, read_only: bool = False) -> None:
+        """Open the archive at path. create=False: a missing file is an error, not a new archive.
+
+        read_only opens it without writing a byte (no WAL switch, no schema), for readers: an
+        archive on read-only media or of another user reads as it is. A new archive is made
+        only in a folder that exists (a typo in a path must not make folders), and `created`
+        tells that it was.
+        """
         from adbc_driver_sqlite import dbapi
 
-        self.path = str(path)
+        self.path = self.shown = str(path)
+        target = self.path
         if self.path != ":memory:":
-            if not create and not Path(self.path).exists():
-                raise FileNotFoundError(f"no archive at {self.path}")
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = dbapi.connect(self.path, autocommit=True)  # transactions are begun by _tx
+            file = Path(self.path)
+            self._check_file(file, create and not read_only, read_only)
+            self.created = not file.exists() or file.stat().st_size == 0
+            if read_only:
+                target = f"file:{quote(str(file.resolve()))}?mode=ro"
+                if not os.access(file.parent, os.W_OK):  # no -shm can be made: read the file as it is
+                    target += "&immutable=1"
+        try:
+            self._db = dbapi.connect(target, autocommit=True)  # transactions are begun by _tx
+        except Exception as error:  # the driver's words for it, on one line
+            raise ArchiveError(f"cannot open the archive {self.path}: {_one_line(error)}", retry=True) from error
         try:
             self._execute("PRAGMA busy_timeout = 30000")
-            self._execute("PRAGMA journal_mode = WAL")
-            self._execute("PRAGMA synchronous = NORMAL")
-            super().__init__()
-        except BaseException:
+            if not read_only:
+                if not self.created and not self._has_table("att_conf") and self._has_table(None):
+                    raise ArchiveError(f"{self.path} is not an archive: a SQLite database without HDB++ tables")
+                self._execute("PRAGMA journal_mode = WAL")
+                self._execute("PRAGMA synchronous = NORMAL")
+            super().__init__(read_only)
+        except BaseException as error:
             self._db.close()
+            if "file is not a database" in str(error):
+                raise ArchiveError(f"{self.path} is not an archive (not a SQLite database)") from error
+            if not isinstance(error, ArchiveError) and isinstance(error, Exception) and self.unavailable(error):
+                raise ArchiveError(f"cannot open the archive {self.path}: {_one_line(error)}", retry=True) from error
             raise
+
+    @staticmethod
+    def _check_file(file: Path, create: bool, read_only: bool) -> None:
+        """Say what is wrong with an archive's path before SQLite says it less clearly."""
+        if file.is_dir():
+            raise ArchiveError(f"{file} is a folder, not an archive file: give a file such as {file / 'archive.db'}")
+        if not file.exists():
+            if not create:
+                raise ArchiveError(f"no archive at {file}")
+            if not file.parent.is_dir():
+                raise ArchiveError(
+                    f"no folder {file.parent} for the archive {file.name}: create it, or correct the path", retry=True
+                )
+            if not os.access(file.parent, os.W_OK | os.X_OK):
+                raise ArchiveError(f"no permission to create the archive {file} in {file.parent}", retry=True)
+            return
+        if not os.access(file, os.R_OK):
+            raise ArchiveError(f"no permission to read the archive {file}", retry=True)
+        if not read_only and not os.access(file, os.W_OK):
+            raise ArchiveError(f"no permission to write the archive {file} (read-only)", retry=True)
+
+    def _has_table(self, table: str | None) -> bool:
+        """Whether the file has that table (any table, for None)."""
+        condition, params = ("AND name = ?", (table,)) if table else ("", ())
+        return bool(self._execute(f"SELECT 1 FROM sqlite_master WHERE type = 'table' {condition}", params))
 
     @contextmanager
     def _cursor(self, whole: bool = True) -> Iterator[Any]:
@@ -722,10 +976,20 @@ class SQLiteStore(Store):
     def _encode_array(self, value: list) -> str:
         return json.dumps(value)
 
+    def _column_type(self, sql_type: str) -> str:
+        # HDB++'s unsigned domains would get SQLite's TEXT affinity ("uchar") or NUMERIC: integers
+        return "integer" if sql_type in _DOMAINS else sql_type
+
+    def _null_is_nan(self, att: Attribute, quality: int) -> bool:
+        # SQLite keeps NaN as NULL; a missing value is INVALID (an error row or an INVALID reading)
+        return att.dtype.kind == "f" and quality != INVALID
+
     def _decode_array(self, value: str) -> list:
         return json.loads(value)
 
-    def _numeric_series(self, att: Attribute, start: float, end: float) -> np.ndarray:
+    def _numeric_series(
+        self, att: Attribute, start: float, end: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         import pyarrow.compute as pc
 
         # In batches first, a fifth faster for a million points; as one batch when that fails
@@ -739,12 +1003,22 @@ class SQLiteStore(Store):
                 except OSError as error:
                     if whole or "Type mismatch" not in str(error):
                         raise
-        series = np.empty(len(times), _SERIES)
-        series["time"] = times.to_numpy()
-        # integers and booleans become float64 (beyond 2**53 rounded), and NULL (an error row) NaN
-        series["value"] = pc.cast(values, "float64", safe=False).to_numpy(zero_copy_only=False)
-        series["quality"] = quality.to_numpy()
-        return series
+        import pyarrow as pa
+
+        missing = values.is_null().to_numpy(zero_copy_only=False)
+        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+            values = pc.cast(values, "int64")  # an archive of an earlier version: uchar columns of text
+        if values.null_count == len(values):
+            data = np.zeros(len(values), att.dtype)
+        else:
+            filled = pc.fill_null(values, 0)
+            kind = "float64" if att.dtype.kind == "f" else "int64"
+            data = pc.cast(filled, kind, safe=False).to_numpy().astype(att.dtype)
+        quality = quality.to_numpy().astype(np.int16)
+        if att.dtype.kind == "f":
+            nan = missing & (quality != INVALID)  # see _null_is_nan
+            data[nan], missing = np.nan, missing & ~nan
+        return times.to_numpy(), data, missing, quality
 
     def close(self) -> None:
         self._db.close()
@@ -755,6 +1029,12 @@ CONNECT_TIMEOUT = 10  # seconds: an unreachable PostgreSQL host fails a batch, i
 # now, disk full, out of memory, too many connections
 _PG_UNAVAILABLE = {"57P01", "57P02", "57P03", "53100", "53200", "53300"}
 _PG_EPOCH_US = 946_684_800 * 1_000_000  # PostgreSQL counts microseconds from 2000-01-01
+
+
+def _one_line(error: BaseException) -> str:
+    """A driver's error message on one line, without its "IO:"-style prefixes."""
+    text = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return re.sub(r"^(\w+: )?(\[\w+\] )?", "", text)[:MAX_ERROR] or type(error).__name__
 
 
 def _pg_array(data: bytes | None, element: str) -> np.ndarray:
@@ -783,15 +1063,29 @@ class PostgresStore(Store):
     ARRAY_COLUMN = "{}[]"
     TABLE_OPTIONS = ""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, read_only: bool = False) -> None:
         import psycopg
 
         self.url = url
-        self._db = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+        self.shown = without_password(url)
+        try:
+            self._db = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+        except psycopg.Error as error:
+            raise ArchiveError(f"cannot reach PostgreSQL at {self.shown}: {_one_line(error)}", retry=True) from error
         self._staged: set[str] = set()
         self._closed = False
         self.timescale = False
-        super().__init__()
+        try:
+            self.created = not read_only and not self._has_table("att_conf")
+            super().__init__(read_only)
+        except BaseException as error:
+            self._db.close()
+            if isinstance(error, psycopg.Error):
+                raise ArchiveError(f"cannot use PostgreSQL at {self.shown}: {_one_line(error)}", retry=True) from error
+            raise
+
+    def _has_table(self, table: str) -> bool:
+        return bool(self._execute("SELECT to_regclass(?)", (table,))[0][0])
 
     def unavailable(self, error: BaseException) -> bool:
         if self._closed:
@@ -881,27 +1175,37 @@ class PostgresStore(Store):
         unsigned_array = att.is_array and TYPES[att.data_type][1] in _DOMAINS
         return "CAST(value_r AS numeric[])" if unsigned_array else "value_r"
 
-    def _numeric_series(self, att: Attribute, start: float, end: float) -> np.ndarray:
-        # Three arrays aggregated by the server, in binary, cost a fraction of a million rows read
+    def _numeric_series(
+        self, att: Attribute, start: float, end: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if att.data_type == "DevULong64":  # beyond bigint: row by row, exact
+            return self._series_from_rows(att, start, end)
+        # Four arrays aggregated by the server, in binary, cost a fraction of a million rows read
         # one by one. Aggregates take a sorted subquery's order in practice, not by the standard:
         # checked below.
+        if att.dtype.kind == "f":
+            value, element = "CAST(value_r AS double precision)", ">f8"
+        else:  # integers (the unsigned ones numeric domains) and booleans, through integer
+            value = "CAST(value_r AS integer)" if att.data_type == "DevBoolean" else "value_r"
+            value, element = f"CAST({value} AS bigint)", ">i8"
         query = (
             "SELECT array_send(array_agg(data_time)),"
-            f" array_send(array_agg(COALESCE({_float_sql(att)}, 'NaN'))),"
+            f" array_send(array_agg(COALESCE({value}, 0))),"
+            " array_send(array_agg(value_r IS NULL)),"
             " array_send(array_agg(CAST(COALESCE(quality, 0) AS smallint)))"
             f" FROM (SELECT * FROM {att.table} WHERE att_conf_id = %s"
             " AND data_time BETWEEN to_timestamp(%s) AND to_timestamp(%s) ORDER BY data_time) AS rows"
         )
         with self._db.cursor(binary=True) as cursor:
-            times, values, quality = cursor.execute(query, (att.conf_id, start, end)).fetchone()
+            times, values, missing, quality = cursor.execute(query, (att.conf_id, start, end)).fetchone()
         times = (_pg_array(times, ">i8") + _PG_EPOCH_US) / 1e6
-        series = np.empty(len(times), _SERIES)
-        series["time"] = times
-        series["value"] = _pg_array(values, ">f8")
-        series["quality"] = _pg_array(quality, ">i2")
-        if np.any(np.diff(series["time"]) < 0):
-            series.sort(order="time", kind="stable")
-        return series
+        values = _pg_array(values, element).astype(att.dtype)
+        missing = _pg_array(missing, "?").astype(bool)
+        quality = _pg_array(quality, ">i2").astype(np.int16)
+        if np.any(np.diff(times) < 0):
+            order = np.argsort(times, kind="stable")
+            times, values, missing, quality = times[order], values[order], missing[order], quality[order]
+        return times, values, missing, quality
 
     def close(self) -> None:
         self._closed = True
@@ -921,17 +1225,18 @@ def without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
-def open_store(url: str | Path, create: bool = True) -> Store:
+def open_store(url: str | Path, create: bool = True, read_only: bool = False) -> Store:
     """The store at a URL: postgresql://user@host:port/db, sqlite:///path, or a plain file path.
 
     sqlite:/// is followed by the path as SQLAlchemy has it (sqlite:////abs/archive.db). With
-    create=False a missing SQLite file is an error rather than a new, empty archive.
+    create=False a missing SQLite file is an error rather than a new, empty archive; read_only
+    opens without writing anything (for readers). What cannot be opened raises ArchiveError.
     """
     url = str(url)
     if url.startswith(("postgresql://", "postgres://")):
-        return PostgresStore(url)
+        return PostgresStore(url, read_only)
     if url.startswith("sqlite:///"):
-        return SQLiteStore(url.removeprefix("sqlite:///"), create)
+        return SQLiteStore(url.removeprefix("sqlite:///"), create, read_only)
     if "://" in url:
-        raise ValueError(f"unknown archive URL {url!r}: give a file path, sqlite:///path or postgresql://...")
-    return SQLiteStore(url, create)
+        raise ArchiveError(f"unknown archive URL {url!r}: give a file path, sqlite:///path or postgresql://...")
+    return SQLiteStore(url, create, read_only)

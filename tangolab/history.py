@@ -8,7 +8,9 @@ Times are given as epoch seconds, datetimes (naive ones are local time), ISO str
 ("2024-05-01 12:00"), "now", or durations back from now: "90s", "30m", "1h", "2d", "1w".
 The archive is the `store` argument (a Store, a path or a URL), else $TANGOLAB_ARCHIVE, else
 var/archive.db in the current folder, the lab's run folder, where the archiver writes it.
-Attribute names may leave out the tango://host:port/ prefix.
+Attribute names may leave out the tango://host:port/ prefix (then they mean the lab's), or name
+the host by any of its aliases (localhost, its name, an address). Archives are only read: one
+on read-only media, or another user's, reads as it is.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .archive_store import QUALITIES, Message, Store, open_store
+from .archive_store import QUALITIES, ArchiveError, Message, Store, open_store
 
 DEFAULT_ARCHIVE = "var/archive.db"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -70,7 +72,7 @@ def _opened(store: Store | str | Path | None) -> Iterator[Store]:
     if isinstance(store, Store):
         yield store
         return
-    with open_store(store or archive_url(), create=False) as opened:
+    with open_store(store or archive_url(), create=False, read_only=True) as opened:
         yield opened
 
 
@@ -80,18 +82,19 @@ def values(
     until: float | str | datetime | None = None,
     store: Store | str | Path | None = None,
 ) -> np.ndarray:
-    """An attribute's archived values as a structured array with fields time, value, quality.
+    """An attribute's archived values as a masked structured array with fields time, value, quality.
 
     time is float64 epoch seconds; quality is int16 (0 VALID, 1 INVALID, 2 ALARM, 3 CHANGING,
-    4 WARNING). value is float64 for numbers (NaN where the read failed), else an object array of
-    strings or of 1-D arrays for spectra (None where the read failed).
+    4 WARNING). value is in the attribute's Tango type: float64, float32, int16, uint64, ...,
+    bool, or objects (str, DevState, an enum's label, 1-D arrays for spectra); it is masked
+    where there was no value (the read failed), so h["value"].mean() skips those and a real NaN
+    stays a value. h.tolist() gives None for them.
     """
     now = _time.time()
     until = None if until is None else parse_time(until, now)
     with _opened(store) as opened:
         times, found, quality = opened.values(attribute, parse_time(since, now), until)
-    value_type = np.float64 if found.dtype == np.float64 else object
-    result = np.empty(len(times), [("time", np.float64), ("value", value_type), ("quality", np.int16)])
+    result = np.ma.empty(len(times), [("time", np.float64), ("value", found.dtype), ("quality", np.int16)])
     result["time"], result["value"], result["quality"] = times, found, quality
     return result
 
@@ -116,12 +119,28 @@ def messages(
         return opened.messages(source, level, start, end)
 
 
-def _text(value: object) -> str:
-    """A value as one table or CSV cell: empty where the read failed, JSON for a spectrum."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
+def _plain(value: object) -> object:
+    """A value as JSON has it: a state by its name, a spectrum as a list, NaN and infinities as text."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
     if isinstance(value, np.ndarray):
-        return json.dumps(value.tolist())
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value).replace("inf", "Infinity").replace("nan", "NaN")
+    if hasattr(value, "name"):  # DevState
+        return str(value)
+    return value
+
+
+def _text(value: object) -> str:
+    """A value as one table or CSV cell: empty where there is none, JSON for a spectrum."""
+    value = _plain(value)
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:.15g}"
     return str(value)
@@ -140,18 +159,45 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("attribute", help="e.g. lab/cryocon/1/temperatureA")
     parser.add_argument("--since", default="1h", help="start: 1h, 30m, 2d, an ISO time or epoch seconds (1h)")
     parser.add_argument("--until", help="end, in the same forms (now)")
-    parser.add_argument("--csv", action="store_true", help="print CSV: time (ISO 8601), value, quality")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--csv", action="store_true", help="print CSV: time (ISO 8601), value, quality")
+    output.add_argument(
+        "--json", action="store_true", help="print JSON lines: {time (ISO 8601), epoch, value, quality}"
+    )
     parser.add_argument("--archive", help=f"archive path or URL (${{TANGOLAB_ARCHIVE}} or {DEFAULT_ARCHIVE})")
     parser.set_defaults(func=run_history)
 
 
 def run_history(args: argparse.Namespace) -> int:
-    """Print the values an argparse namespace of `history` asks for; the exit status."""
+    """Print the values an argparse namespace of `history` asks for; the exit status.
+
+    What cannot be read is said in one line (exit status 2); output closed early by its reader
+    (`| head`) ends the command quietly, with status 141 as a shell gives a process SIGPIPE ends.
+    """
     try:
         rows = values(args.attribute, args.since, args.until, args.archive)
-    except (KeyError, ValueError, FileNotFoundError) as error:
-        print(f"tangolab history: {error.args[0] if error.args else error}", file=sys.stderr)
-        return 2
+    except ArchiveError as error:
+        return _fail(str(error))
+    except (KeyError, ValueError) as error:
+        return _fail(error.args[0] if error.args else str(error))
+    except OSError as error:  # a file or a network that refuses: its own words
+        return _fail(f"cannot read {args.archive or archive_url()}: {error.strerror or error}")
+    try:
+        _print(rows, args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)  # so that Python's own flush at exit is quiet too
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"tangolab history: {message}", file=sys.stderr)
+    return 2
+
+
+def _print(rows: np.ma.MaskedArray, args: argparse.Namespace) -> None:
     out = sys.stdout
     if args.csv:
         writer = csv.writer(out)
@@ -159,12 +205,17 @@ def run_history(args: argparse.Namespace) -> int:
         for t, value, quality in rows.tolist():
             stamp = datetime.fromtimestamp(t).astimezone().isoformat(timespec="microseconds")
             writer.writerow([stamp, _text(value), QUALITIES[quality]])
-        return 0
+        return
+    if getattr(args, "json", False):
+        for t, value, quality in rows.tolist():
+            stamp = datetime.fromtimestamp(t).astimezone().isoformat(timespec="microseconds")
+            record = {"time": stamp, "epoch": t, "value": _plain(value), "quality": QUALITIES[quality]}
+            out.write(json.dumps(record) + "\n")
+        return
     out.write(f"{'time':<23}  {'quality':<8}  value\n")
     for t, value, quality in rows.tolist():
         stamp = datetime.fromtimestamp(t).isoformat(sep=" ", timespec="milliseconds")
         out.write(f"{stamp:<23}  {QUALITIES[quality]:<8}  {_text(value)}\n")
-    return 0
 
 
 def history_main(argv: list[str] | None = None) -> int:

@@ -12,9 +12,9 @@ back-off, while new values queue behind it; a batch the database refuses is coun
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time as _time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -35,7 +35,7 @@ class WriterStats:
     failed: int  # rows of batches the store refused (see last_error)
     dropped: int  # values refused because the queue was full
     queue_depth: int  # rows waiting, a held batch included
-    lag: float  # seconds from the first value of the last batch to its commit; growing while one is held
+    lag: float  # seconds the oldest value not yet stored has waited here, now; 0 when all are stored
     last_error: str | None  # the most recent failure, kept after the store recovers
     failing: bool  # whether the last batch failed
 
@@ -53,14 +53,15 @@ class Writer:
         self.batch_size = batch_size
         self.period = period
         self.max_queue = max_queue
-        self._queue: queue.SimpleQueue[list[Row]] = queue.SimpleQueue()  # lists: one hop per batch
+        # (arrival, rows): one hop per batch of rows; a deque (thread-safe at both ends) shows its oldest
+        self._queue: deque[tuple[float, list[Row]]] = deque()
         self._queued = 0  # rows in the queue
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="archive-writer", daemon=True)
         self._count_lock = threading.Lock()
         self._received = self._written = self._skipped = self._failed = self._dropped = 0
-        self._lag = 0.0
         self._held: list[Row] = []  # a batch to write again once the database answers
+        self._taken_at: float | None = None  # arrival of the batch being written or held
         self._last_error: str | None = None
         self._failing = False
 
@@ -92,7 +93,7 @@ class Writer:
                 self._dropped += len(rows)
                 return
             self._queued += len(rows)
-        self._queue.put(rows)
+            self._queue.append((_time.monotonic(), rows))
 
     def stop(self, timeout: float | None = 30.0) -> None:
         """Write everything queued so far, then end the thread."""
@@ -102,6 +103,9 @@ class Writer:
 
     def stats(self) -> WriterStats:
         held = self._held
+        with self._count_lock:
+            waiting = [self._taken_at, self._queue[0][0] if self._queue else None]
+        oldest = min((t for t in waiting if t is not None), default=None)
         return WriterStats(
             received=self._received,
             skipped=self._skipped,
@@ -109,7 +113,7 @@ class Writer:
             failed=self._failed,
             dropped=self._dropped,
             queue_depth=self._queued + len(held),
-            lag=_time.time() - held[0][1] if held else self._lag,
+            lag=0.0 if oldest is None else max(0.0, _time.monotonic() - oldest),
             last_error=self._last_error,
             failing=self._failing,
         )
@@ -122,12 +126,15 @@ class Writer:
 
     def _take(self) -> list[Row]:
         batch: list[Row] = []
-        try:
-            while len(batch) < self.batch_size:
-                batch += self._queue.get_nowait()
-        except queue.Empty:
-            pass
-        with self._count_lock:
+        with self._count_lock:  # the arrival of what is taken is known before it leaves the queue
+            try:
+                while len(batch) < self.batch_size:
+                    arrival, rows = self._queue.popleft()
+                    if not batch:
+                        self._taken_at = arrival
+                    batch += rows
+            except IndexError:
+                pass
             self._queued -= len(batch)
         return batch
 
@@ -150,8 +157,8 @@ class Writer:
             self._written += stored
             self._skipped += len(batch) - stored
             self._failing = False  # the store works (again)
-            self._lag = _time.time() - batch[0][1]
         self._held = []
+        self._taken_at = None
         return True
 
     def _run(self) -> None:
@@ -172,5 +179,6 @@ class Writer:
                 reachable = False
                 self._failed += len(batch)
                 self._held = []
+                self._taken_at = None
         if not reachable:
             log.error("archive unreachable at stop: values not archived: %s", self._last_error)
