@@ -215,8 +215,10 @@ class AptStage:
 
     def read_motion(self) -> Motion:
         """Position and status bits (GET_DCSTATUSUPDATE, what DC servo cubes answer)."""
-        frame = self._ask("MOT_REQ_DCSTATUSUPDATE", "MOT_GET_DCSTATUSUPDATE", p1=self.channel)
-        self._send("MOT_ACK_DCSTATUSUPDATE")  # "server alive": else updates stop after ~50
+        frame = self._ask(
+            "MOT_REQ_DCSTATUSUPDATE", "MOT_GET_DCSTATUSUPDATE", p1=self.channel,
+            then=encode("MOT_ACK_DCSTATUSUPDATE"),  # "server alive": else updates stop after ~50
+        )
         return _motion(frame.values)
 
     def move_to(self, position: float) -> None:
@@ -269,10 +271,12 @@ class AptStage:
     def _send_data(self, name: str, *values: Any) -> None:
         self.link.transaction(encode(name, *values), reply=False)
 
-    def _ask(self, request: str, reply: str, **header: int) -> Frame:
+    def _ask(self, request: str, reply: str, *, then: bytes = b"", **header: int) -> Frame:
+        """Send `request` (and `then`, a message that gets no reply, in the same write: two small
+        writes in a row wait on TCP's delayed acknowledgement) and return the `reply` frame."""
         wanted = MESSAGES[reply].id
         payload = self.link.transaction(
-            encode(request, **header), accept=lambda frame: struct.unpack_from("<H", frame)[0] == wanted
+            encode(request, **header) + then, accept=lambda frame: struct.unpack_from("<H", frame)[0] == wanted
         )
         frame = decode(payload)
         _check_addresses(frame, payload)
