@@ -219,12 +219,11 @@ class Esp301Axis:
         self._error = None
 
     def stop(self, immediate: bool) -> None:
-        """Stop with the deceleration (ST); `immediate` is the controller's abort (AB), which
-        stops every axis at the e-stop deceleration and switches their motors off."""
-        if immediate:
-            self.controller.abort()
-        else:
-            self._run(f"{self.number}ST")
+        """Stop this axis with its deceleration (ST), immediate or not: the controller's only
+        faster stop, AB, stops all three axes and switches their motors off, which no single
+        arm's Abort (nor a move overrunning its time) may do to the others. `Esp301.abort` is
+        there for a script that wants exactly that."""
+        self._run(f"{self.number}ST")
         self._homing = False
 
     def home(self, mode: int | None = None) -> None:

@@ -76,11 +76,21 @@ def test_a_refused_command_raises_in_the_controllers_words(rig):
         controller.axis(1).move_to(1.0)
 
 
-def test_abort_stops_every_axis_and_their_motors_go_off(rig):
+def test_an_immediate_stop_stops_its_own_axis_only(rig):
     controller, simulator = rig
     controller.axis(1).move_to(20.0)
     controller.axis(2).move_to(-20.0)
     controller.axis(1).stop(immediate=True)
+    assert simulator.received[-1] == "1ST;TB?"
+    wait_until(lambda: not controller.axis(1).read_motion().moving, 10, what="axis 1 stopped")
+    assert controller.axis(2).read_motion().moving and controller.axis(1).motor_on
+
+
+def test_the_controllers_abort_stops_every_axis_and_their_motors_go_off(rig):
+    controller, simulator = rig
+    controller.axis(1).move_to(20.0)
+    controller.axis(2).move_to(-20.0)
+    controller.abort()
     assert simulator.received[-1] == "AB;TB?"
     for number in (1, 2):
         motion = controller.axis(number).read_motion()
