@@ -19,14 +19,16 @@ import tango
 from tango import DevState, Except
 from tango.server import Device, attribute, command, device_property
 
-from tangolab.archive_store import open_store, without_password
+from tangolab.archive_store import ArchiveError, Store, open_store, tango_type, without_password
 
 from ..core.server import serve
 from .subscription import ArchivedAttribute
-from .writer import Writer
+from .writer import Writer, WriterStats
 
 LEVELS = ("DEBUG", "INFO", "MESSAGE", "WARNING", "ERROR", "SUCCESS")
 DRAIN_PERIOD = 0.02  # seconds between two drains of the event queues
+STORE_RETRY_FIRST, STORE_RETRY_MAX = 1.0, 30.0  # seconds between tries to open the store
+NO_STATS = WriterStats(0, 0, 0, 0, 0, 0, 0.0, None, False)  # while the store is not open
 TANGO_LOG_LEVELS = {"FATAL": "ERROR", "ERROR": "ERROR", "WARN": "WARNING", "INFO": "INFO", "DEBUG": "DEBUG"}
 
 
@@ -38,7 +40,8 @@ class Archiver(Device):
         doc="SQLite file (relative to the server's working folder) or postgresql://user@host:port/db URL",
     )
     ArchivedAttributes = device_property(
-        dtype=(str,), default_value=[], doc="Attributes to archive: domain/family/member/attribute, one a line"
+        dtype=(str,), default_value=[],
+        doc="Attributes to archive, one a line: domain/family/member/attribute (this lab's) or tango://host:port/...",
     )
     PollPeriod = device_property(
         dtype=float, default_value=1.0, doc="Seconds between reads of attributes that push no events"
@@ -46,30 +49,28 @@ class Archiver(Device):
     RetryPeriod = device_property(
         dtype=float, default_value=5.0, doc="Seconds between tries to reach an attribute whose device is down"
     )
+    NewHistory = device_property(
+        dtype=bool, default_value=False,
+        doc="Keep this TANGO_HOST's attributes under its own name, rather than continuing the history the "
+        "archive holds for the TANGO_HOST that archived into it first (a lab restarted on another port)",
+    )
 
     def init_device(self) -> None:
         super().init_device()
         self.set_state(DevState.INIT)
+        self.set_status(f"opening the archive {self._store_shown}")
+        self.store: Store | None = None
+        self.writer: Writer | None = None
+        self.archive_host: str | None = None  # host:port this lab's attributes are archived under
         self.archived: dict[str, ArchivedAttribute] = {}
         self._retry: dict[str, tuple[float, float]] = {}  # name: (monotonic time of next try, delay)
+        self._store_retry = (0.0, 0.0)  # (monotonic time of the next try to open the store, delay)
+        self._new_archive = ""
         self._last_message = ""
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.set_change_event("lastMessage", True, False)
-        try:
-            self.store = open_store(self.Store)
-        except Exception as exc:  # noqa: BLE001 - any store failure must show, with the store named
-            self.set_state(DevState.FAULT)
-            self.set_status(f"cannot open the archive {self._store_shown}: {exc}")
-            return
-        self.writer = Writer(self.store).start()
-        for name in self.ArchivedAttributes:
-            try:
-                full = self._full_name(name)
-            except tango.DevFailed as exc:
-                self.error_stream(f"ArchivedAttributes: {exc.args[0].desc}; skipped")
-                continue
-            self.archived[full] = ArchivedAttribute(full, self.writer)
+        self._open_store()
         self._threads = [
             threading.Thread(target=self._maintain, name="archiver connections", daemon=True),
             threading.Thread(target=self._drain, name="archiver events", daemon=True),
@@ -77,50 +78,48 @@ class Archiver(Device):
         for thread in self._threads:
             thread.start()
 
-    def always_executed_hook(self) -> None:
-        if not hasattr(self, "writer"):  # the store could not be opened: say so, not AttributeError
-            Except.throw_exception("ArchiveUnavailable", self.get_status(), "Archiver")
-
     def delete_device(self) -> None:
-        if hasattr(self, "_threads"):
-            self._stop.set()
-            self._wake.set()
-            for thread in self._threads:
-                thread.join(timeout=10)
-            for archived in self.archived.values():
-                archived.disconnect()
-                if archived.conf_id is not None:
-                    self.store.insert_history_event(archived.conf_id, "stop", time.time())
+        self._stop.set()
+        self._wake.set()
+        for thread in getattr(self, "_threads", []):
+            thread.join(timeout=10)
+        for archived in self.archived.values():
+            archived.disconnect()
+            if archived.conf_id is not None:
+                self._ignoring_store(self.store.insert_history_event, archived.conf_id, "stop", time.time())
+        if self.writer is not None:
             self.writer.stop()
+        if self.store is not None:
             self.store.close()
         super().delete_device()
 
     # -- attributes ---------------------------------------------------------------------------
 
-    @attribute(dtype=(str,), max_dim_x=10_000, doc="Full names of the archived attributes")
+    @attribute(dtype=(str,), max_dim_x=10_000, doc="Full names of the archived attributes, as the archive has them")
     def AttributeList(self) -> list[str]:
-        return sorted(self.archived)
+        return sorted(name for name, archived in self.archived.items() if archived.conf_id is not None)
 
-    @attribute(dtype=(str,), max_dim_x=10_000, doc="Archived attributes in error, each with its error")
+    @attribute(dtype=(str,), max_dim_x=10_000,
+               doc="Attributes in error, each with its error; those whose device was never reached wait here")
     def attributesInError(self) -> list[str]:
         return [f"{name}: {a.error}" for name, a in sorted(self.archived.items()) if a.error]
 
     @attribute(dtype=int, doc="Values received from events and polled reads since start")
     def eventsReceived(self) -> int:
-        return self.writer.stats().received
+        return self._stats().received
 
     @attribute(dtype=int, doc="Rows committed to the archive since start")
     def rowsWritten(self) -> int:
-        return self.writer.stats().written
+        return self._stats().written
 
     @attribute(dtype=int, doc="Values waiting to be written")
     def queueDepth(self) -> int:
-        return self.writer.stats().queue_depth
+        return self._stats().queue_depth
 
     @attribute(dtype=float, unit="s", format="%6.3f", max_warning=1.0,
-               doc="Age of the oldest value of the last written batch when it was committed")
+               doc="How long the oldest value not yet in the archive has waited, now (0: all written)")
     def writeLag(self) -> float:
-        return self.writer.stats().lag
+        return self._stats().lag
 
     @attribute(dtype=str, doc="The last lab message: time, level, source and text")
     def lastMessage(self) -> str:
@@ -130,16 +129,22 @@ class Archiver(Device):
 
     @command(dtype_in=str, doc_in="domain/family/member/attribute (or its tango:// name) to archive")
     def AttributeAdd(self, name: str) -> None:
-        full = self._full_name(name)
+        """Archive one more attribute: it must exist and be archivable; a device that is down is
+        accepted (its attribute waits in attributesInError and is archived once it answers)."""
+        self._require_store("Archiver.AttributeAdd")
+        full, device = self._full_name(name)
         if full in self.archived:
             Except.throw_exception("AlreadyArchived", f"{full} is already archived", "Archiver.AttributeAdd")
-        self.archived[full] = ArchivedAttribute(full, self.writer)
+        archived = ArchivedAttribute(full, device, self.writer)
+        self._check_attribute(archived)
+        self.archived[full] = archived
         self._save_list()
         self._wake.set()
 
     @command(dtype_in=str, doc_in="an archived attribute, as AttributeAdd took it")
     def AttributeRemove(self, name: str) -> None:
-        full = self._full_name(name)
+        self._require_store("Archiver.AttributeRemove")
+        full, _ = self._full_name(name)
         archived = self.archived.pop(full, None)
         if archived is None:
             Except.throw_exception(
@@ -171,7 +176,86 @@ class Archiver(Device):
         level = TANGO_LOG_LEVELS.get(level.upper(), "INFO")
         self._store_message(float(stamp) / 1000.0, level, source, text, "Archiver.Log")
 
+    # -- the store ----------------------------------------------------------------------------
+
+    def _open_store(self) -> bool:
+        """Open the store, or say why not in FAULT and plan the next try (back-off up to 30 s)."""
+        try:
+            store = open_store(self.Store)
+        except Exception as exc:  # noqa: BLE001 - any store failure must show, with the store named
+            reason = str(exc) if isinstance(exc, ArchiveError) else f"{type(exc).__name__}: {exc}"
+            delay = min(max(2 * self._store_retry[1], STORE_RETRY_FIRST), STORE_RETRY_MAX)
+            self._store_retry = (time.monotonic() + delay, delay)
+            self.set_state(DevState.FAULT)
+            self.set_status(f"cannot open the archive {self._store_shown}: {reason}; trying again every {delay:g} s")
+            self.error_stream(self.get_status())
+            return False
+        self.store, self.writer = store, Writer(store).start()
+        if (tango_host := self._tango_host()) is not None:
+            self.archive_host = store.archive_host(tango_host, continue_history=not self.NewHistory)
+        if store.created:
+            stamp = datetime.now().isoformat(sep=" ", timespec="seconds")
+            self._new_archive = f"; a new archive, created {stamp}"
+            note = f"created a new archive at {self._store_shown}: nothing was there"
+            self.warn_stream(note)
+            self._ignoring_store(store.insert_messages, [(time.time(), "WARNING", self.get_name(), note)])
+        for name in self.ArchivedAttributes:
+            try:
+                full, device = self._full_name(name)
+            except tango.DevFailed as exc:
+                self.error_stream(f"ArchivedAttributes: {exc.args[0].desc}; skipped")
+                continue
+            self.archived.setdefault(full, ArchivedAttribute(full, device, self.writer))
+        self.set_state(DevState.ON)
+        self.set_status(f"archiving into {self._store_shown}{self._new_archive}")
+        self._wake.set()
+        return True
+
+    def _require_store(self, origin: str) -> None:
+        if self.store is None:
+            Except.throw_exception("ArchiveUnavailable", self.get_status(), origin)
+
+    def _stats(self) -> WriterStats:
+        return self.writer.stats() if self.writer is not None else NO_STATS
+
+    def _ignoring_store(self, operation, *args) -> None:
+        """A bookkeeping write (a history event, a note) that must not stop what calls it."""
+        try:
+            operation(*args)
+        except Exception as exc:  # noqa: BLE001 - the values' own writes report the store's trouble
+            self.warn_stream(f"archive bookkeeping failed: {exc}")
+
     # -- internals ----------------------------------------------------------------------------
+
+    def _check_attribute(self, archived: ArchivedAttribute) -> None:
+        """Refuse an attribute that does not exist or cannot be archived; accept one whose device is down."""
+        origin = "Archiver.AttributeAdd"
+        try:
+            proxy = archived.proxy()
+        except tango.DevFailed as exc:
+            Except.throw_exception("NoSuchDevice", f"{archived.device}: {exc.args[-1].desc.strip()}", origin)
+        try:
+            proxy.ping()
+        except tango.DevFailed as exc:
+            archived.error = f"waiting for its device: {exc.args[-1].desc.strip()}"
+            return
+        try:
+            config = proxy.get_attribute_config(archived.attribute)
+        except tango.DevFailed:
+            known = ", ".join(sorted(proxy.get_attribute_list(), key=str.lower))
+            Except.throw_exception(
+                "NoSuchAttribute", f"{archived.device} has no attribute {archived.attribute!r}; it has {known}", origin
+            )
+        if config.data_format == tango.AttrDataFormat.IMAGE:
+            Except.throw_exception("NotArchivable", f"{archived.name} is an image: images are not archived", origin)
+        try:
+            tango_type(int(config.data_type))
+        except ValueError as exc:
+            Except.throw_exception("NotArchivable", f"{archived.name}: {exc}", origin)
+        try:
+            archived.configure(config)
+        except Exception as exc:  # noqa: BLE001 - a store that refuses: the caller hears why
+            Except.throw_exception("ArchiveUnavailable", f"{archived.name} not registered: {exc}", origin)
 
     def _maintain(self) -> None:
         """Connect what is not connected, read what pushes no events, report; until stopped.
@@ -181,6 +265,12 @@ class Archiver(Device):
         """
         while not self._stop.is_set():
             now = time.monotonic()
+            if self.store is None:  # not open yet: try again when due, nothing else to do
+                if now >= self._store_retry[0]:
+                    self._open_store()
+                self._wake.wait(max(min(self._store_retry[0] - time.monotonic(), 1.0), 0.05))
+                self._wake.clear()
+                continue
             for name, archived in list(self.archived.items()):
                 if archived.mode is None and now >= self._retry.get(name, (0.0, 0.0))[0]:
                     try:
@@ -211,7 +301,7 @@ class Archiver(Device):
         return without_password(self.Store)
 
     def _report(self) -> None:
-        stats = self.writer.stats()
+        stats = self._stats()
         failing = [a for a in self.archived.values() if a.error]
         if stats.failing:
             self.set_state(DevState.FAULT)
@@ -224,9 +314,11 @@ class Archiver(Device):
                             f"{failing[0].name}: {failing[0].error}")
         else:
             self.set_state(DevState.ON)
-            self.set_status(f"archiving {len(self.archived)} attributes into {self._store_shown}")
+            self.set_status(f"archiving {len(self.archived)} attributes into {self._store_shown}{self._new_archive}")
 
     def _store_message(self, when: float, level: str, source: str, text: str, origin: str) -> None:
+        if self.store is None:
+            Except.throw_exception("ArchiveUnavailable", f"the message was not stored: {self.get_status()}", origin)
         try:
             self.store.insert_messages([(when, level, source, text)])
         except Exception as exc:  # noqa: BLE001 - whatever the database says, the caller must hear it
@@ -239,22 +331,43 @@ class Archiver(Device):
         self._last_message = f"{stamp} {level} {source}: {text}"
         self.push_change_event("lastMessage", self._last_message)
 
-    def _full_name(self, name: str) -> str:
-        name = name.strip().lower()
-        if name.startswith("tango://"):
-            return name
-        if name.count("/") != 3:
+    def _full_name(self, name: str) -> tuple[str, str]:
+        """(the name in the archive, the device to read it from) of a name AttributeAdd takes.
+
+        A name without host is this lab's. A name whose host the archive keeps under this lab's
+        archive host (the lab on an earlier port) is read from this lab too.
+        """
+        text = name.strip().lower()
+        if text.startswith("tango://"):
+            where = text
+        elif text.count("/") == 3 and all(text.split("/")) and (tango_host := self._tango_host()):
+            where = f"tango://{tango_host}/{text}"
+        else:
             Except.throw_exception(
-                "BadAttributeName",
-                f"{name!r} is not domain/family/member/attribute (or tango://host:port/...)",
+                "BadAttributeName", f"{name!r} is not domain/family/member/attribute (or tango://host:port/...)",
                 "Archiver",
             )
-        database = tango.Util.instance().get_database()
-        return f"tango://{database.get_db_host()}:{database.get_db_port()}/{name}".lower()
+        try:
+            full = self.store.archived_name(where)
+        except ValueError as exc:
+            Except.throw_exception("BadAttributeName", str(exc), "Archiver")
+        if self.archive_host and full.startswith(f"tango://{self.archive_host}/"):
+            where = f"tango://{self._tango_host()}/{full.split('/', 3)[3]}"
+        return full, where.rpartition("/")[0]
+
+    def _tango_host(self) -> str | None:
+        """host:port of this server's Tango database; None without one (a test context)."""
+        try:
+            database = tango.Util.instance().get_database()
+            return f"{database.get_db_host()}:{database.get_db_port()}".lower()
+        except (tango.DevFailed, AttributeError, RuntimeError):
+            return None
 
     def _save_list(self) -> None:
-        """Keep the list in the database, so a restarted archiver archives the same attributes."""
-        names = sorted(self.archived)
+        """Keep the list in the database, so a restarted archiver archives the same attributes:
+        this lab's by their short names, so that the list holds wherever the lab runs next."""
+        own = f"tango://{self.archive_host}/"
+        names = sorted(name.removeprefix(own) if self.archive_host else name for name in self.archived)
         tango.Util.instance().get_database().put_device_property(self.get_name(), {"ArchivedAttributes": names})
 
 

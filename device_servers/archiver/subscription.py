@@ -1,9 +1,13 @@
 """One archived attribute: how its values reach the archive, and how its outages are recorded.
 
 Archive events first, change events when the attribute pushes no archive events, reading it
-every poll period when it pushes neither. An outage (server gone, read failing) becomes exactly
-one error row when it starts; the next good value ends it. Tango's event system re-subscribes by
-itself when a server comes back, so a subscription is made once and kept.
+every poll period when it pushes neither. A polled value is stored as Tango would send an
+archive event: when it moved by the attribute's `archive_abs_change` or `archive_rel_change`
+(by any amount when neither is set), when its quality changed, or when `archive_period` has
+passed; a reading already stored (same time) is not stored again. An outage (server gone, read
+failing) becomes exactly one error row when it starts; the next good value ends it. Tango's
+event system re-subscribes by itself when a server comes back, so a subscription is made once
+and kept.
 
 Events are received into Tango's own per-subscription queue and taken out in batches by
 `drain()`: a Python callback per event costs a thread switch and the GIL each time, and halves
@@ -12,9 +16,13 @@ the rate at which one process can take events in.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import tango
 
 from tangolab.archive_store import INVALID
@@ -26,42 +34,132 @@ INVALID_QUALITY = tango.AttrQuality.ATTR_INVALID
 QUEUE_SIZE = 200_000  # events held per subscription between two drains
 #: What subscribe_event says when an attribute offers no such events (neither pushed nor polled)
 NOT_OFFERED = {"API_AttributePollingNotStarted", "API_EventPropertiesNotSet"}
+PERIOD_TOLERANCE = 0.98  # a poll a little early for archive_period still counts, as polling jitters
+
+
+def _threshold(text: str) -> tuple[float, float] | None:
+    """(down, up) magnitudes of a Tango change threshold: "Not specified", "0.5" or "-0.5,1"."""
+    try:
+        parts = [abs(float(part)) for part in str(text).split(",") if part.strip()]
+    except ValueError:
+        return None  # "Not specified"
+    if not parts or not any(parts):
+        return None
+    return (parts[0], parts[-1])
+
+
+@dataclass(frozen=True)
+class ArchiveThresholds:
+    """When a polled value is worth storing, by the attribute's archive event properties."""
+
+    absolute: tuple[float, float] | None = None
+    relative: tuple[float, float] | None = None  # percent of the last stored value
+    period: float | None = None  # seconds
+
+    @classmethod
+    def of(cls, config: tango.AttributeInfoEx) -> ArchiveThresholds:
+        archive = config.events.arch_event
+        period = _threshold(archive.archive_period)
+        return cls(
+            _threshold(archive.archive_abs_change),
+            _threshold(archive.archive_rel_change),
+            period[-1] / 1000.0 if period else None,
+        )
+
+    def due(self, last: tuple[float, Any, int] | None, now: tuple[float, Any, int]) -> bool:
+        """Whether reading `now` (time, value, quality) is stored after `last`, the last stored one."""
+        if last is None:
+            return True
+        (then, old, old_quality), (t, value, quality) = last, now
+        if t <= then:
+            return False  # the same reading again (a device serving its cache)
+        if quality != old_quality or (old is None) != (value is None):
+            return True
+        if self.period is not None and t - then >= self.period * PERIOD_TOLERANCE:
+            return True
+        return value is not None and self._moved(old, value)
+
+    def _moved(self, old: Any, value: Any) -> bool:
+        try:
+            old_array, new_array = np.asarray(old, float), np.asarray(value, float)
+        except (TypeError, ValueError):  # strings, states: any change is a change
+            return not _same(old, value)
+        if old_array.shape != new_array.shape:
+            return True
+        if self.absolute is None and self.relative is None:
+            return not np.array_equal(old_array, new_array, equal_nan=True)
+        delta = new_array - old_array
+        if np.any(np.isnan(old_array) != np.isnan(new_array)):
+            return True
+        moved = False
+        if self.absolute is not None:
+            down, up = self.absolute
+            moved |= bool(np.any((delta >= up) | (delta <= -down)))
+        if self.relative is not None:
+            down, up = self.relative
+            with np.errstate(divide="ignore", invalid="ignore"):
+                percent = np.where(old_array == 0, np.where(delta == 0, 0.0, math.inf), 100 * delta / abs(old_array))
+            moved |= bool(np.any((percent >= up) | (percent <= -down)))
+        return moved
+
+
+def _same(old: Any, value: Any) -> bool:
+    if isinstance(old, np.ndarray) or isinstance(value, np.ndarray):
+        return np.array_equal(np.asarray(old), np.asarray(value))
+    return old == value
 
 
 class ArchivedAttribute:
-    """A subscription (or a polled read) feeding one attribute's values to the writer."""
+    """A subscription (or a polled read) feeding one attribute's values to the writer.
 
-    def __init__(self, name: str, writer: Writer) -> None:
+    `name` is the attribute's name in the archive; `device` is where it is read (a Tango
+    resource locator the archiver's host can reach: the same device by another alias, or a
+    TANGO_HOST the archive keeps under the name of an earlier one).
+    """
+
+    def __init__(self, name: str, device: str, writer: Writer) -> None:
         self.name = name  # full: tango://host:port/domain/family/member/attribute
-        self.device, _, self.attribute = name.rpartition("/")
+        self.device = device
+        self.attribute = name.rpartition("/")[2]
         self.writer = writer
-        self.conf_id: int | None = None
+        self.conf_id: int | None = writer.store.conf_id(name)  # known when archived before
         self.mode: str | None = None
         self.error: str | None = None
         self.is_state = False
         self.writable = False
+        self.thresholds = ArchiveThresholds()
+        self._configured = False
+        self._last: tuple[float, Any, int] | None = None  # the last polled reading stored
         self._proxy: tango.DeviceProxy | None = None
         self._event_id: int | None = None
         self._lock = threading.Lock()
 
+    def proxy(self) -> tango.DeviceProxy:
+        self._proxy = self._proxy or tango.DeviceProxy(self.device)
+        return self._proxy
+
+    def configure(self, config: tango.AttributeInfoEx) -> None:
+        """Register the attribute with its configuration (type, unit, thresholds, enum labels)."""
+        self.is_state = config.data_type == tango.CmdArgType.DevState
+        self.writable = config.writable != tango.AttrWriteType.READ
+        self.thresholds = ArchiveThresholds.of(config)
+        store = self.writer.store
+        self.conf_id = store.register(self.name, int(config.data_type), int(config.data_format), int(config.writable))
+        archive = config.events.arch_event
+        store.insert_parameters(
+            self.conf_id, time.time(), label=config.label, unit=config.unit, format=config.format,
+            description=config.description, archive_abs_change=archive.archive_abs_change,
+            archive_rel_change=archive.archive_rel_change, archive_period=archive.archive_period,
+            enum_labels=config.enum_labels if config.data_type == tango.CmdArgType.DevEnum else (),
+        )
+        self._configured = True
+
     def connect(self) -> None:
         """Register the attribute and subscribe; raises DevFailed while its device is unreachable."""
-        proxy = self._proxy = self._proxy or tango.DeviceProxy(self.device)
+        proxy = self.proxy()
         proxy.ping()
-        if self.conf_id is None:
-            config = proxy.get_attribute_config(self.attribute)
-            self.is_state = config.data_type == tango.CmdArgType.DevState
-            self.writable = config.writable != tango.AttrWriteType.READ
-            store = self.writer.store
-            self.conf_id = store.register(
-                self.name, int(config.data_type), int(config.data_format), int(config.writable)
-            )
-            store.insert_parameters(
-                self.conf_id, time.time(), label=config.label, unit=config.unit, format=config.format,
-                description=config.description, archive_abs_change=config.events.arch_event.archive_abs_change,
-                archive_period=config.events.arch_event.archive_period,
-                enum_labels=config.enum_labels if config.data_type == tango.CmdArgType.DevEnum else (),
-            )
+        if not self._configured:
+            self.configure(proxy.get_attribute_config(self.attribute))
         for mode, event_type in zip(MODES, (tango.EventType.ARCHIVE_EVENT, tango.EventType.CHANGE_EVENT)):
             try:
                 self._event_id = proxy.subscribe_event(self.attribute, event_type, QUEUE_SIZE)
@@ -74,13 +172,18 @@ class ArchivedAttribute:
         self.poll()
 
     def poll(self) -> None:
-        """Read the attribute once (for attributes that push no events)."""
+        """Read the attribute once (for attributes that push no events); store it if it is due."""
         try:
-            reading = self._proxy.read_attribute(self.attribute)
+            reading = self.proxy().read_attribute(self.attribute)
         except tango.DevFailed as exc:
             self.failed(exc.args[0].desc)
             return
-        self.arrived(reading)
+        self.error = None
+        row = self._row(reading)
+        now = (row[1], row[2], row[4])
+        if self.thresholds.due(self._last, now):
+            self._last = now
+            self.writer.put_many([row])
 
     def drain(self) -> int:
         """Take the events received since the last drain to the writer; returns how many."""
@@ -99,10 +202,6 @@ class ArchivedAttribute:
             self.writer.put_many(rows)
         return len(events)
 
-    def arrived(self, reading: tango.DeviceAttribute) -> None:
-        self.error = None
-        self.writer.put_many([self._row(reading)])
-
     def _row(self, reading: tango.DeviceAttribute) -> tuple:
         """The archive row of one reading: the hot path of the archiver, every access counts."""
         quality = reading.quality
@@ -118,8 +217,10 @@ class ArchivedAttribute:
         with self._lock:
             starting = self.error is None
             self.error = reason.strip() or "unknown error"
-        if starting and self.conf_id is not None:
-            self.writer.put(self.conf_id, time.time(), None, INVALID, error=self.error)
+        if starting:
+            self._last = None  # the first reading after the outage is stored
+            if self.conf_id is not None:
+                self.writer.put(self.conf_id, time.time(), None, INVALID, error=self.error)
 
     def disconnect(self) -> None:
         if self._event_id is not None and self._proxy is not None:
@@ -128,4 +229,3 @@ class ArchivedAttribute:
             except tango.DevFailed:
                 pass  # the server is gone: nothing left to undo
         self._event_id = None
-
