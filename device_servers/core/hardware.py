@@ -170,6 +170,7 @@ class HardwareDevice(Device):
         super().init_device()
         self._cache: dict[str, tuple[Any, float, AttrQuality]] = {}
         self._cache_lock = threading.RLock()
+        self._unasked: list[tuple[dict[str, Any], float]] = []  # published on the poll thread
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.set_change_event("State", True, False)
@@ -233,10 +234,24 @@ class HardwareDevice(Device):
         self.publish({name: read_back})
 
     def publish(self, values: dict[str, Any], when: float | None = None) -> None:
-        """Cache values and push their events now (from a poll, a write or an unasked frame)."""
+        """Cache values and push their events now (from a write, a command or an unasked frame).
+
+        On the poll thread (an unasked frame met during a poll or between polls) they are
+        pushed as soon as the thread lets go of the link: pushing an event may wait for the
+        device's monitor, which a client's command holds while it waits for the link."""
         when = time.time() if when is None else when
+        if threading.current_thread() is self._thread:
+            self._unasked.append((values, when))
+            return
+        self._push(values, when)
+
+    def _push(self, values: dict[str, Any], when: float) -> None:
         for name, value in values.items():
             self._store(name, value, when, INVALID if value is None else self._quality(name, value))
+
+    def _push_unasked(self) -> None:
+        while self._unasked:
+            self._push(*self._unasked.pop(0))
 
     def add_polled_attribute(self, name: str, **kwargs: Any) -> None:
         """An attribute added at run time that behaves as a declared `polled` one: reads from
@@ -276,6 +291,7 @@ class HardwareDevice(Device):
             if failures:
                 self.info_stream(f"{self.Url} answers again after {failures} failed attempt(s)")
             failures, lost_since = 0, None
+            self._push_unasked()
             self._publish_poll(values, connecting)
             self._idle(link, started + self.poll_period())
         link.close()
@@ -292,6 +308,8 @@ class HardwareDevice(Device):
                     link.close()
                     self._fault(exc, time.time(), 1, 0.0)  # the loop reconnects at once
                     break
+                finally:
+                    self._push_unasked()
         self._wake.clear()
 
     def _publish_poll(self, values: dict[str, Any], connected_now: bool) -> None:
