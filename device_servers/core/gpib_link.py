@@ -96,9 +96,11 @@ class GpibLink(Link):
             self._buffer = self._call("Query", [timing, [message]], seconds)
             while True:
                 while (parts := framing.split(self._buffer)) is None:
-                    # the instrument's reply so far ends without a whole frame: read on once
-                    more = self._call("Read", timing, seconds)
-                    self._buffer += more
+                    # the instrument's reply so far ends without a whole frame: read on
+                    try:
+                        self._buffer += self._call("Read", timing, seconds)
+                    except LinkError as exc:
+                        raise LinkError(f"{exc}; got {shown(self._buffer)} so far") from exc
                 frame, self._buffer = parts
                 payload = framing.payload(frame)
                 if accept is None or accept(payload):
