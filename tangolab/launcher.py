@@ -29,6 +29,8 @@ from dsconfig.json2tango import apply_config, prepare_config
 from .lab_config import LabConfig
 
 STATE_FILE = "lab.state.json"
+EMBEDDED_DATABASE = "tango_database.db"  # pytango's database server writes it in its working folder
+APPLIED_FILE = "lab.applied.json"  # the lab file's Tango part as last applied to the run folder's database
 T = TypeVar("T")
 SIMULATOR_READY = re.compile(r"listening on (\S+):(\d+) control (\S+):(\d+)")
 
@@ -65,8 +67,11 @@ class Process:
 class Lab:
     """The processes of one lab: database, simulators, device servers."""
 
-    def __init__(self, config: LabConfig, run_dir: str | Path = "var", tango_host: str = "localhost:10000"):
+    def __init__(
+        self, config: LabConfig, run_dir: str | Path = "var", tango_host: str = "localhost:10000", reset: bool = False
+    ):
         self.config = config
+        self.reset = reset  # apply the whole lab file, undoing what was changed at run time
         self.run_dir = Path(run_dir).resolve()
         self.tango_host = tango_host
         host, _, port = tango_host.rpartition(":")
@@ -107,6 +112,7 @@ class Lab:
                     f"database, or a lab still up: `tangolab down`); pick another port with "
                     f"--tango-host {self.host}:{self.port + 1}"
                 ) from exc
+        self._database_existed = (self.run_dir / EMBEDDED_DATABASE).exists()
         self._spawn(
             "database",
             [sys.executable, "-m", "tango.databaseds.database", "--host", self.host, "--port", str(self.port), "2"],
@@ -119,7 +125,16 @@ class Lab:
         return tango.Database(self.host, self.port)
 
     def _apply_config(self) -> None:
-        apply_config(prepare_config(self.config.dsconfig()), self.database, write=True)
+        """The lab file into the database: whole on a new run folder (or with reset); else only
+        what the file changed since it was last applied, so that what users changed while the
+        lab ran (archived attributes, attribute configuration, properties) stays."""
+        applied = self.run_dir / APPLIED_FILE
+        current = self.config.dsconfig()
+        if self.reset or not self._database_existed or not applied.exists():
+            apply_config(prepare_config(current), self.database, write=True)
+        elif changes := _changes(json.loads(applied.read_text()), current):
+            apply_config(prepare_config(changes), self.database, write=True, update=True)
+        applied.write_text(json.dumps(current, indent=2))
 
     def start_simulator(self, name: str, timeout: float = 30.0) -> tuple[int, int]:
         """(Re)start one simulator of the lab; returns its protocol and control ports."""
@@ -269,6 +284,20 @@ class Lab:
         popen = self._popen.pop(name, None)
         if popen is not None:
             popen.wait()
+
+
+def _changes(old: dict, new: dict) -> dict:
+    """What `new` adds to or changes in `old`, both nested dicts (dsconfig's form), in the same form."""
+    found = {}
+    for key, value in new.items():
+        if key not in old:
+            found[key] = value
+        elif isinstance(value, dict) and isinstance(old[key], dict):
+            if inner := _changes(old[key], value):
+                found[key] = inner
+        elif value != old[key]:
+            found[key] = value
+    return found
 
 
 def _process_name(server: str) -> str:

@@ -14,13 +14,12 @@ import tango
 
 from tangolab import history
 from tangolab.archive_store import open_store
-from tangolab.lab_config import LabConfig
 from tangolab.launcher import Lab
 from tangolab.scripting import wait_until
 from tests.conftest import run_lab
+from tests.integration.archive_lab import ARCHIVER, cryocon_lab
 from tests.postgres import postgres_server  # noqa: F401 - a fixture
 
-ARCHIVER = "lab/archiver/1"
 TEMPERATURE = "lab/cryocon/1/temperatureA"
 
 
@@ -45,7 +44,7 @@ def archive(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         store = request.getfixturevalue("postgres_server").create_database()
     else:
         store = str(folder / "archive.db")
-    config = LabConfig.load().with_free_ports().with_properties(ARCHIVER, Store=[store], RetryPeriod=["1.0"])
+    config = cryocon_lab().with_free_ports().with_properties(ARCHIVER, Store=[store], RetryPeriod=["1.0"])
     with run_lab(config, folder) as lab:
         archiver = lab.proxy(ARCHIVER)
         wait_until(lambda: archiver.state() == tango.DevState.ON, 60, what="archiver ON")
@@ -66,7 +65,7 @@ def test_listed_attributes_are_archived_in_time_order(archive):
 def test_input_without_sensor_is_archived_as_invalid(archive):
     wait_until(lambda: len(archive.values("lab/cryocon/1/temperatureD")[0]) >= 1, 60)
     _, values, qualities = archive.values("lab/cryocon/1/temperatureD")
-    assert np.all(qualities == 1) and np.all(np.isnan(values))
+    assert np.all(qualities == 1) and np.all(values.mask)  # no value: masked, not a number
 
 
 def test_statistics_count_what_was_written(archive):
@@ -91,6 +90,19 @@ def test_attributes_added_and_removed_at_run_time(archive):
         archiver.AttributeRemove("lab/cryocon/1/rampRate1")
     with pytest.raises(tango.DevFailed, match="domain/family/member/attribute"):
         archiver.AttributeAdd("temperatureA")
+
+
+def test_attribute_add_refuses_what_does_not_exist_and_lists_only_what_history_finds(archive):
+    archiver = archive.archiver
+    with pytest.raises(tango.DevFailed, match="lab/nothing/1") as failure:
+        archiver.AttributeAdd("lab/nothing/1/x")
+    assert failure.value.args[0].reason == "NoSuchDevice"
+    with pytest.raises(tango.DevFailed, match="has no attribute 'nothing'; it has .*temperatureA") as failure:
+        archiver.AttributeAdd("lab/cryocon/1/nothing")
+    assert failure.value.args[0].reason == "NoSuchAttribute"
+    assert not any("nothing" in error for error in archiver.attributesInError)
+    for name in archiver.AttributeList:  # every attribute listed is one history finds
+        archive.values(name)
 
 
 def test_enum_attribute_is_archived_with_its_labels(archive):
