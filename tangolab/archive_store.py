@@ -926,6 +926,10 @@ class SQLiteStore(Store):
             raise ArchiveError(f"no permission to read the archive {file}", retry=True)
         if not read_only and not os.access(file, os.W_OK):
             raise ArchiveError(f"no permission to write the archive {file} (read-only)", retry=True)
+        if not read_only and not os.access(file.parent, os.W_OK | os.X_OK):
+            raise ArchiveError(
+                f"no permission to write in {file.parent}, where SQLite keeps the archive's journal files", retry=True
+            )
 
     def _has_table(self, table: str | None) -> bool:
         """Whether the file has that table (any table, for None)."""
