@@ -121,14 +121,14 @@ def messages(
 
 def _plain(value: object) -> object:
     """A value as JSON has it: a state by its name, a spectrum as a list, NaN and infinities as text."""
+    if hasattr(value, "name") and isinstance(value, int):  # DevState (an int too)
+        return str(value)
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, np.ndarray):
         return [_plain(v) for v in value.tolist()]
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value).replace("inf", "Infinity").replace("nan", "NaN")
-    if hasattr(value, "name"):  # DevState
-        return str(value)
     return value
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import socket
 import threading
 
 import numpy as np
@@ -21,6 +22,7 @@ from tangolab.archive_store import (
     PostgresStore,
     SQLiteStore,
     Store,
+    canonical_host,
     open_store,
     without_password,
 )
@@ -463,3 +465,127 @@ def test_writer_counts_a_repeated_value_as_skipped_not_written(store: Store) -> 
     stats = writer.stats()
     assert (stats.received, stats.written, stats.skipped) == (3, 2, 1)
     assert store.values(name("again"))[1].tolist() == [4.2, 4.3]
+
+
+# -- names: one attribute whatever its host was called ------------------------------------------
+
+
+def test_an_attribute_is_kept_once_and_found_by_any_alias_of_its_host(store: Store) -> None:
+    this = socket.gethostname()
+    aliases = ["localhost", "127.0.0.1", this, socket.getfqdn()]
+    conf_id = store.register("tango://localhost:20000/lab/cryocon/1/temperatureA", "DevDouble")
+    for alias in aliases:  # registering by another alias is the same attribute
+        assert store.register(f"tango://{alias}:20000/lab/cryocon/1/temperatureA", "DevDouble") == conf_id
+    write(store, conf_id, [4.2])
+    for alias in aliases:
+        assert store.values(f"tango://{alias.upper()}:20000/lab/cryocon/1/TemperatureA")[1].tolist() == [4.2]
+    (att,) = store.attributes()
+    assert att.name == f"tango://{canonical_host('localhost')}:20000/lab/cryocon/1/temperaturea"
+    assert canonical_host("localhost") not in ("localhost", "127.0.0.1")  # a name other machines can use
+    with pytest.raises(KeyError, match="not archived"):
+        store.values("tango://localhost:20001/lab/cryocon/1/temperatureA")  # another Tango database
+
+
+def test_a_lab_on_another_port_continues_the_history_unless_told_otherwise(store: Store) -> None:
+    first = store.archive_host("localhost:20000")
+    assert first == f"{canonical_host('localhost')}:20000"
+    write(store, store.register("tango://localhost:20000/lab/cryocon/1/temperatureA", "DevDouble"), [4.2])
+
+    assert store.archive_host("127.0.0.1:20001") == first  # the lab restarted on another port
+    conf_id = store.register("tango://localhost:20001/lab/cryocon/1/temperatureA", "DevDouble")
+    write(store, conf_id, [4.3], start=T0 + 10)
+    assert len(store.attributes()) == 1
+    for asked in ("lab/cryocon/1/temperatureA", "tango://localhost:20001/lab/cryocon/1/temperatureA",
+                  "tango://localhost:20000/lab/cryocon/1/temperatureA"):
+        assert store.values(asked)[1].tolist() == [4.2, 4.3]
+
+    assert store.archive_host("localhost:20002", continue_history=False) == f"{canonical_host('localhost')}:20002"
+    write(store, store.register("tango://localhost:20002/lab/cryocon/1/temperatureA", "DevDouble"), [9.0])
+    assert len(store.attributes()) == 2
+    assert store.values("lab/cryocon/1/temperatureA")[1].tolist() == [9.0]  # the latest lab's
+    assert store.values("tango://localhost:20001/lab/cryocon/1/temperatureA")[1].tolist() == [4.2, 4.3]
+    assert store.archive_host("localhost:20002") == f"{canonical_host('localhost')}:20002"  # the choice is kept
+
+
+def test_a_name_without_host_means_the_lab_of_tango_host(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    for port, value in ((20000, 1.0), (30000, 2.0)):
+        store.archive_host(f"localhost:{port}", continue_history=False)
+        write(store, store.register(f"tango://localhost:{port}/lab/x/1/y", "DevDouble"), [value])
+    monkeypatch.setenv("TANGO_HOST", "127.0.0.1:20000")
+    assert store.values("lab/x/1/y")[1].tolist() == [1.0]
+    monkeypatch.delenv("TANGO_HOST")
+    assert store.values("lab/x/1/y")[1].tolist() == [2.0]  # the lab that archived last
+
+
+# -- opening: what cannot be opened says so in one line -----------------------------------------
+
+
+def test_a_store_that_cannot_be_opened_says_why_in_one_line(tmp_path) -> None:
+    (tmp_path / "notes.txt").write_text("not an archive\n" * 100)
+    cases = {
+        str(tmp_path): "is a folder",
+        str(tmp_path / "notes.txt"): "not an archive",
+        str(tmp_path / "typo" / "archive.db"): "no folder",
+        "postgresql://nobody@127.0.0.1:1/hdb": "cannot reach PostgreSQL",
+    }
+    for url, reason in cases.items():
+        with pytest.raises(ArchiveError, match=reason) as failure:
+            open_store(url).close()
+        assert "\n" not in str(failure.value)
+    assert not (tmp_path / "typo").exists()  # a typo makes no folders
+
+
+def test_a_sqlite_database_that_is_not_an_archive_is_not_made_one(tmp_path) -> None:
+    from adbc_driver_sqlite import dbapi
+
+    with dbapi.connect(str(tmp_path / "inventory.db"), autocommit=True) as db, db.cursor() as cursor:
+        cursor.execute("CREATE TABLE sample (name text)")
+    for read_only in (False, True):
+        with pytest.raises(ArchiveError, match="not an archive"):
+            open_store(tmp_path / "inventory.db", read_only=read_only)
+
+
+def test_a_new_archive_says_it_was_created(tmp_path) -> None:
+    with open_store(tmp_path / "archive.db") as store:
+        assert store.created
+    with open_store(tmp_path / "archive.db") as store:
+        assert not store.created
+
+
+def test_reading_an_archive_writes_nothing_to_it(tmp_path) -> None:
+    path = tmp_path / "archive.db"
+    with SQLiteStore(path) as store:
+        write(store, store.register(name("x"), "DevDouble"), [1.0, 2.0])
+        store._execute("PRAGMA journal_mode = DELETE")  # as an archive copied elsewhere may be
+    before = path.read_bytes()
+    with open_store(path, create=False, read_only=True) as reader:
+        assert reader.values("lab/cryocon/1/x")[1].tolist() == [1.0, 2.0]
+        with pytest.raises(Exception, match="readonly"):
+            reader.register(name("y"), "DevDouble")
+    assert path.read_bytes() == before and not (tmp_path / "archive.db-wal").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes any file: no permission to test")
+def test_an_archive_without_permission_says_so(tmp_path) -> None:
+    path = tmp_path / "archive.db"
+    SQLiteStore(path).close()
+    path.chmod(0o444)
+    with pytest.raises(ArchiveError, match="no permission to write"):
+        open_store(path)
+    with open_store(path, read_only=True) as reader:  # read as it is
+        assert reader.attributes() == []
+    path.chmod(0)
+    with pytest.raises(ArchiveError, match="no permission to read"):
+        open_store(path, read_only=True)
+
+
+def test_write_lag_is_the_wait_of_the_oldest_value_now(store: Store) -> None:
+    conf_id = store.register(name("x"), "DevDouble")
+    writer = Writer(store)  # not started: values wait
+    assert writer.stats().lag == 0.0
+    writer.put(conf_id, T0, 1.0)
+    wait_until(lambda: writer.stats().lag > 0.2, 10, what="the waiting value's lag growing")
+    writer.start()
+    wait_until(lambda: writer.stats().written == 1, 30, what="the value written")
+    assert writer.stats().lag == 0.0  # nothing waits: the archive is up to date
+    writer.stop()

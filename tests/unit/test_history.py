@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import subprocess
+import sys
 from datetime import datetime
 
 import numpy as np
 import pytest
+import tango
 
 from tangolab import history
 from tangolab.archive_store import INVALID, ArchiveError, SQLiteStore
@@ -106,3 +110,61 @@ def test_the_command_prints_csv(archive: str, capsys: pytest.CaptureFixture) -> 
 def test_the_command_explains_what_it_cannot_find(archive: str, capsys: pytest.CaptureFixture) -> None:
     assert history.history_main(["lab/cryocon/1/nothing"]) == 2
     assert "not archived" in capsys.readouterr().err
+
+
+def test_values_come_back_in_their_tango_types_in_csv_and_json(tmp_path, capsys: pytest.CaptureFixture) -> None:
+    path = str(tmp_path / "typed.db")
+    with SQLiteStore(path) as store:
+        for attr, data_type, values in (
+            ("State", "DevState", [tango.DevState.RUNNING, None]),
+            ("flag", "DevBoolean", [True, False]),
+            ("count", "DevShort", [7, -3]),
+            ("reading", "DevDouble", [float("nan"), None]),  # a real NaN, then no value
+        ):
+            conf_id = store.register(f"tango://lab-host:10000/lab/t/1/{attr}", data_type)
+            store.insert_values(
+                (conf_id, NOW - 10 + i, v, None, INVALID if v is None else 0, None) for i, v in enumerate(values)
+            )
+    h = history.values("lab/t/1/State", since=NOW - 60, until=NOW, store=path)
+    assert h["value"][0] == tango.DevState.RUNNING and h["value"][1] is np.ma.masked
+    assert history.values("lab/t/1/flag", since=NOW - 60, store=path)["value"].dtype == np.bool_
+    assert history.values("lab/t/1/count", since=NOW - 60, store=path)["value"].tolist() == [7, -3]
+
+    expected = {"State": ["RUNNING", ""], "flag": ["true", "false"], "count": ["7", "-3"], "reading": ["NaN", ""]}
+    for attr, cells in expected.items():
+        assert history.history_main([f"lab/t/1/{attr}", "--since", str(NOW - 60), "--csv", "--archive", path]) == 0
+        rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))[1:]
+        assert [row[1] for row in rows] == cells
+    json_values = {"State": ["RUNNING", None], "flag": [True, False], "count": [7, -3], "reading": ["NaN", None]}
+    for attr, found in json_values.items():
+        assert history.history_main([f"lab/t/1/{attr}", "--since", str(NOW - 60), "--json", "--archive", path]) == 0
+        records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [r["value"] for r in records] == found
+        assert [r["quality"] for r in records][-1] == ("VALID" if attr in ("flag", "count") else "INVALID")
+
+
+def test_the_command_ends_quietly_when_its_reader_stops_reading(tmp_path) -> None:
+    path = str(tmp_path / "long.db")
+    with SQLiteStore(path) as store:
+        conf_id = store.register(TEMPERATURE, "DevDouble")
+        store.insert_values((conf_id, NOW - 100_000 + i, float(i), None, 0, None) for i in range(100_000))
+    command = [sys.executable, "-c", "import sys; from tangolab.history import history_main; sys.exit(history_main())",
+               "lab/cryocon/1/temperatureA", "--since", str(NOW - 200_000), "--csv", "--archive", path]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout.readline().startswith(b"time,value")  # as `| head -1` reads it
+    process.stdout.close()
+    assert process.wait(60) == 141
+    assert process.stderr.read() == b""  # no traceback
+
+
+def test_what_is_wrong_with_a_store_is_said_in_one_line(tmp_path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "notes.txt").write_text("hello\n")
+    for archive, reason in (
+        (str(tmp_path), "is a folder"),
+        (str(tmp_path / "notes.txt"), "not an archive"),
+        (str(tmp_path / "nothing.db"), "no archive at"),
+        ("postgresql://nobody@127.0.0.1:1/hdb", "cannot reach PostgreSQL"),
+    ):
+        assert history.history_main(["lab/x/1/y", "--archive", archive]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("tangolab history: ") and reason in err and err.count("\n") == 1
