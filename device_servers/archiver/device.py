@@ -206,8 +206,9 @@ class Archiver(Device):
                 self.error_stream(f"ArchivedAttributes: {exc.args[0].desc}; skipped")
                 continue
             self.archived.setdefault(full, ArchivedAttribute(full, device, self.writer))
-        self.set_state(DevState.ON)
-        self.set_status(f"archiving into {self._store_shown}{self._new_archive}")
+        self.set_state(DevState.INIT)  # ON once the attributes are subscribed (_report)
+        self.set_status(f"connecting {len(self.archived)} attributes; archiving into {self._store_shown}"
+                        f"{self._new_archive}")
         self._wake.set()
         return True
 
