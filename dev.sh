@@ -7,7 +7,7 @@
 set -eu
 cd "$(dirname "$0")"
 VENV=.venv
-SYSTEM_PACKAGES="libgl1 libegl1 libfontconfig1 libxkbcommon0 libdbus-1-3 libglib2.0-0 postgresql"
+SYSTEM_PACKAGES="libgl1 libegl1 libfontconfig1 libxkbcommon0 libdbus-1-3 libglib2.0-0 postgresql tango-test"
 
 system_packages() {
     missing=""

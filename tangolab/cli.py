@@ -26,6 +26,11 @@ def main(argv: list[str] | None = None) -> int:
         "use $(hostname):PORT to serve other machines",
     )
     up.add_argument("--detach", action="store_true", help="return once the lab is up; stop it with `tangolab down`")
+    up.add_argument(
+        "--reset", action="store_true",
+        help="apply the whole lab file again, undoing changes made while the lab ran "
+        "(archived attributes, attribute configuration, properties)",
+    )
     up.set_defaults(run=_up)
 
     for name, run, text in (
@@ -54,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    lab = Lab(LabConfig.load(args.config), args.run_dir, args.tango_host)
+    lab = Lab(LabConfig.load(args.config), args.run_dir, args.tango_host, reset=args.reset)
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the lab in order, as Ctrl-C does
     print(f"starting the lab of {args.config} in {lab.run_dir} ...", flush=True)
     try:
