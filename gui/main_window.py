@@ -2,8 +2,8 @@
 stages, and trends.
 
 The form lists each device's State and attributes (writable ones get an input field that
-respects the attribute's limits); the stage panel puts each motion stage's position, target,
-switches and Stop / Home / Abort buttons side by side; the trends plot the attributes named in
+respects the attribute's limits); the stage panel gives each motion stage one row: state,
+position, a target field, velocity, switches, homed, and Stop / Home / Abort; the trends plot the attributes named in
 the lab file's `tangolab.gui.trends` (title → attribute names). Everything comes from the lab's
 JSON file and the devices themselves, nothing is hard-coded.
 """
@@ -42,29 +42,44 @@ def is_stage(names: list[str]) -> bool:
     return all(name in names for name in STAGE_ATTRIBUTES)
 
 
-def stage_panel(device: str, tango_host: str):
-    """A stage at a glance: state, position with its target field, velocity, switches, homed,
-    and the buttons that stop or home it."""
+def stage_row(grid, row: int, device: str, tango_host: str) -> dict:
+    """One stage on one row of the stage panel: state, position, a target field that moves it,
+    velocity, its home / upper / lower switches, homed, and Stop / Home / Abort."""
     from taurus.external.qt import Qt
     from taurus.qt.qtgui.button import TaurusCommandButton
-    from taurus.qt.qtgui.panel import TaurusForm
+    from taurus.qt.qtgui.display import TaurusLabel, TaurusLed
+    from taurus.qt.qtgui.input import TaurusValueLineEdit
 
-    box = Qt.QGroupBox(device)
-    layout = Qt.QVBoxLayout(box)
-    form = TaurusForm()
-    form.setWithButtons(False)
-    form.setModel(form_models(device, tango_host, ["Status", *STAGE_ATTRIBUTES]))
-    layout.addWidget(form)
-    buttons = Qt.QHBoxLayout()
-    box.buttons = {}
-    for command in STAGE_COMMANDS:
+    model = f"tango://{tango_host}/{device}"
+    widgets: dict = {"state": TaurusLed(), "position": TaurusLabel(), "target": TaurusValueLineEdit(),
+                     "velocity": TaurusLabel(), "homed": TaurusLed()}
+    widgets["state"].setModel(f"{model}/State")
+    widgets["position"].setModel(f"{model}/Position")
+    widgets["target"].setModel(f"{model}/Position")
+    widgets["velocity"].setModel(f"{model}/Velocity")
+    widgets["homed"].setModel(f"{model}/Homed")
+    for key in ("position", "target", "velocity"):
+        widgets[key].setMinimumWidth(130)
+    switches = Qt.QHBoxLayout()
+    for index, name in enumerate(("home", "upper", "lower")):
+        led = TaurusLed()
+        led.setModel(f"{model}/Limit_switches")
+        led.setModelIndex(index)
+        led.setOnColor("orange" if index else "green")
+        led.setToolTip(f"{name} switch")
+        switches.addWidget(led)
+        widgets[f"{name} switch"] = led
+    grid.addWidget(Qt.QLabel(device), row, 0)
+    for column, key in enumerate(("state", "position", "target", "velocity"), start=1):
+        grid.addWidget(widgets[key], row, column)
+    grid.addLayout(switches, row, 5)
+    grid.addWidget(widgets["homed"], row, 6)
+    for column, command in enumerate(STAGE_COMMANDS, start=7):
         button = TaurusCommandButton(command=command, text=command)
-        button.setModel(f"tango://{tango_host}/{device}")
-        buttons.addWidget(button)
-        box.buttons[command] = button
-    layout.addLayout(buttons)
-    box.form = form
-    return box
+        button.setModel(model)
+        grid.addWidget(button, row, column)
+        widgets[command] = button
+    return widgets
 
 
 def build_window(config: LabConfig, tango_host: str):
@@ -78,23 +93,27 @@ def build_window(config: LabConfig, tango_host: str):
     tabs = Qt.QTabWidget()
     window.forms, window.stages = {}, {}
     stages = Qt.QWidget()
-    stage_layout = Qt.QGridLayout(stages)
+    stage_grid = Qt.QGridLayout(stages)
+    for column, title in enumerate(
+        ("stage", "state", "position (mm)", "target", "velocity", "home  upper  lower", "homed"), start=0
+    ):
+        stage_grid.addWidget(Qt.QLabel(f"<b>{title}</b>"), 0, column)
     for device in config.devices:
         names = attribute_names(device.name, tango_host)
         if is_stage(names):
-            panel = stage_panel(device.name, tango_host)
-            stage_layout.addWidget(panel, len(window.stages) // 2, len(window.stages) % 2)
-            window.stages[device.name] = panel
+            window.stages[device.name] = stage_row(stage_grid, len(window.stages) + 1, device.name, tango_host)
         form = TaurusForm()
         form.setWithButtons(False)
         form.setModel(form_models(device.name, tango_host, names))
         window.forms[device.name] = form
         tabs.addTab(form, device.name)
     if window.stages:
+        stage_grid.setRowStretch(len(window.stages) + 1, 1)
         scroll = Qt.QScrollArea()
         scroll.setWidget(stages)
         scroll.setWidgetResizable(True)
         tabs.insertTab(0, scroll, "Stages")
+        tabs.setCurrentIndex(0)
 
     trend_tabs = Qt.QTabWidget()
     window.trends = {}

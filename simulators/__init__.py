@@ -3,12 +3,39 @@
 `python -m simulators KIND --port N` serves one; `run_in_thread` serves one inside a test.
 """
 
+from .apt import AptSimulator
 from .core import LineProtocolSimulator, Running, Simulator, run_in_thread
 from .cryocon import CryoConSimulator
+from .esp301 import Esp301Simulator
+from .keithley import Keithley487Simulator, Keithley6485Simulator
+from .prologix import PrologixSimulator
+from .zaber import ZaberSimulator
 
 #: The simulators `python -m simulators KIND` knows, by kind.
 SIMULATORS: dict[str, type[Simulator]] = {
-    simulator.kind: simulator for simulator in (CryoConSimulator,)
+    simulator.kind: simulator
+    for simulator in (
+        CryoConSimulator,
+        AptSimulator,
+        ZaberSimulator,
+        Esp301Simulator,
+        PrologixSimulator,
+        Keithley6485Simulator,
+        Keithley487Simulator,
+    )
 }
 
-__all__ = ["SIMULATORS", "CryoConSimulator", "LineProtocolSimulator", "Running", "Simulator", "run_in_thread"]
+__all__ = [
+    "SIMULATORS",
+    "AptSimulator",
+    "CryoConSimulator",
+    "Esp301Simulator",
+    "Keithley487Simulator",
+    "Keithley6485Simulator",
+    "LineProtocolSimulator",
+    "PrologixSimulator",
+    "Running",
+    "Simulator",
+    "ZaberSimulator",
+    "run_in_thread",
+]

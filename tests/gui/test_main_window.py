@@ -68,3 +68,13 @@ def test_trend_plots_the_temperatures(window, qtbot):
         return min((0 if c.xData is None else len(c.xData) for c in curves()), default=0)
 
     qtbot.waitUntil(lambda: len(curves()) == 4 and fewest_points() >= 3, timeout=60_000)
+
+
+def test_the_stage_panel_shows_every_stage_and_its_buttons_drive_it(window, lab, qtbot):
+    assert {"lab/stage/1", "lab/slide/1", "lab/arm/1", "lab/arm/2", "lab/arm/3"} <= set(window.stages)
+    row = window.stages["lab/stage/1"]
+    qtbot.waitUntil(lambda: NUMBER.search(row["position"].text()) is not None, timeout=60_000)
+    stage = lab.proxy("lab/stage/1")
+    row["Home"].click()
+    qtbot.waitUntil(lambda: stage.read_attribute("Homed").value, timeout=60_000)
+    qtbot.waitUntil(lambda: row["homed"].getModelValueObj().rvalue, timeout=30_000)
