@@ -56,9 +56,11 @@ def test_read_status_is_one_round_trip(driver, sim):
     status = driver.read_status()
 
     assert sim.received[before:] == [
-        "INP? A,B,C,D;:CONT?"
-        ";:LOOP 1:SETP?;TYPE?;RANG?;RATE?;RAMP?;HTRR?;ERR?;SOUR?;PMAN?"
-        ";:LOOP 2:SETP?;TYPE?;RANG?;RATE?;RAMP?;HTRR?;ERR?;SOUR?;PMAN?"
+        (
+            "INP? A,B,C,D;:CONT?"
+            ";:LOOP 1:SETP?;TYPE?;RANG?;RATE?;RAMP?;HTRR?;ERR?;SOUR?;PMAN?"
+            ";:LOOP 2:SETP?;TYPE?;RANG?;RATE?;RAMP?;HTRR?;ERR?;SOUR?;PMAN?"
+        )
     ]
     assert set(status.temperatures) == {"A", "B", "C", "D"}
     assert all(status.temperatures[channel] == pytest.approx(295, abs=1) for channel in "ABC")
