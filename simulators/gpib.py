@@ -46,7 +46,8 @@ class GpibInstrument:
 
 
 class DirectGpibSimulator(LineProtocolSimulator):
-    """One GPIB instrument served on its own TCP port, LF-terminated: an instrument behind a
+    """One GPIB instrument served on its own TCP port, requests LF-terminated, replies ending as the
+    instrument ends them (its `terminator`, LF by default): an instrument behind a
     GPIB-Ethernet bridge that passes messages through, for tests and scripts that need no bus.
 
     Each reply waits the instrument's `reply_time` (the loop serves one client, as an instrument
@@ -72,6 +73,7 @@ class DirectGpibSimulator(LineProtocolSimulator):
         pass
 
     def handle_line(self, line: str) -> str | None:
+        self.instrument.received.append(line)
         reply = self.instrument.handle(line)
         wait = self.instrument.reply_time(line) / self.speed
         if reply is not None and wait > 0:
@@ -81,7 +83,9 @@ class DirectGpibSimulator(LineProtocolSimulator):
     def handle(self, frame: bytes) -> bytes | None:
         line = self.framing.payload(frame).decode(self.encoding, errors="replace")
         reply = self.handle_line(line)
-        return None if reply is None else reply.encode(self.encoding, errors="replace") + self.reply_terminator
+        if reply is None:
+            return None
+        return (reply + getattr(self.instrument, "terminator", "\n")).encode(self.encoding, errors="replace")
 
     def step(self, dt: float) -> None:
         self.instrument.step(dt)

@@ -98,8 +98,9 @@ class Picoammeter(GpibInstrument):
         self.zero_check = False
         self.zero_offsets: dict[int, float] = {}
         self.zero_correct = False
-        #: Seconds the last handled message kept the instrument busy.
+        #: Seconds the last handled message (`busy_for`) kept the instrument busy.
         self.busy = 0.0
+        self.busy_for: str | None = None
 
     def step(self, dt: float) -> None:
         self.elapsed += dt
@@ -145,7 +146,7 @@ class Picoammeter(GpibInstrument):
         return amps, conversions
 
     def reply_time(self, message: str) -> float:
-        if self.received and self.received[-1] == message:
+        if self.busy_for == message:
             return self.busy
         return PROCESSING_S
 
@@ -191,6 +192,8 @@ class Keithley6485(Picoammeter):
 
     model = "Keithley 6485"
     ranges = RANGES_6485
+    #: On GPIB it ends replies with LF (and EOI).
+    terminator = "\n"
     overrange = OVERRANGE_6485
 
     def __init__(self, address: int = 14, *, seed: int | None = None, line_frequency: float = 50.0) -> None:
@@ -216,8 +219,7 @@ class Keithley6485(Picoammeter):
     # -- messages ---------------------------------------------------------------------------
 
     def handle(self, message: str) -> str | None:
-        self.received.append(message)
-        self.busy = PROCESSING_S
+        self.busy, self.busy_for = PROCESSING_S, message
         answers = []
         for command in message.split(";"):
             command = command.strip()
@@ -494,6 +496,8 @@ class Keithley487(Picoammeter):
 
     model = "Keithley 487"
     ranges = RANGES_487
+    #: Its power-on terminator (Y0): CR LF.
+    terminator = "\r\n"
 
     def __init__(self, address: int = 15, *, seed: int | None = None, line_frequency: float = 50.0) -> None:
         super().__init__(address, seed=seed, line_frequency=line_frequency)
@@ -530,8 +534,7 @@ class Keithley487(Picoammeter):
     # -- messages ---------------------------------------------------------------------------
 
     def handle(self, message: str) -> str | None:
-        self.received.append(message)
-        self.busy = PROCESSING_S
+        self.busy, self.busy_for = PROCESSING_S, message
         text = self.pending + message.replace(" ", "").upper()
         executable, x, self.pending = text.rpartition("X")
         if not x:

@@ -122,7 +122,7 @@ def test_487_voltage_source_and_interlock():
 
 @pytest.mark.parametrize("simulator, request_, pattern", [
     (Keithley6485Simulator, b"*IDN?\n", rb"KEITHLEY INSTRUMENTS INC\.,MODEL 6485,.*\n"),
-    (Keithley487Simulator, b"B0X\n", rb"NDCA[+-]\d\.\d{4}E[+-]\d\d\n"),
+    (Keithley487Simulator, b"B0X\n", rb"NDCA[+-]\d\.\d{4}E[+-]\d\d\r\n"),  # CR LF, its Y0
 ])
 def test_served_directly_on_tcp_lf_terminated(simulator, request_, pattern):
     with run_in_thread(simulator(seed=2)) as running, socket.create_connection((running.host, running.port), 5) as s:

@@ -3,8 +3,11 @@ directly on TCP from this test: a 6485 and a 487 with its voltage source."""
 
 from __future__ import annotations
 
+import multiprocessing
+
 import pytest
 import tango
+import tango.test_context
 from tango.test_context import DeviceTestContext
 
 from device_servers.picoammeter.device import Picoammeter
@@ -166,3 +169,26 @@ def test_487_500_volt_range_needs_the_interlock(m487, sim487):
     sim487.simulator.instrument.interlock_closed = True
     m487.write_attribute("sourceOn", True)
     wait_until(lambda: m487.read_attribute("sourceOn").value, 10, what="operating with the interlock closed")
+
+
+def test_the_487_through_the_gpib_bus_device(monkeypatch):
+    """The same device on a shared bus: Prologix simulator, GpibBus device, a gpib:// Url.
+    The device is a client of the bus device: its process is spawned, since a process forked
+    from this one inherits a Tango client state that does not survive the fork."""
+    from device_servers.gpib.device import GpibBus
+    from simulators.prologix import PrologixSimulator, demo_instruments
+
+    monkeypatch.setattr(tango.test_context, "multiprocessing", multiprocessing.get_context("spawn"))
+
+    with run_in_thread(PrologixSimulator(demo_instruments(seed=7), seed=7)) as prologix:
+        bus_properties = {"Url": prologix.url, "PollPeriod": 0.5, "Timeout": 1.0}
+        bus_context = DeviceTestContext(GpibBus, properties=bus_properties, process=True, timeout=30)
+        with bus_context as bus:
+            wait_until(lambda: bus.state() == tango.DevState.ON, 30, what="bus connected")
+            url = f"gpib://{bus_context.get_device_access()}/15"
+            properties = {"Url": url, "Model": "487", "PollPeriod": 0.3, "Timeout": 1.0}
+            with DeviceTestContext(Picoammeter, properties=properties, process=True, timeout=30) as meter:
+                wait_until(lambda: meter.state() == tango.DevState.ON, 30, what="487 on the bus")
+                assert meter.read_attribute("current").value == pytest.approx(1.2e-9, rel=0.15)
+                meter.write_attribute("voltage", 5.0)
+                assert "V5.000,0,0X" in prologix.simulator.instruments[15].received
