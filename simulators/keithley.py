@@ -37,7 +37,7 @@ follow the manual's command letters in order. `U8X` is the source value `VS=+1.0
 The voltage source: `V<volts>,<range 0: 50 V | 1: 500 V>,<limit 0: 25 mA (50 V) / 2.5 mA
 (500 V) | 1: 25 uA>X` programs it (±50.5 V or ±505 V, else IDDCO); `O1X` / `O0X` operate and
 standby. The 500 V range operates only with the interlock closed: `O1X` with it open stays in
-standby and sets the V-source error, and opening the interlock drops a 500 V output to standby.
+standby and sets the Interlock error, and opening the interlock drops a 500 V output to standby.
 
 Not simulated: data store, triggers, filters, math, binary formats (`G2`-`G5` are IDDCO), the
 6485's buffer, limits and status model beyond the error queue.
@@ -475,10 +475,11 @@ Keithley6485._COMMANDS = [
 
 # -- Keithley 487 (DDC) ------------------------------------------------------------------------
 
-#: U1X error bits, left to right after '487'.
+#: U1X error bits, left to right after '487', in the order the 6487 manual's 487 emulation lists
+#: the error conditions (Appendix C, status byte bit B5).
 ERRORS_487 = (
-    "IDDC", "IDDCO", "V-source conflict", "V-source", "Cal locked", "Conflict", "Trigger overrun",
-    "Self-test", "No remote", "Zero check", "Calibration", "E2PROM defaults", "E2PROM cal constants",
+    "IDDC", "IDDCO", "No remote", "Self-test", "Trigger overrun", "Conflict", "Cal locked", "Zero check",
+    "Calibration", "E2PROM defaults", "E2PROM cal constants", "V-source conflict", "Interlock",
 )
 VOLT_RANGES_487 = (50.5, 505.0)  # V, programmable magnitude per range 0 and 1
 CURRENT_LIMITS_487 = {(0, 0): 25e-3, (1, 0): 2.5e-3, (0, 1): 25e-6, (1, 1): 25e-6}
@@ -529,7 +530,7 @@ class Keithley487(Picoammeter):
         super().step(dt)
         if self.operate and self.volt_range == 1 and not self.interlock_closed:
             self.operate = False  # opening the interlock drops the 500 V output
-            self.error_bits.add("V-source")
+            self.error_bits.add("Interlock")
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -581,7 +582,7 @@ class Keithley487(Picoammeter):
             self.volts, self.volt_range, self.current_limit = value  # type: ignore[misc]
             if self.operate and self.volt_range == 1 and not self.interlock_closed:
                 self.operate = False
-                self.error_bits.add("V-source conflict")
+                self.error_bits.add("Interlock")
             return None
         self.options[letter] = value  # type: ignore[assignment]
         if letter == "C":
@@ -594,7 +595,7 @@ class Keithley487(Picoammeter):
                 self.range_index = value - 1  # type: ignore[operator]
         elif letter == "O":
             if value and self.volt_range == 1 and not self.interlock_closed:
-                self.error_bits.add("V-source conflict")
+                self.error_bits.add("Interlock")
                 self.options["O"] = 0
             self.operate = bool(self.options["O"])
         elif letter == "B":

@@ -40,11 +40,12 @@ VOLTAGE_RANGE_LIMITS = Limits(50.0, 500.0, "V")
 LOW_CURRENT_LIMIT = 25e-6
 HIGH_CURRENT_LIMITS = {50.0: 25e-3, 500.0: 2.5e-3}
 CURRENT_LIMIT_LIMITS = Limits(25e-6, 25e-3, "A")
-#: The 487's U1X error word, one digit each after '487', left to right.
+#: The 487's U1X error word, one digit each after '487', left to right (the order the 6487
+#: manual's 487 emulation lists them).
 ERRORS_487 = (
-    "IDDC (unknown command)", "IDDCO (illegal command option)", "V-source conflict", "V-source error",
-    "Cal locked", "Conflict", "Trigger overrun", "Self-test failed", "No remote", "Zero check",
-    "Calibration", "E2PROM defaults", "E2PROM cal constants",
+    "IDDC (unknown command)", "IDDCO (illegal command option)", "no remote", "self-test failed",
+    "trigger overrun", "conflict", "cal locked", "zero check", "calibration", "E2PROM defaults",
+    "E2PROM cal constants", "V-source conflict", "interlock open",
 )
 
 

@@ -29,6 +29,17 @@ def test_6485_zero_correction_example_from_the_manual():
     assert meter.handle("SYST:ERR?") == '0,"No error"'
 
 
+def test_6485_reading_has_the_manuals_ascii_format():
+    """Manual figure 'ASCII data format': +1.040564E-06A, +2.236299E+02, +1.380000E+02 (reading
+    with its unit, timestamp, status), sent without the figure's spaces."""
+    meter = Keithley6485(seed=1)
+    sample = meter.sample
+    sample.photo_current, sample.dark_current, sample.noise, sample.drift_depth = 1.040564e-6, 0.0, 0.0, 0.0
+    meter.elapsed = 223.6299
+    meter.handle("SYST:ZCH OFF")
+    assert meter.handle("READ?") == "+1.040564E-06A,+2.236299E+02,+0.000000E+00"
+
+
 def test_6485_identifies_and_reports_undefined_headers_with_the_scpi_code():
     meter = Keithley6485(seed=1)
     assert meter.handle("*IDN?").startswith("KEITHLEY INSTRUMENTS INC.,MODEL 6485,")
@@ -117,7 +128,7 @@ def test_487_voltage_source_and_interlock():
     meter.handle("O1X")  # 500 V range with the interlock open: stays in standby
     assert meter.handle("U0X")[28:30] == "O0"
     assert meter.handle("U9X") == "48710"
-    assert meter.handle("U1X")[3:6] == "001"  # V-source conflict
+    assert meter.handle("U1X") == "4870000000000001"  # interlock
 
 
 @pytest.mark.parametrize("simulator, request_, pattern", [

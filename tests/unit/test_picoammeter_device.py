@@ -134,6 +134,14 @@ def test_a_dropped_link_makes_fault_and_reconnects(m6485, sim6485):
     wait_until(lambda: m6485.state() == tango.DevState.ON, 20, what="reconnected")
 
 
+def test_a_silent_instrument_makes_fault_with_the_reason(m6485, sim6485):
+    sim6485.simulator.delay = 2.0  # longer than the device's 1 s Timeout
+    wait_until(lambda: m6485.state() == tango.DevState.FAULT, 20, what="FAULT on time-out")
+    assert "no reply" in m6485.status()
+    sim6485.simulator.delay = 0.0
+    wait_until(lambda: m6485.state() == tango.DevState.ON, 20, what="answers again")
+
+
 def test_487_has_its_source_attributes_and_the_6485_not(m487, m6485):
     assert {"voltage", "voltageRange", "currentLimit", "sourceOn", "interlock"} <= set(m487.get_attribute_list())
     assert "voltage" not in m6485.get_attribute_list()

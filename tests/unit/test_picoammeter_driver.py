@@ -98,3 +98,14 @@ def test_487_refusal_is_reported_from_the_error_word():
         pytest.raises(InstrumentError, match="IDDC"),
     ):
         Keithley487(link)._command("Q1X")
+
+
+def test_a_frozen_reading_holds_on_the_direct_simulator():
+    with run_in_thread(Keithley6485Simulator(seed=1)) as running, link_for_url(running.url, timeout=2.0) as link:
+        meter = Keithley6485(link)
+        meter.set_zero_check(False)
+        running.simulator.freeze("current")
+        first, second = meter.read_current(), meter.read_current()
+        assert first.amps == second.amps
+        running.simulator.clear()
+        assert meter.read_current().amps != first.amps
