@@ -20,7 +20,10 @@ on), status word (bit 0 overflow, bit 9 zero check, bit 10 zero correct). An ove
 **Keithley 487** (DDC): a message is commands, a letter and its options, carried out at `X`
 (`R3X`, `C1X`, `V10,0,1X`, `F0R0C0X`). An unknown letter sets the IDDC error, a bad option the
 IDDCO error, and the whole message is ignored; `U1X` reports and clears the errors. A message
-with `B0` (reading) or a `U` status answers; others make no reply. With `G0` a reading has the
+with `B0` (reading) or a `U` status answers; others make no reply. The U1X error word is
+`487` and a 0/1 digit per error in the order the 6487 manual's 487 emulation lists them: IDDC,
+IDDCO, no remote, self-test, trigger overrun, conflict, cal locked, zero check, calibration,
+E2PROM defaults, E2PROM cal constants, V-source conflict, interlock. With `G0` a reading has the
 prefix `NDCA` (`N` normal, `O` overflow, `Z` zero check; `DCA` DC amps, `OHM` in `F1` V/I ohms):
 `NDCA+1.2345E-09`; `G1` sends the number alone.
 
@@ -29,18 +32,21 @@ prefix `NDCA` (`N` normal, `O` overflow, `Z` zero check; `DCA` DC amps, `OHM` in
     0 '487'  3 A  5 B  7 C  9 D  11 F  13 G  15 I  17 K  19 Mnnn  23 Nnnnn  28 O  30 P
     32 R<auto 0|1><range 1-7>  35 S  37 T  39 V<range 0|1><limit 0|1>  42 Z
 
-The offsets of C, O, R and V are those lab software reads from real 487s (C at 7, O at 28, R at
-32 with the range digit at 34, V at 39 with the current limit at 41); the fields in between
-follow the manual's command letters in order. `U8X` is the source value `VS=+1.0000E+01V`,
-`U9X` the source status `487<interlock open 0|1><current limit 0|1>`.
+The offsets of C, O, R and V are those lab software reads from real 487s (ccdlab: C at 7, O at
+28, R at 32 with the range digit at 34, V at 39 with the current limit at 41); the 487 manual's
+figure was not at hand, so the fields in between are the 487's other command letters in
+alphabetical order with widths chosen to meet those offsets. `U9X` is the source status
+`487<interlock open 0|1><current limit 0|1>` (6487 manual, figure C-3); `U8X`, the source
+value, is `VS=+1.0000E+01V` (a reconstruction that fits how the lab software cuts it).
 
 The voltage source: `V<volts>,<range 0: 50 V | 1: 500 V>,<limit 0: 25 mA (50 V) / 2.5 mA
 (500 V) | 1: 25 uA>X` programs it (±50.5 V or ±505 V, else IDDCO); `O1X` / `O0X` operate and
 standby. The 500 V range operates only with the interlock closed: `O1X` with it open stays in
 standby and sets the Interlock error, and opening the interlock drops a 500 V output to standby.
 
-Not simulated: data store, triggers, filters, math, binary formats (`G2`-`G5` are IDDCO), the
-6485's buffer, limits and status model beyond the error queue.
+Not simulated: data store, triggers, filters, math, display text (`D` takes only 0), binary
+formats (`G2`-`G5` are IDDCO), the SRQ status byte; the 6485's buffer, limits and status model
+beyond the error queue, and SCPI's relative header paths (every header starts at the root).
 """
 
 from __future__ import annotations
