@@ -23,6 +23,11 @@ def cryocon_lab(config: LabConfig | None = None, extra_servers: dict | None = No
         for instance, classes in instances.items():
             for tango_class, devices in classes.items():
                 for device, spec in devices.items():
+                    if device == ARCHIVER:  # archiving only what this part of the lab has
+                        archived = spec.get("properties", {}).get("ArchivedAttributes", [])
+                        spec["properties"]["ArchivedAttributes"] = [
+                            name for name in archived if name.lower().startswith(f"{CRYOCON}/")
+                        ]
                     if device in (ARCHIVER, CRYOCON):
                         servers.setdefault(executable, {}).setdefault(instance, {}).setdefault(tango_class, {})[
                             device
