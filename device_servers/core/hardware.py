@@ -171,6 +171,7 @@ class HardwareDevice(Device):
         self._cache: dict[str, tuple[Any, float, AttrQuality]] = {}
         self._cache_lock = threading.RLock()
         self._unasked: list[tuple[dict[str, Any], float]] = []  # published on the poll thread
+        self._written_at: dict[str, float] = {}  # monotonic time of each attribute's last write
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.set_change_event("State", True, False)
@@ -231,6 +232,7 @@ class HardwareDevice(Device):
             read_back = value
         elif declared.labels and isinstance(read_back, str):
             read_back = declared.labels.index(read_back)
+        self._written_at[name] = time.monotonic()
         self.publish({name: read_back})
 
     def publish(self, values: dict[str, Any], when: float | None = None) -> None:
@@ -292,7 +294,7 @@ class HardwareDevice(Device):
                 self.info_stream(f"{self.Url} answers again after {failures} failed attempt(s)")
             failures, lost_since = 0, None
             self._push_unasked()
-            self._publish_poll(values, connecting)
+            self._publish_poll(values, connecting, started)
             self._idle(link, started + self.poll_period())
         link.close()
 
@@ -312,10 +314,14 @@ class HardwareDevice(Device):
                     self._push_unasked()
         self._wake.clear()
 
-    def _publish_poll(self, values: dict[str, Any], connected_now: bool) -> None:
+    def _publish_poll(self, values: dict[str, Any], connected_now: bool, started: float) -> None:
         now = time.time()
+        # a write that landed while this poll was reading is newer than what the poll read
+        stale = {name for name in values if self._written_at.get(name, 0.0) >= started}
         in_alarm = []
         for name, value in values.items():
+            if name in stale:
+                continue
             quality = INVALID if value is None else self._quality(name, value)
             if quality is ALARM:
                 in_alarm.append(name)
