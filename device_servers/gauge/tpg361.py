@@ -1,0 +1,118 @@
+"""Pfeiffer TPG 361 SingleGauge over its mnemonics protocol (RS-232 9600 8N1, or Ethernet on TCP
+port 8000): each request is acknowledged (ACK, or NAK for one the gauge cannot take) and its
+answer fetched with ENQ, both under the link's lock (`core.acknowledged`).
+
+    gauge = Tpg361(link)
+    gauge.configure()      # UNI,0: readings in mbar; TID: the gauge type
+    gauge.read()           # GaugeReading(pressure=1e-03, status=SensorStatus.OK)
+
+A status other than 0 is a reading without a pressure, never a number. A NAK becomes an
+`InstrumentError` in the gauge's words: the error word that `ERR` reads after it.
+"""
+
+from __future__ import annotations
+
+from ..core.acknowledged import PFEIFFER, NotAcknowledged
+from ..core.errors import InstrumentError, LinkError, RejectedValue, shown
+from ..core.framing import Lines
+from .vocabulary import Gauge, GaugeReading, SensorStatus, to_mbar
+
+FRAMING = Lines(b"\r\n")
+#: UNI codes, by the names the shared vocabulary uses (Volt is the gauge's signal, not a pressure).
+UNITS = ("mbar", "Torr", "Pa", "Micron", "hPa", "V")
+#: The ERR word's bits, left to right.
+ERROR_BITS = ("controller error (see the display)", "no hardware", "inadmissible parameter", "syntax error")
+STATUS_WORDS = {
+    SensorStatus.UNDERRANGE: "below the gauge's measuring range",
+    SensorStatus.OVERRANGE: "above the gauge's measuring range",
+    SensorStatus.SENSOR_ERROR: "the gauge reports a sensor error",
+    SensorStatus.SENSOR_OFF: "the sensor is switched off",
+    SensorStatus.NO_SENSOR: "no gauge is connected",
+    SensorStatus.IDENTIFICATION_ERROR: "the gauge cannot be identified",
+}
+#: COM intervals: 0 = 100 ms, 1 = 1 s, 2 = 1 min.
+STREAM_MODES = {0.1: 0, 1.0: 1, 60.0: 2}
+
+
+class Tpg361(Gauge):
+    """One TPG 361 channel."""
+
+    model = "TPG 361"
+    framing = FRAMING
+
+    def configure(self) -> None:
+        self.set_unit("mbar")
+
+    def identify(self) -> str:
+        """The gauge type the controller sees (`TID`): PKR, TPR, IKR, CMR..., or noSen."""
+        return self._query("TID")
+
+    def read(self) -> GaugeReading:
+        return self.parse_measurement(self._query("PR1"))
+
+    def parse_measurement(self, answer: str) -> GaugeReading:
+        """`0,1.0000E-03` (as PR1 and COM send it) as a reading in mbar."""
+        code, _, value = answer.partition(",")
+        try:
+            status = SensorStatus(int(code))
+            number = float(value)
+        except ValueError:
+            raise InstrumentError(f"{self.model} measurement {shown(answer)} is not 'status,pressure'") from None
+        if status is not SensorStatus.OK:
+            return GaugeReading(None, status, STATUS_WORDS[status])
+        if self.unit == "V":
+            raise InstrumentError(f"{self.model} sends volts, not a pressure (UNI,5)")
+        return GaugeReading(to_mbar(number, self.unit), status)
+
+    def read_unit(self) -> str:
+        return self._unit_of(self._query("UNI"))
+
+    def set_unit(self, unit: str) -> str:
+        """Set the unit the gauge shows and sends; returns the unit it then reports."""
+        if unit not in UNITS:
+            raise RejectedValue(f"unit {unit!r} is not one of {', '.join(UNITS)}")
+        self.unit = self._unit_of(self._query(f"UNI,{UNITS.index(unit)}"))
+        return self.unit
+
+    def read_error(self) -> str:
+        """The error word (`ERR`) in words, 'no error' when clear; reading it clears it."""
+        word = PFEIFFER.query(self.link, b"ERR\r\n", framing=FRAMING).decode("ascii", errors="replace")
+        if len(word) != len(ERROR_BITS) or set(word) - {"0", "1"}:
+            raise InstrumentError(f"{self.model} error word {shown(word)} is not four bits")
+        errors = [text for bit, text in zip(word, ERROR_BITS, strict=True) if bit == "1"]
+        return f"{word} ({', '.join(errors) or 'no error'})"
+
+    def start_streaming(self, interval: float = 1.0) -> None:
+        """Continuous output (`COM`) every 0.1, 1 or 60 s; the lines come unasked (`parse_measurement`),
+        and the next request ends it."""
+        if interval not in STREAM_MODES:
+            raise RejectedValue(f"interval {interval!r} s is not one of 0.1, 1, 60 s")
+        self._acknowledged(f"COM,{STREAM_MODES[interval]}", enquire=False)
+
+    # -- the exchange ------------------------------------------------------------------------------
+
+    def _query(self, mnemonic: str) -> str:
+        return self._acknowledged(mnemonic, enquire=True)
+
+    def _acknowledged(self, mnemonic: str, *, enquire: bool) -> str:
+        request = mnemonic.encode("ascii") + b"\r\n"
+        with self.link.lock:
+            try:
+                if not enquire:
+                    PFEIFFER.command(self.link, request, framing=FRAMING)
+                    return ""
+                return PFEIFFER.query(self.link, request, framing=FRAMING).decode("ascii", errors="replace")
+            except NotAcknowledged:
+                reason = self._error_after_nak()
+                raise InstrumentError(f"{self.model} refused {mnemonic!r} (NAK): error {reason}") from None
+
+    def _error_after_nak(self) -> str:
+        try:
+            return self.read_error()
+        except (InstrumentError, LinkError) as exc:
+            return f"unknown (ERR failed: {exc})"
+
+    def _unit_of(self, answer: str) -> str:
+        if not answer.isdigit() or int(answer) >= len(UNITS):
+            raise InstrumentError(f"{self.model} unit code {shown(answer)} is not 0 to {len(UNITS) - 1}")
+        return UNITS[int(answer)]
