@@ -7,7 +7,9 @@ Physics moves in `step`, advanced with the wall clock (times `speed`); `send_una
 frame no one asked for (a stage reporting that it stopped). A second, plain-text control port
 lets a person or a test inject what the instrument's own protocol cannot express: a dropped
 connection, slow replies, garbage, a frozen reading, a spoilt checksum, a frame cut short, a
-reply from the wrong address.
+reply from the wrong address. A protocol that a library serves whole (Modbus TCP, through
+pymodbus's server: `simulators.modbus.ModbusSimulator`) replaces the byte-stream server in
+`start_instrument_server` and keeps the clock, the control port and the faults.
 
 Control port, one command a line, each answered by one line (`OK`, a value, or `ERROR ...`)::
 
@@ -60,8 +62,8 @@ class Running:
 
     @property
     def url(self) -> str:
-        """The pyserial URL a driver's `Link` opens."""
-        return f"socket://{self.host}:{self.port}"
+        """The URL a driver's `Link` opens (`link_for_url`)."""
+        return self.simulator.link_url(self.host, self.port)
 
 
 def _reply_fault(fault: str) -> Callable[[Simulator, str], None]:
@@ -132,6 +134,20 @@ class Simulator:
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         """Declare the instrument's own command-line options (keyword arguments of `__init__`)."""
+
+    def link_url(self, host: str, port: int) -> str:
+        """The URL a driver's link opens to reach the instrument port at host:port."""
+        return f"socket://{host}:{port}"
+
+    async def start_instrument_server(self, host: str, port: int) -> tuple[int, Callable[[], None]]:
+        """Listen for the instrument's clients on host:port (0: a free port); return the port and
+        how to stop listening. By default a connection is a byte stream cut by `framing` and
+        answered by `handle`. A simulator whose protocol a library serves (Modbus, through
+        pymodbus) starts that library's server here instead; it files each open connection in
+        `self._clients` (anything with a `transport`), so that `drop`, `offline` and the
+        shutdown reach it."""
+        server = await asyncio.start_server(self._accept(self._serve_client, self._clients), host, port)
+        return _port_of(server), server.close
 
     # -- time --------------------------------------------------------------------------------
 
@@ -270,19 +286,23 @@ class Simulator:
     ) -> None:
         """Serve the instrument and control ports until cancelled; port 0 picks a free one."""
         self._loop = asyncio.get_running_loop()
-        instrument = await asyncio.start_server(self._accept(self._serve_client, self._clients), host, port)
-        control = await asyncio.start_server(
-            self._accept(self._serve_control, self._controls), host, control_port
-        )
+        instrument_port, stop_instrument = await self.start_instrument_server(host, port)
+        try:
+            control = await asyncio.start_server(
+                self._accept(self._serve_control, self._controls), host, control_port
+            )
+        except BaseException:
+            stop_instrument()
+            raise
         ticker = asyncio.create_task(self._tick())
         try:
             if ready is not None:
-                ready(Running(self, host, _port_of(instrument), _port_of(control)))
+                ready(Running(self, host, instrument_port, _port_of(control)))
             await asyncio.Future()
         finally:
             ticker.cancel()
-            for server in (instrument, control):
-                server.close()
+            stop_instrument()
+            control.close()
             self._abort_clients()
             for writer in list(self._controls):
                 writer.transport.abort()

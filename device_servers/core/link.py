@@ -4,6 +4,7 @@
 
     socket://host:port, /dev/ttyUSB0, rfc2217://host:port   a byte stream through pyserial
     gpib://lab/gpib/1/14                                     address 14 behind a `GpibBus` device
+    modbus://host:502/1                                      Modbus TCP unit 1 (register requests)
 
 Every transaction holds the link's lock (reentrant: a driver holds it across a multi-step
 exchange such as Pfeiffer's request-then-enquire), so a reply always belongs to its request.
@@ -257,6 +258,11 @@ def link_for_url(url: str, **options: Any) -> Link:
 
         options.pop("serial_options", None)
         return GpibLink(url, **options)
+    if url.startswith("modbus://"):
+        from .modbus_link import ModbusLink
+
+        options.pop("serial_options", None)
+        return ModbusLink(url, **options)
     return SerialLink(url, **options)
 
 
