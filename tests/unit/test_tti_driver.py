@@ -1,0 +1,118 @@
+"""AimTtiPsu against the TTi simulator over a real socket: what goes on the wire, checks before
+sending, settings read back, trips kept until reset, garbage and silence."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from device_servers.core.errors import InstrumentError, LinkError, RejectedValue
+from device_servers.core.framing import Lines
+from device_servers.core.link import SerialLink
+from device_servers.tti.driver import MODELS, AimTtiPsu
+from simulators import run_in_thread
+from simulators.tti import TtiSimulator
+
+
+@pytest.fixture
+def sim() -> Iterator:
+    with run_in_thread(TtiSimulator(load=100.0, seed=4)) as running:
+        yield running
+
+
+@pytest.fixture
+def psu(sim) -> Iterator[AimTtiPsu]:
+    driver = AimTtiPsu(SerialLink(sim.url, framing=Lines(b"\n"), write_terminator=b"\n", timeout=0.5))
+    driver.connect()
+    yield driver
+    driver.close()
+
+
+def test_identity_names_the_model(psu):
+    assert psu.check_model().startswith("THURLBY THANDAR, MX100QP")
+    other = AimTtiPsu(psu.link, MODELS["PL303-P"])
+    with pytest.raises(InstrumentError, match="not an Aim-TTi PL303-P"):
+        other.check_model()
+
+
+def test_settings_go_out_as_the_manual_writes_them_and_are_read_back(sim, psu):
+    assert psu.set_voltage(1, 12.0) == 12.0
+    assert sim.simulator.received[-2:] == ["V1 12.000", "V1?"]
+    assert psu.set_current_limit(1, 0.25) == 0.25
+    assert sim.simulator.received[-2:] == ["I1 0.250", "I1?"]
+    assert psu.set_ovp(1, 13.2) == 13.2
+    assert sim.simulator.received[-2:] == ["OVP1 13.200", "OVP1?"]
+    assert psu.set_ocp(1, 1.0) == 1.0
+    assert psu.set_output(1, True) is True
+    assert sim.simulator.received[-2:] == ["OP1 1", "OP1?"]
+
+
+def test_one_message_reads_an_output(sim, psu):
+    psu.set_voltage(2, 5.0)
+    psu.set_current_limit(2, 1.0)
+    psu.set_output(2, True)
+    status = psu.read_output(2)
+    assert sim.simulator.received[-1] == "V2?;I2?;V2O?;I2O?;OP2?;OVP2?;OCP2?;LSR2?"
+    assert (status.voltage_setpoint, status.current_limit, status.on) == (5.0, 1.0, True)
+    assert status.voltage == pytest.approx(5.0, abs=0.003)
+    assert status.current == pytest.approx(0.05, abs=0.001)  # 5 V across 100 ohm
+    assert (status.ovp, status.ocp, status.trips) == (40.0, 3.3, ())
+
+
+def test_values_beyond_the_model_are_refused_before_sending(sim, psu):
+    sent = len(sim.simulator.received)
+    with pytest.raises(RejectedValue, match="allowed 0 to 35 V"):
+        psu.set_voltage(1, 36.0)
+    with pytest.raises(RejectedValue, match="allowed 0 to 3 A"):
+        psu.set_current_limit(1, -0.1)
+    with pytest.raises(RejectedValue, match="allowed 1 to 40 V"):
+        psu.set_ovp(1, 0.5)
+    with pytest.raises(RejectedValue, match="outputs are 1, 2, 3, 4"):
+        psu.set_output(5, True)
+    assert len(sim.simulator.received) == sent
+
+
+def test_a_setting_the_instrument_refuses_says_its_execution_error(sim, psu):
+    psu.model = MODELS["PL601-P"]  # a driver told the wrong model lets 50 V through to a 35 V output
+    with pytest.raises(InstrumentError, match="did not take V1 50.000.*execution error 100"):
+        psu.set_voltage(1, 50.0)
+
+
+def test_an_over_current_trip_is_kept_until_reset(sim, psu):
+    psu.set_voltage(3, 5.0)
+    psu.set_output(3, True)
+    sim.simulator.overload(3)
+    first = psu.read_output(3)
+    assert (first.on, first.trips) == (False, ("over-current protection",))
+    assert psu.read_output(3).trips == ("over-current protection",)  # LSR is read once, the trip stays
+    psu.reset_trips()
+    assert sim.simulator.received[-2:] == ["TRIPRST", "EER?;QER?"]
+    assert psu.read_output(3).trips == ()
+
+
+def test_an_over_voltage_trip_and_switching_on_again(sim, psu):
+    psu.set_ovp(4, 5.0)
+    psu.set_voltage(4, 6.0)
+    psu.set_output(4, True)
+    assert psu.read_output(4).trips == ("over-voltage protection",)
+    psu.set_voltage(4, 4.0)
+    assert psu.set_output(4, True) is True
+    assert psu.read_output(4).trips == ()
+
+
+def test_error_registers_and_configuration(psu):
+    assert psu.read_errors() == (0, 0)
+    assert psu.read_configuration() == 2
+
+
+def test_garbage_is_an_instrument_error(sim, psu):
+    sim.simulator.garbage = True
+    with pytest.raises(InstrumentError):
+        psu.read_output(1)
+
+
+def test_silence_is_a_lost_link(sim, psu):
+    sim.simulator.delay = 1.0
+    with pytest.raises(LinkError, match="no reply"):
+        psu.read_output(1)
