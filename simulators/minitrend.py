@@ -8,7 +8,7 @@ Register map (function 4, input registers; function 3 reads the same map):
 Pens 0, 1, 2, 3, 8 and 9 carry coolant flows of 1.5 to 3 l/min (set by the seed) with a little
 noise; the other pens read 0. Alarm 1 of every flow pen is the recorder's low-flow alarm, on
 below `low_alarm` (0.5 l/min). The control port can stop a pen's flow, which then falls to
-about zero within a second or two (time constant 0.4 s), and force alarm bits:
+about zero within a second or two (time constant 0.25 s), and force alarm bits:
 
     flow PEN on|off      start or stop the flow on pen PEN (0, 1, 2, 3, 8 or 9)
     alarm PEN BITS|off   report these alarm bits on pen PEN (e.g. 0x04), or its own again
@@ -34,7 +34,7 @@ PEN_ALARMS = 0x1980
 PENS = 16
 FLOW_PENS = (0, 1, 2, 3, 8, 9)
 #: How fast a stopped (or restarted) flow settles, in seconds.
-TIME_CONSTANT_S = 0.4
+TIME_CONSTANT_S = 0.25
 LOW_FLOW_ALARM = 0x01
 
 
