@@ -64,6 +64,9 @@ class ModbusSimulator(Simulator):
     def handle(self, frame: bytes) -> bytes | None:
         raise NotImplementedError("a Modbus simulator's requests are served by pymodbus's server")
 
+    def send_unasked(self, data: bytes) -> None:
+        raise NotImplementedError("a Modbus server speaks only when asked")
+
     def link_url(self, host: str, port: int) -> str:
         return f"modbus://{host}:{port}/1"
 
