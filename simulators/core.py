@@ -87,6 +87,8 @@ class Simulator:
     default_port: ClassVar[int] = 0
     #: How the requests the instrument receives are cut into frames.
     framing: ClassVar[Framing] = Lines(b"\n")
+    #: What the instrument sends each new client before anything is asked (an adapter's welcome).
+    greeting: bytes = b""
     #: Longest physics step in simulated seconds, so a long idle time integrates stably.
     max_step: ClassVar[float] = 0.1
     #: How often, in wall-clock seconds, the physics advances while no one is asking.
@@ -341,6 +343,9 @@ class Simulator:
         return accept
 
     async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.greeting:
+            writer.write(self.greeting)
+            await writer.drain()
         async for frame in _frames(reader, self.framing):
             with self.lock:
                 self.advance()

@@ -44,7 +44,6 @@ CRC of every reply; the `address` fault answers from another address.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -301,12 +300,6 @@ class MeComSimulator(Simulator):
             self.device.flowing = flowing
 
     # -- the LTR-1200's greeting and the control port -------------------------------------------
-
-    async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.greeting:
-            writer.write(self.greeting)
-            await writer.drain()
-        await super()._serve_client(reader, writer)
 
     def _control_flow(self, state: str) -> None:
         self.set_flow(_on_off(state))
