@@ -100,7 +100,7 @@ class HardwareDevice(Device):
         dtype=str,
         mandatory=True,
         doc="Where the instrument is: socket://host:port, /dev/ttyUSB0, rfc2217://host:port, "
-        "gpib://<bus device>/<address>",
+        "gpib://<bus device>/<address>, modbus://host:port/<unit>",
     )
     PollPeriod = device_property(
         dtype=float, default_value=0.5, doc="Seconds between two polls of the instrument"
