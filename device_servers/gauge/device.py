@@ -28,6 +28,9 @@ class PressureGauge(HardwareDevice):
     """A vacuum gauge: pressure in mbar with its sensor status (Pfeiffer TPG 361 or MKS PDR900)."""
 
     Model = device_property(dtype=str, default_value="TPG361", doc="TPG361 (Pfeiffer) or PDR900 (MKS)")
+    Channel = device_property(
+        dtype=int, default_value=1, doc="TPG: the gauge channel, 1 (2 on a DualGauge TPG 362)"
+    )
     Address = device_property(
         dtype=int, default_value=253,
         doc="PDR900: the controller's address, 1 to 253 (253 at delivery); 0: ask it (@254AD?;FF) at connect",
@@ -58,7 +61,7 @@ class PressureGauge(HardwareDevice):
         driver = self.driver_class()
         if driver is Pdr900:
             return Pdr900(link, address=self.Address or None)
-        return driver(link)
+        return Tpg361(link, channel=self.Channel)
 
     def on_connect(self) -> None:
         self.driver.configure()

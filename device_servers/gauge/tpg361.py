@@ -3,7 +3,7 @@ port 8000): each request is acknowledged (ACK, or NAK for one the gauge cannot t
 answer fetched with ENQ, both under the link's lock (`core.acknowledged`).
 
     gauge = Tpg361(link)
-    gauge.configure()      # UNI,0: readings in mbar; TID: the gauge type
+    gauge.configure()      # ERR: a clean error word; UNI,0: readings in mbar
     gauge.read()           # GaugeReading(pressure=1e-03, status=SensorStatus.OK)
 
 A status other than 0 is a reading without a pressure, never a number. A NAK becomes an
@@ -15,6 +15,7 @@ from __future__ import annotations
 from ..core.acknowledged import PFEIFFER, NotAcknowledged
 from ..core.errors import InstrumentError, LinkError, RejectedValue, shown
 from ..core.framing import Lines
+from ..core.link import Link
 from .vocabulary import Gauge, GaugeReading, SensorStatus, to_mbar
 
 FRAMING = Lines(b"\r\n")
@@ -35,12 +36,21 @@ STREAM_MODES = {0.1: 0, 1.0: 1, 60.0: 2}
 
 
 class Tpg361(Gauge):
-    """One TPG 361 channel."""
+    """One channel of a TPG 361 (the DualGauge TPG 362 speaks the same, with channel 2 too)."""
 
     model = "TPG 361"
     framing = FRAMING
 
+    def __init__(self, link: Link, channel: int = 1) -> None:
+        super().__init__(link)
+        if channel not in (1, 2):
+            raise RejectedValue(f"channel {channel!r} is not 1 or 2 (2 on a TPG 362 only)")
+        self.channel = channel
+
     def configure(self) -> None:
+        """Clear the error word (one word for the whole controller: what came before is not ours),
+        and set readings in mbar."""
+        self.read_error()
         self.set_unit("mbar")
 
     def identify(self) -> str:
@@ -48,7 +58,7 @@ class Tpg361(Gauge):
         return self._query("TID")
 
     def read(self) -> GaugeReading:
-        return self.parse_measurement(self._query("PR1"))
+        return self.parse_measurement(self._query(f"PR{self.channel}"))
 
     def parse_measurement(self, answer: str) -> GaugeReading:
         """`0,1.0000E-03` (as PR1 and COM send it) as a reading in mbar."""

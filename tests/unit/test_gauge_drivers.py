@@ -49,7 +49,7 @@ def test_tpg_configure_sets_mbar_and_reads_the_pressure(tpg):
     gauge, sim = tpg
     sim.unit = 1  # left in Torr by someone at the front panel
     gauge.configure()
-    assert sim.received[:2] == [b"UNI,0\r\n", b"\x05"]
+    assert sim.received[:4] == [b"ERR\r\n", b"\x05", b"UNI,0\r\n", b"\x05"]
     assert gauge.unit == "mbar" and sim.unit == 0
     reading = gauge.read()
     assert reading.status is SensorStatus.OK
