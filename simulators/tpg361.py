@@ -102,9 +102,10 @@ class Tpg361Simulator(VacuumSimulator):
 
     def handle(self, frame: bytes) -> bytes | None:
         self.received.append(frame)
-        if self.streaming is not None:  # any byte from the host ends continuous output
-            self.streaming = None
-        if frame == LF or frame.endswith(ETX):
+        if frame == LF:  # the optional end of a line already taken at its CR
+            return None
+        self.streaming = None  # anything else from the host ends continuous output
+        if frame.endswith(ETX):
             return None
         if frame == ENQ:
             if self.pending is None:

@@ -10,6 +10,7 @@ Control port, besides the common faults::
     leak on|off                       open or close a leak: the pressure rises towards ~0.1 mbar
     sensor ok|error|off|none          the gauge's sensor works, fails, is switched off, is absent
     no sensor                         the same as `sensor none`
+                                      (a gauge refuses the states its protocol cannot report)
     pressure MBAR                     jump to this pressure (a vented or pumped chamber)
 """
 
@@ -105,9 +106,10 @@ class VacuumSimulator(Simulator):
             self.pressure = value
 
     def _control_help(self) -> str:
+        no_sensor = " | no sensor" if "none" in self.sensor_faults else ""
         return (
-            super()._control_help()
-            + f" | leak on|off | sensor {'|'.join(self.sensor_faults)} | no sensor | pressure MBAR"
+            f"{super()._control_help()} | leak on|off | sensor {'|'.join(self.sensor_faults)}{no_sensor}"
+            " | pressure MBAR"
         )
 
     def _control_status(self) -> str:
