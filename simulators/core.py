@@ -148,7 +148,7 @@ class Simulator:
         pymodbus) starts that library's server here instead; it files each open connection in
         `self._clients` (anything with a `transport`), so that `drop`, `offline` and the
         shutdown reach it."""
-        server = await asyncio.start_server(self._accept(self._serve_client, self._clients), host, port)
+        server = await asyncio.start_server(self._connection_acceptor(self._serve_client, self._clients), host, port)
         return _port_of(server), server.close
 
     # -- time --------------------------------------------------------------------------------
@@ -291,7 +291,7 @@ class Simulator:
         instrument_port, stop_instrument = await self.start_instrument_server(host, port)
         try:
             control = await asyncio.start_server(
-                self._accept(self._serve_control, self._controls), host, control_port
+                self._connection_acceptor(self._serve_control, self._controls), host, control_port
             )
         except BaseException:
             stop_instrument()
@@ -315,7 +315,7 @@ class Simulator:
             self.advance()
             await asyncio.sleep(self.tick)
 
-    def _accept(
+    def _connection_acceptor(
         self, serve: Callable[..., Awaitable[None]], connections: set[asyncio.StreamWriter]
     ) -> Callable:
         """An accept callback that files the connection at once (so a shutdown finds it even
