@@ -164,19 +164,27 @@ class AimTtiPsu:
 
     def set_output(self, output: int, on: bool) -> bool:
         """Switch the output on or off; returns its state read back (off again if it trips at
-        once). Switching on clears the trips kept for that output."""
+        once). Switching on clears the trips kept for that output: the limit events from
+        before are read and dropped first, those of the switching-on are kept."""
         n = self._check_output(output)
-        self.link.write_line(f"OP{n} {int(bool(on))}")
-        state = bool(self._parse(_integer, self._ask(f"OP{n}?"), f"OP{n}?"))
-        if on:
-            self._tripped[n] = 0
-        return state
+        with self.link.lock:
+            if on:
+                self._ask(f"LSR{n}?")
+            self.link.write_line(f"OP{n} {int(bool(on))}")
+            state, events = self._ask_all([f"OP{n}?", f"LSR{n}?"])
+            if on:
+                self._tripped[n] = 0
+            self._tripped[n] |= int(self._parse(_integer, events, f"LSR{n}?")) & sum(TRIPS)
+        return bool(self._parse(_integer, state, f"OP{n}?"))
 
     def reset_trips(self) -> None:
-        """Clear every trip condition (TRIPRST); the outputs that tripped stay off."""
-        self.link.write_line("TRIPRST")
-        self.read_errors()  # one round trip: the reset is done when this answers
-        self._tripped = dict.fromkeys(self.outputs, 0)
+        """Clear every trip condition (TRIPRST); the outputs that tripped stay off. The limit
+        events from before the reset are read and dropped."""
+        with self.link.lock:
+            self._ask_all([f"LSR{n}?" for n in self.outputs])
+            self.link.write_line("TRIPRST")
+            self.read_errors()  # one round trip: the reset is done when this answers
+            self._tripped = dict.fromkeys(self.outputs, 0)
 
     def read_errors(self) -> tuple[int, int]:
         """The execution and query error numbers (EER?, QER?), each cleared by reading; 0 = none."""

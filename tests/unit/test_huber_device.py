@@ -50,7 +50,7 @@ def test_cooling_to_a_setpoint(device, simulator):
     assert b"[M01G0D**05DC04" in simulator.simulator.received  # 1500 hundredths = 05DC
     device.write_attribute("mode", list(device.get_attribute_config("mode").enum_labels).index("COOL"))
     wait_until(lambda: device.state() == tango.DevState.RUNNING, 10, what="RUNNING while cooling")
-    assert "Cooling to 15.00" in device.status()
+    wait_until(lambda: "Cooling to 15.00" in device.status(), 10, what="the set-point in the status")
     wait_until(lambda: abs(device.read_attribute("temperature").value - 15.0) < 2.0, 30,
                what="bath close to the set-point")
     device.write_attribute("mode", 0)
@@ -60,8 +60,8 @@ def test_cooling_to_a_setpoint(device, simulator):
 def test_mode_labels(device):
     assert list(device.get_attribute_config("mode").enum_labels) == ["OFF", "PUMP", "COOL"]
     device.write_attribute("mode", 1)
-    wait_until(lambda: device.read_attribute("mode").value == 1, 10, what="PUMP")
-    assert "Pump only" in device.status()
+    assert device.read_attribute("mode").value == 1
+    wait_until(lambda: "Pump only" in device.status(), 10, what="PUMP in the status")
     device.write_attribute("mode", 0)
 
 
@@ -79,7 +79,8 @@ def test_setpoint_outside_the_range_is_refused_and_nothing_sent(device, simulato
 def test_the_units_alarm_makes_alarm_then_clears(device, simulator):
     simulator.simulator.alarm = True
     wait_until(lambda: device.state() == tango.DevState.ALARM, 10, what="ALARM")
-    assert "alarm" in device.status() and device.read_attribute("alarm").value
+    wait_until(lambda: "reports an alarm" in device.status(), 10, what="the alarm in the status")
+    assert device.read_attribute("alarm").value
     simulator.simulator.alarm = False
     wait_until(lambda: device.state() in CONNECTED, 10, what="alarm gone")
 
@@ -91,7 +92,7 @@ def test_the_units_alarm_makes_alarm_then_clears(device, simulator):
 def test_spoilt_replies_make_fault_with_the_reason_then_recover(device, simulator, fault, words):
     simulator.simulator.faults.add(fault)
     wait_until(lambda: device.state() == tango.DevState.FAULT, 20, what=f"FAULT on {fault}")
-    assert words in device.status(), device.status()
+    wait_until(lambda: words in device.status(), 10, what=f"{words!r} in the status")
     assert device.read_attribute("temperature").quality == tango.AttrQuality.ATTR_INVALID
     simulator.simulator.faults.clear()
     wait_until(lambda: device.state() in CONNECTED, 20, what="back in operation")
@@ -100,7 +101,7 @@ def test_spoilt_replies_make_fault_with_the_reason_then_recover(device, simulato
 def test_garbage_makes_fault_then_recovers(device, simulator):
     simulator.simulator.garbage = True
     wait_until(lambda: device.state() == tango.DevState.FAULT, 20, what="FAULT on garbage")
-    assert "InstrumentError" in device.status()
+    wait_until(lambda: "InstrumentError" in device.status(), 10, what="InstrumentError in the status")
     simulator.simulator.garbage = False
     wait_until(lambda: device.state() in CONNECTED, 20, what="back in operation")
 
@@ -108,7 +109,7 @@ def test_garbage_makes_fault_then_recovers(device, simulator):
 def test_a_dropped_connection_makes_fault_and_it_reconnects(device, simulator):
     simulator.simulator.set_offline(True)
     wait_until(lambda: device.state() == tango.DevState.FAULT, 20, what="FAULT while offline")
-    assert simulator.url in device.status()
+    wait_until(lambda: simulator.url in device.status(), 10, what="the URL in the status")
     with pytest.raises(tango.DevFailed) as failure:
         device.write_attribute("setpoint", 10.0)
     assert failure.value.args[0].reason == "LinkError"

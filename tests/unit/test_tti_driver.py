@@ -45,7 +45,7 @@ def test_settings_go_out_as_the_manual_writes_them_and_are_read_back(sim, psu):
     assert sim.simulator.received[-2:] == ["OVP1 13.200", "OVP1?"]
     assert psu.set_ocp(1, 1.0) == 1.0
     assert psu.set_output(1, True) is True
-    assert sim.simulator.received[-2:] == ["OP1 1", "OP1?"]
+    assert sim.simulator.received[-3:] == ["LSR1?", "OP1 1", "OP1?;LSR1?"]
 
 
 def test_one_message_reads_an_output(sim, psu):
@@ -87,7 +87,7 @@ def test_an_over_current_trip_is_kept_until_reset(sim, psu):
     assert (first.on, first.trips) == (False, ("over-current protection",))
     assert psu.read_output(3).trips == ("over-current protection",)  # LSR is read once, the trip stays
     psu.reset_trips()
-    assert sim.simulator.received[-2:] == ["TRIPRST", "EER?;QER?"]
+    assert sim.simulator.received[-3:] == ["LSR1?;LSR2?;LSR3?;LSR4?", "TRIPRST", "EER?;QER?"]
     assert psu.read_output(3).trips == ()
 
 
@@ -99,6 +99,22 @@ def test_an_over_voltage_trip_and_switching_on_again(sim, psu):
     psu.set_voltage(4, 4.0)
     assert psu.set_output(4, True) is True
     assert psu.read_output(4).trips == ()
+
+
+def test_switching_on_into_an_overload_trips_at_once_and_is_kept(sim, psu):
+    sim.simulator.overload(1)
+    psu.set_voltage(1, 5.0)
+    assert psu.set_output(1, True) is False
+    assert psu.trips(1) == ("over-current protection",)
+
+
+def test_a_trip_seen_late_does_not_come_back_after_switching_on(sim, psu):
+    psu.set_ovp(2, 5.0)
+    psu.set_voltage(2, 6.0)
+    psu.set_output(2, True)  # trips; its LSR event is not read by anyone before the next lines
+    psu.set_voltage(2, 4.0)
+    assert psu.set_output(2, True) is True
+    assert psu.read_output(2).trips == ()
 
 
 def test_error_registers_and_configuration(psu):
