@@ -7,8 +7,14 @@ from .apt import AptSimulator
 from .core import LineProtocolSimulator, Running, Simulator, run_in_thread
 from .cryocon import CryoConSimulator
 from .esp301 import Esp301Simulator
+from .huber import HuberSimulator
 from .keithley import Keithley487Simulator, Keithley6485Simulator
+from .mecom import MeComSimulator
+from .minitrend import MinitrendSimulator
+from .pdr900 import Pdr900Simulator
 from .prologix import PrologixSimulator
+from .tpg361 import Tpg361Simulator
+from .tti import TtiSimulator
 from .zaber import ZaberSimulator
 
 #: The simulators `python -m simulators KIND` knows, by kind.
@@ -22,6 +28,12 @@ SIMULATORS: dict[str, type[Simulator]] = {
         PrologixSimulator,
         Keithley6485Simulator,
         Keithley487Simulator,
+        MeComSimulator,
+        Tpg361Simulator,
+        Pdr900Simulator,
+        MinitrendSimulator,
+        HuberSimulator,
+        TtiSimulator,
     )
 }
 
@@ -30,12 +42,18 @@ __all__ = [
     "AptSimulator",
     "CryoConSimulator",
     "Esp301Simulator",
+    "HuberSimulator",
     "Keithley487Simulator",
     "Keithley6485Simulator",
     "LineProtocolSimulator",
+    "MeComSimulator",
+    "MinitrendSimulator",
+    "Pdr900Simulator",
     "PrologixSimulator",
     "Running",
     "Simulator",
+    "Tpg361Simulator",
+    "TtiSimulator",
     "ZaberSimulator",
     "run_in_thread",
 ]
