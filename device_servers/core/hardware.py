@@ -171,7 +171,7 @@ class HardwareDevice(Device):
         self._cache: dict[str, tuple[Any, float, AttrQuality]] = {}
         self._cache_lock = threading.RLock()
         self._unasked: list[tuple[dict[str, Any], float]] = []  # published on the poll thread
-        self._written_at: dict[str, float] = {}  # monotonic time of each attribute's last write
+        self._written_at: dict[str, float] = {}  # monotonic time each attribute's last write ended
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.set_change_event("State", True, False)
@@ -232,8 +232,8 @@ class HardwareDevice(Device):
             read_back = value
         elif declared.labels and isinstance(read_back, str):
             read_back = declared.labels.index(read_back)
-        self._written_at[name] = time.monotonic()
-        self.publish({name: read_back})
+        self._store(name, read_back, time.time(), self._quality(name, read_back), written=True)
+        self._wake.set()
 
     def publish(self, values: dict[str, Any], when: float | None = None) -> None:
         """Cache values and push their events now (from a write, a command or an unasked frame).
@@ -316,16 +316,12 @@ class HardwareDevice(Device):
 
     def _publish_poll(self, values: dict[str, Any], connected_now: bool, started: float) -> None:
         now = time.time()
-        # a write that landed while this poll was reading is newer than what the poll read
-        stale = {name for name in values if self._written_at.get(name, 0.0) >= started}
         in_alarm = []
         for name, value in values.items():
-            if name in stale:
-                continue
             quality = INVALID if value is None else self._quality(name, value)
             if quality is ALARM:
                 in_alarm.append(name)
-            self._store(name, value, now, quality)
+            self._store(name, value, now, quality, polled_at=started)
         if connected_now:
             self._set_write_values(values)
         state, status = self.operating_state(values)
@@ -344,11 +340,21 @@ class HardwareDevice(Device):
             if attr.get_writable() == AttrWriteType.READ_WRITE:
                 attributes.get_w_attr_by_name(name).set_write_value(value)
 
-    def _store(self, name: str, value: Any, when: float, quality: AttrQuality) -> None:
+    def _store(
+        self, name: str, value: Any, when: float, quality: AttrQuality, *,
+        polled_at: float | None = None, written: bool = False,
+    ) -> None:
         """Cache a reading and offer it as events; Tango drops those below the thresholds.
-        The lock covers the cache only: pushing an event may wait for the device's monitor,
-        which a client's write holds while it stores its read-back value here."""
+
+        A value a client wrote (read back) is newer than a poll that began before the write
+        ended: that poll's reading of it is dropped. Checking and caching are one step under
+        the lock; pushing is outside it, since a push may wait for the device's monitor, which
+        a client's write holds while it stores its read-back here."""
         with self._cache_lock:
+            if written:
+                self._written_at[name] = time.monotonic()
+            elif polled_at is not None and self._written_at.get(name, 0.0) >= polled_at:
+                return
             if value is None:  # keep the last value, marked INVALID, so subscribers see the loss
                 value = self._cache.get(name, (None,))[0]
             self._cache[name] = (value, when, quality)
