@@ -96,6 +96,8 @@ class AptSimulator(Simulator):
         self.stalled = False
         self.stalled_for = 0.0
         self.identified = 0
+        #: Where the counter stood when the last MOVE_STOP arrived: tests measure the braking from it.
+        self.stopped_from: int | None = None
         self.updates = False
         self.since_update = 0.0
         self.unacknowledged = 0
@@ -288,6 +290,7 @@ class AptSimulator(Simulator):
         self._start("move", self.x + distance)
 
     def _stop(self, _channel: int, mode: int) -> None:
+        self.stopped_from = self.position
         if self.mode == "idle" or mode == 1 or self.velocity == 0:
             self._end("MOT_MOVE_STOPPED")
         else:
