@@ -101,8 +101,9 @@ def test_overflow_is_invalid_never_a_number_and_alarm_says_why(m6485, sim6485):
 def test_range_write_goes_as_scpi_and_a_range_too_large_is_refused(m6485, sim6485):
     m6485.write_attribute("range", 150e-9)
     assert ":SENS:CURR:RANG 2e-07;:SYST:ERR?" in sim6485.simulator.received
-    wait_until(lambda: m6485.read_attribute("range").value == 200e-9, 10, what="range 200 nA")
-    assert not m6485.read_attribute("autoRange").value
+    assert m6485.read_attribute("range").value == 200e-9  # the read-back, at once
+    # a fixed range ends auto range on the instrument: the next poll shows it
+    wait_until(lambda: not m6485.read_attribute("autoRange").value, 10, what="auto range off")
     config = m6485.get_attribute_config("range")
     assert (float(config.min_value), float(config.max_value)) == (0.0, 0.02)
 
