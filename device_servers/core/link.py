@@ -15,6 +15,7 @@ framing is then unknown, and the device reconnects.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -126,6 +127,9 @@ class SerialLink(Link):
                 )
             except (serial.SerialException, OSError, ValueError) as exc:
                 raise LinkError(f"cannot open {self.url}: {_reason(exc)}") from exc
+            tcp = getattr(self._port, "_socket", None)  # socket:// (pyserial keeps it private)
+            if tcp is not None:  # a short request right after another must not wait ~40 ms for Nagle
+                tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def close(self) -> None:
         with self.lock:
