@@ -1,0 +1,68 @@
+"""The spy against a small device: every event as a record, unwatchable attributes said, losses said."""
+
+from __future__ import annotations
+
+import pytest
+from tango.test_context import DeviceTestContext
+
+from tangolab.scripting import wait_until
+from tangolab.spy import Spy
+
+from .burst_device import Burst
+
+
+@pytest.fixture(scope="module")
+def burst():
+    with DeviceTestContext(Burst, process=True, timeout=30) as proxy:
+        yield proxy
+
+
+def collect(spy: Spy, until, what: str) -> list[dict]:
+    seen: list[dict] = []
+
+    def done():
+        seen.extend(spy.poll())
+        return until(seen)
+
+    wait_until(done, 20, interval=0.05, what=what)
+    return seen
+
+
+def test_spy_reports_every_event_with_state_and_what_it_cannot_watch(burst):
+    spy = Spy(devices=[burst.name()], queue_size=1000)
+    try:
+        started = spy.start()
+        assert {"counter", "level", "State"} <= {s.attribute for s in spy.subscriptions}
+        unwatched = [r for r in started if r["kind"] == "unwatched"]
+        assert unwatched and "quiet" in unwatched[0]["attributes"] and "no change events" in unwatched[0]["reason"]
+        first = burst.counter
+        burst.Burst(50)
+        burst.SetState("ALARM")
+        records = collect(
+            spy, lambda seen: any(r["attribute"] == "State" and r["value"] == "ALARM" for r in seen)
+            and any(r["attribute"] == "counter" and r["value"] == first + 50 for r in seen), "the burst and ALARM",
+        )
+        counted = [r["value"] for r in records if r["attribute"] == "counter" and r["kind"] == "event"]
+        assert counted[-50:] == list(range(first + 1, first + 51))  # none lost, in order
+        assert not [r for r in records if r["kind"] == "lost"]
+        event = next(r for r in records if r["attribute"] == "counter")
+        assert set(event) == {"kind", "time", "device", "attribute", "value", "quality", "error"}
+        assert event["quality"] == "VALID" and event["error"] is None
+    finally:
+        burst.SetState("ON")
+        spy.stop()
+
+
+def test_a_flood_faster_than_the_spy_drains_is_reported_as_lost(burst):
+    spy = Spy(devices=[burst.name()], pattern="counter", queue_size=5)
+    try:
+        spy.start()
+        spy.poll()
+        first = burst.counter
+        burst.Burst(200)  # the spy takes nothing while they arrive: its queue of 5 overflows
+        records = collect(spy, lambda seen: any(r.get("value") == first + 200 for r in seen), "the burst's end")
+        lost = [r for r in records if r["kind"] == "lost"]
+        assert lost and lost[0]["attribute"] == "counter" and "dropped" in lost[0]["lost"]
+        assert len([r for r in records if r["kind"] == "event"]) <= 5
+    finally:
+        spy.stop()
