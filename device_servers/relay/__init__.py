@@ -1,0 +1,1 @@
+"""The relay: variables any client creates by writing to a name, kept across restarts in the Tango database."""
