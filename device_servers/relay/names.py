@@ -148,7 +148,7 @@ class VariableSpec:
             return
         for number in value if isinstance(value, list) else [value]:
             if (low is not None and number < low) or (high is not None and number > high) or math.isnan(number):
-                allowed = f"[{'-inf' if low is None else low:g}, {'inf' if high is None else high:g}]"
+                allowed = f"[{-math.inf if low is None else low:g}, {math.inf if high is None else high:g}]"
                 raise RejectedValue(f"{number!r} is outside the range of {self.name}: allowed {allowed}")
 
 
