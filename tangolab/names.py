@@ -40,8 +40,16 @@ class Names:
     """The device names of one database, read once, and the lookups on them."""
 
     def __init__(self, database: tango.Database | None = None):
-        self.database = database or tango.Database()
+        self._database = database
         self._devices: list[str] | None = None
+
+    @property
+    def database(self) -> tango.Database:
+        """The database of $TANGO_HOST, connected on first use (a full tango:// name needs none)."""
+        if self._database is None:
+            tango_host()
+            self._database = tango.Database()
+        return self._database
 
     @property
     def devices(self) -> list[str]:
@@ -62,6 +70,17 @@ class Names:
             return [d for d in pool if fnmatch.fnmatchcase(d.lower(), pattern)]
         return self._by_parts(pattern)
 
+    def devices_and_attribute_glob(self, pattern: str) -> tuple[list[str], str]:
+        """The devices and the attribute glob of `lab/tec/*` (all), `tec/object*`, `lab/*/1/state`."""
+        pattern = pattern.strip("/") or "*"
+        parts = pattern.split("/")
+        if len(parts) >= 4:
+            return self.matching("/".join(parts[:3])), "/".join(parts[3:])
+        devices = self.matching(pattern)
+        if not devices and len(parts) > 1:
+            return self.matching("/".join(parts[:-1])), parts[-1]
+        return devices, "*"
+
     def device(self, name: str) -> str:
         """The one device a full or short device name means."""
         if name.startswith("tango://"):
@@ -81,11 +100,12 @@ class Names:
     def attribute(self, name: str) -> tuple[str, str]:
         """(device, attribute) of a full or short attribute name; the attribute part is kept as typed."""
         if name.startswith("tango://"):
+            name, hash_sign, options = name.partition("#")  # "#dbase=no" of a device without database
             prefix, _, rest = name[len("tango://"):].partition("/")
             device, _, attribute = rest.rpartition("/")
             if device.count("/") != 2 or not attribute:
                 raise NotFound(f"{name!r} is not tango://HOST:PORT/domain/family/member/attribute")
-            return f"tango://{prefix}/{device}", attribute
+            return f"tango://{prefix}/{device}{hash_sign}{options}", attribute
         device, _, attribute = name.rpartition("/")
         if not device or not attribute:
             raise NotFound(

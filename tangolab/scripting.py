@@ -1,16 +1,37 @@
-"""Helpers for lab scripts: wait until something holds, with a bound, and say what did not happen."""
+"""Helpers for lab scripts: wait for a value, ramp a set-point, read many attributes at once.
+
+    from tangolab.scripting import ramp, wait_for, snapshot
+
+    ramp("cryocon/setpoint1", 80.0, rate=0.5)                          # K/s, written step by step
+    wait_for("cryocon/temperatureA", lambda t: abs(t - 80) < 0.1, timeout=1800, stable_for=30)
+    snapshot("lab/tec/*")                                              # {"lab/tec/1/objectTemperature": -90.1, ...}
+
+Attribute names are full (`lab/cryocon/1/temperatureA`, `tango://host:port/...`) or short
+(`cryocon/temperatureA`, resolved against the database of $TANGO_HOST, see `tangolab.names`).
+"""
 
 from __future__ import annotations
 
+import fnmatch
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import numpy as np
+import tango
+
+from .names import Names
 
 T = TypeVar("T")
 
 
 class ConditionTimeout(TimeoutError):
     """The condition did not hold in time; the message says which and what was seen last."""
+
+    def __init__(self, message: str, last_value: object = None, held_for: float = 0.0):
+        super().__init__(message)
+        self.last_value = last_value
+        self.held_for = held_for  # seconds the condition had held when time ran out (0 if it did not hold)
 
 
 def wait_until(
@@ -28,5 +49,154 @@ def wait_until(
         except Exception as exc:  # noqa: BLE001 - a device still starting raises; keep waiting
             last = exc
         if time.monotonic() > deadline:
-            raise ConditionTimeout(f"{what or condition!r} did not hold within {timeout:g} s (last: {last!r})")
+            raise ConditionTimeout(f"{what or condition!r} did not hold within {timeout:g} s (last: {last!r})", last)
         time.sleep(interval)
+
+
+def device_and_attribute(name: str, names: Names | None = None) -> tuple[tango.DeviceProxy, str]:
+    """The device proxy and attribute of a full or short attribute name."""
+    device, attribute = (names or Names()).attribute(name)
+    return tango.DeviceProxy(device), attribute
+
+
+def wait_for(
+    attr: str,
+    condition: Callable[[Any], bool],
+    timeout: float = 60.0,
+    stable_for: float = 0.0,
+    poll_period: float = 1.0,
+    what: str = "",
+) -> Any:
+    """Wait until `condition(value)` of `attr` is true (and has stayed true `stable_for` seconds);
+    the value that made it so.
+
+    Driven by change events: each value the attribute sends is tested in turn, so the wait ends on
+    the first event that satisfies the condition. An attribute without events is read every
+    `poll_period` seconds instead. A read error counts as the condition not holding. On time-out,
+    `ConditionTimeout` says the last value seen and for how long the condition had held.
+    """
+    device, name = device_and_attribute(attr)
+    try:
+        event_id: int | None = device.subscribe_event(name, tango.EventType.CHANGE_EVENT, tango.constants.ALL_EVENTS)
+    except tango.DevFailed:
+        event_id = None  # no events: read it
+    start = time.monotonic()
+    deadline = start + timeout
+    last: object = None
+    held_since: float | None = None
+    next_read = start
+    try:
+        while True:
+            now = time.monotonic()
+            for value in _new_values(device, name, event_id, now >= next_read):
+                last = value
+                holds = not isinstance(value, tango.DevFailed) and _holds(condition, value)
+                if not holds:
+                    held_since = None
+                elif held_since is None:
+                    held_since = time.monotonic()
+                if holds and stable_for <= 0:
+                    return value
+            if event_id is None and now >= next_read:
+                next_read = now + poll_period
+            now = time.monotonic()
+            if held_since is not None and stable_for > 0 and now - held_since >= stable_for:
+                return last
+            if now > deadline:
+                held = now - held_since if held_since is not None else 0.0
+                shown = f"{last.args[0].reason}" if isinstance(last, tango.DevFailed) else repr(last)
+                wanted = what or "the condition"
+                raise ConditionTimeout(
+                    f"{attr}: {wanted} did not hold{f' for {stable_for:g} s' if stable_for else ''} within "
+                    f"{timeout:g} s; last value {shown}, "
+                    + (f"holding for {held:.1f} s" if held_since is not None else "not holding"),
+                    last, held,
+                )
+            time.sleep(0.01 if event_id is not None else min(0.05, poll_period))
+    finally:
+        if event_id is not None:
+            try:
+                device.unsubscribe_event(event_id)
+            except tango.DevFailed:
+                pass
+
+
+def _new_values(device: tango.DeviceProxy, name: str, event_id: int | None, read_now: bool) -> list[object]:
+    """Values (or DevFailed errors) since the last call: the queued events, or a read when due."""
+    if event_id is not None:
+        return [
+            tango.DevFailed(*event.errors) if event.err else event.attr_value.value
+            for event in device.get_events(event_id)
+        ]
+    if not read_now:
+        return []
+    try:
+        return [device.read_attribute(name).value]
+    except tango.DevFailed as exc:
+        return [exc]
+
+
+def _holds(condition: Callable[[Any], bool], value: object) -> bool:
+    try:
+        return bool(condition(value))
+    except Exception:  # noqa: BLE001 - a condition that cannot judge a value (None, NaN) is false
+        return False
+
+
+def ramp(attr: str, target: float, rate: float, step_period: float = 0.5) -> float:
+    """Move a writable attribute from its set value to `target` at `rate` units per second,
+    writing a step every `step_period` seconds; returns once `target` is written.
+
+    Interrupted (Ctrl-C), the set-point stays at the last step written.
+    """
+    if rate <= 0:
+        raise ValueError(f"rate must be positive, got {rate!r}")
+    device, name = device_and_attribute(attr)
+    reading = device.read_attribute(name)
+    start_value = reading.w_value if reading.w_value is not None else reading.value
+    start_value = float(start_value)
+    distance = float(target) - start_value
+    duration = abs(distance) / rate
+    began = time.monotonic()
+    while True:
+        elapsed = time.monotonic() - began
+        if elapsed >= duration:
+            device.write_attribute(name, float(target))
+            return float(target)
+        device.write_attribute(name, start_value + distance * elapsed / duration)
+        time.sleep(min(step_period, duration - elapsed))
+
+
+class Snapshot(dict):
+    """Values by full attribute name; `errors` holds the attributes that could not be read, with why."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: dict[str, str] = {}
+        self.quality: dict[str, str] = {}
+        self.time = time.time()
+
+
+def snapshot(pattern: str = "*", names: Names | None = None) -> Snapshot:
+    """Read every attribute that `pattern` matches (`lab/tec/*`, `tec/object*`, `*`), one request
+    per device; values by name (`lab/tec/1/objectTemperature`), unreadable ones in `.errors`."""
+    names = names or Names()
+    devices, glob = names.devices_and_attribute_glob(pattern)
+    result = Snapshot()
+    for device in devices:
+        proxy = tango.DeviceProxy(device)
+        try:
+            attributes = [a for a in proxy.get_attribute_list() if fnmatch.fnmatchcase(a.lower(), glob.lower())]
+            readings = proxy.read_attributes(attributes) if attributes else []
+        except tango.DevFailed as exc:
+            result.errors[device] = f"{exc.args[0].reason}: {exc.args[0].desc.strip()}"
+            continue
+        for reading in readings:
+            full = f"{device}/{reading.name}"
+            if reading.has_failed:
+                result.errors[full] = "; ".join(f"{e.reason}: {e.desc.strip()}" for e in reading.get_err_stack())
+            else:
+                value = reading.value
+                result[full] = value.copy() if isinstance(value, np.ndarray) else value
+                result.quality[full] = str(reading.quality).removeprefix("ATTR_")
+    return result

@@ -123,8 +123,9 @@ class Spy:
                 continue
             sub.received += len(events)
             if len(events) >= self.queue_size:
-                records.append({
-                    "kind": "lost", "time": stamp(time.time()), "device": sub.device, "attribute": sub.attribute,
+                records.append({  # just before the events it kept, where the gap is
+                    "kind": "lost", "time": stamp(_event_time(events[0])), "device": sub.device,
+                    "attribute": sub.attribute,
                     "lost": f"the spy's queue of {self.queue_size} events was full when drained: events before "
                     f"{stamp(_event_time(events[0]))} were dropped (a larger queue or a narrower pattern keeps up)",
                 })
@@ -161,14 +162,7 @@ class Spy:
         if self.devices is not None:
             return list(self.devices), self.pattern
         self.names = self.names or Names()
-        pattern = self.pattern.strip("/") or "*"
-        parts = pattern.split("/")
-        if len(parts) >= 4:
-            return self.names.matching("/".join(parts[:3])), "/".join(parts[3:])
-        devices = self.names.matching(pattern)
-        if not devices and len(parts) > 1:
-            return self.names.matching("/".join(parts[:-1])), parts[-1]
-        return devices, "*"
+        return self.names.devices_and_attribute_glob(self.pattern)
 
     def _subscribe_device(self, device: str, glob: str, report_down: bool = True) -> list[dict]:
         proxy = tango.DeviceProxy(device)
