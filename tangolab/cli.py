@@ -1,4 +1,5 @@
-"""`tangolab`: bring the lab up and down, show it, open its window, read its history."""
+"""`tangolab`: bring the lab up and down, show it, open its window, read its history, and read,
+write, call, watch and spy on its devices from a shell."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ import signal
 import sys
 import time
 
+from .commands import EXIT_CODES, add_commands
 from .history import add_history_command, run_history
 from .lab_config import DEFAULT_CONFIG, LabConfig
 from .launcher import Lab, LabError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tangolab", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="tangolab", description=__doc__, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     up = commands.add_parser("up", help="start the lab: database, simulators, device servers")
@@ -34,8 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     up.set_defaults(run=_up)
 
     for name, run, text in (
-        ("down", _down, "stop every process a detached `tangolab up` started"),
-        ("status", _status, "show the devices of a detached lab"),
+        ("down", _down, "stop every process a detached `tangolab up` started, found from its run folder "
+         + "(--run-dir), whatever TANGO_HOST says"),
+        ("status", _status, "show the devices of a detached lab, found from its run folder (--run-dir)"),
     ):
         sub = commands.add_parser(name, help=text)
         sub.set_defaults(run=run)
@@ -46,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
 
     history = add_history_command(commands)
     history.set_defaults(run=_history)
+
+    add_commands(commands)
 
     for sub in commands.choices.values():
         sub.add_argument("--run-dir", default="var", help="the lab's run folder: database, logs (default: %(default)s)")
