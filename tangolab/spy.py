@@ -13,7 +13,9 @@ of its own, drained in turn. A record is one of:
   reported missed events (`API_MissedEvents`), or the spy's own queue of that attribute was full
   when drained (a queue keeps the newest `queue_size` events and overwrites older ones);
 - `{"kind": "unwatched", "device", "attributes": [...], "reason"}` attributes without events;
-- `{"kind": "down", "device", "error"}` a device that does not answer; it is watched once it does.
+- `{"kind": "down", "device", "error"}` a device that does not answer (found by pinging every
+  device each `health_period` seconds, sooner than Tango's 10 s event keep-alive tells);
+  `{"kind": "up", "device"}` when it answers again; its events then resume by themselves.
 
 Tango itself can still drop the tail of a burst at ZeroMQ's high-water mark without telling
 any client: where every value counts, count them at the source.
@@ -23,7 +25,9 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -95,7 +99,10 @@ class Spy:
     names: Names | None = None  # the database's names; made on start when not given
     devices: list[str] | None = None  # these devices (full names or TRLs), `pattern` then globs their attributes
     rescan_period: float = 5.0  # how often devices that were down are tried again
+    health_period: float = 1.0  # how often every device is pinged, to tell going away and coming back
     subscriptions: list[Subscription] = field(default_factory=list)
+    _health: deque = field(default_factory=deque)  # records from the pinging thread
+    _stopping: threading.Event = field(default_factory=threading.Event)
     _pending: dict[str, str] = field(default_factory=dict)  # device -> attribute glob, not yet subscribed
     _next_rescan: float = 0.0
 
@@ -108,11 +115,14 @@ class Spy:
         for device in devices:
             records += self._subscribe_device(device, attribute_glob)
         self._next_rescan = time.monotonic() + self.rescan_period
+        threading.Thread(target=self._ping_devices, args=(devices,), name="spy-health", daemon=True).start()
         return records
 
     def poll(self) -> list[dict]:
         """Drain every queue once: the records in time order (and losses where they happened)."""
         records: list[dict] = []
+        while self._health:
+            records.append(self._health.popleft())
         for sub in self.subscriptions:
             try:
                 events = sub.proxy.get_events(sub.event_id)
@@ -149,6 +159,7 @@ class Spy:
 
     def stop(self) -> None:
         """Unsubscribe everything."""
+        self._stopping.set()
         for sub in self.subscriptions:
             try:
                 sub.proxy.unsubscribe_event(sub.event_id)
@@ -157,6 +168,26 @@ class Spy:
         self.subscriptions.clear()
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _ping_devices(self, devices: list[str]) -> None:
+        """Ping every device each `health_period`; say when one stops answering and when it is back."""
+        proxies = {}
+        for device in devices:
+            proxies[device] = tango.DeviceProxy(device)
+            proxies[device].set_timeout_millis(max(200, int(self.health_period * 1000)))
+        answering = {device: device not in self._pending for device in devices}
+        while not self._stopping.wait(self.health_period):
+            for device, proxy in proxies.items():
+                try:
+                    proxy.ping()
+                    if not answering[device]:
+                        self._health.append({"kind": "up", "time": stamp(time.time()), "device": device})
+                    answering[device] = True
+                except tango.DevFailed as exc:
+                    if answering[device]:
+                        self._health.append({"kind": "down", "time": stamp(time.time()), "device": device,
+                                             "error": error_text(exc.args)})
+                    answering[device] = False
 
     def _devices_and_glob(self) -> tuple[list[str], str]:
         if self.devices is not None:

@@ -152,3 +152,28 @@ def test_scripting_snapshot_and_wait_for_by_short_names(lab, monkeypatch):
     assert taken.quality["lab/tec/1/objectTemperature"] in ("VALID", "ALARM", "CHANGING")
     lab.proxy("lab/cryocon/1").setpoint2 = 66.0
     assert wait_for("cryocon/setpoint2", lambda v: v == 66.0, timeout=30) == 66.0
+
+
+def test_spy_says_when_a_device_goes_away_and_comes_back(lab):
+    process = subprocess.Popen([*TANGOLAB, "spy", "chiller", "--tango-host", lab.tango_host],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    read_lines(process, lines)
+
+    def kinds() -> list[str]:
+        return [json.loads(line)["kind"] for line in list(lines)]
+
+    try:
+        wait_until(lambda: "event" in kinds(), 60, what="chiller events")
+        lab.kill("Chiller-lab")
+        wait_until(lambda: "down" in kinds(), 30, what="the spy saying the chiller is down")
+        lab.start_server("Chiller/lab")
+        lab.wait_device("lab/chiller/1")
+        wait_until(lambda: "up" in kinds(), 30, what="the spy saying the chiller is back")
+        seen = len(lines)
+        wait_until(lambda: "event" in kinds()[seen:], 60, what="chiller events after its return")
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    down = next(json.loads(line) for line in lines if '"down"' in line)
+    assert down["device"] == "lab/chiller/1" and down["error"]
