@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from typing import Any
 
 import tango
-from tango import AttrQuality, AttrWriteType, DevState, Except
+from tango import AttrWriteType, DevState, Except
 from tango.server import Device, attribute, command, device_property
 
 from ..core.errors import RejectedValue
@@ -144,7 +142,13 @@ class Relay(Device):
             self.values[spec.key] = value
             if not saved:
                 self._dirty.add(spec.key)
-        self.add_attribute(attr, self._read, self._write)
+        try:
+            self.add_attribute(attr, self._read, self._write)
+        except tango.DevFailed:
+            with self._lock:
+                del self.specs[spec.key], self.values[spec.key]
+                self._dirty.discard(spec.key)
+            raise
         self.set_change_event(spec.name, True, False)
         self.set_archive_event(spec.name, True, False)
         if not saved:
@@ -176,10 +180,10 @@ class Relay(Device):
         self._push(spec, value)
 
     def _push(self, spec: VariableSpec, value: Value) -> None:
-        """Change and archive events, from the request thread that wrote (no lock held)."""
-        now = time.time()
-        self.push_change_event(spec.name, value, now, AttrQuality.ATTR_VALID)
-        self.push_archive_event(spec.name, value, now, AttrQuality.ATTR_VALID)
+        """Change and archive events, from the request thread that wrote (no lock held); without a
+        quality given, Tango sets ALARM/WARNING from the variable's alarm limits as a read would."""
+        self.push_change_event(spec.name, value)
+        self.push_archive_event(spec.name, value)
 
     def _range(self, spec: VariableSpec) -> tuple[float | None, float | None]:
         """The min/max a client configured, which a Put must respect as write_attribute does."""
@@ -265,7 +269,7 @@ def raise_rejected(message: str, origin: str) -> None:
     Except.throw_exception("RelayRejected", message, f"Relay.{origin}")
 
 
-def main(args: Any = None) -> None:
+def main() -> None:
     serve(Relay)
 
 

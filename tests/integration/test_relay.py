@@ -200,6 +200,26 @@ def test_min_max_from_the_attribute_configuration_bind_put_and_write_alike(relay
     assert relay.read_attribute("limited_f1").value == 5.0
 
 
+def test_alarm_limits_set_the_quality_of_reads_and_events(relay):
+    relay.command_inout("Put", ["pressure_f1", "1e-6"])
+    config = relay.get_attribute_config("pressure_f1")
+    config.alarms.max_alarm = "1e-3"
+    relay.set_attribute_config(config)
+    qualities: list[tango.AttrQuality] = []
+    subscription = relay.subscribe_event(
+        "pressure_f1", tango.EventType.CHANGE_EVENT, lambda event: qualities.append(event.attr_value.quality)
+    )
+    try:
+        relay.command_inout("Put", ["pressure_f1", "0.5"])
+        wait_until(lambda: qualities[-1] == tango.AttrQuality.ATTR_ALARM, 15, what="an ALARM event")
+        assert relay.read_attribute("pressure_f1").quality == tango.AttrQuality.ATTR_ALARM
+        relay.write_attribute("pressure_f1", 1e-6)
+        wait_until(lambda: qualities[-1] == tango.AttrQuality.ATTR_VALID, 15, what="a VALID event")
+    finally:
+        relay.unsubscribe_event(subscription)
+    relay.command_inout("Delete", "pressure_f1")
+
+
 def test_no_more_than_max_variables(relay):
     existing = len(relay.read_attribute("Variables").value)
     for index in range(MAX_VARIABLES - existing):
@@ -209,6 +229,15 @@ def test_no_more_than_max_variables(relay):
     assert "one_too_many_f1" not in relay.read_attribute("Variables").value
     for index in range(MAX_VARIABLES - existing):
         relay.command_inout("Delete", f"filler{index}_i1")
+
+
+def test_init_keeps_every_variable(relay):
+    relay.command_inout("Put", ["oven_f1", "19.5"])
+    names = list(relay.read_attribute("Variables").value)
+    relay.command_inout("Init")
+    wait_until(lambda: relay.state() == tango.DevState.ON, 30, what="relay ON after Init")
+    assert list(relay.read_attribute("Variables").value) == names
+    assert relay.read_attribute("oven_f1").value == 19.5
 
 
 def _saved(lab: Lab, names: list[str]) -> dict[str, str]:
