@@ -461,10 +461,14 @@ def _spy(args: argparse.Namespace) -> int:
         raise CommandError(f"--queue-size must be at least 1, got {args.queue_size}", USAGE)
     spy = Spy(pattern=args.pattern, queue_size=args.queue_size, names=args.names)
     try:
-        records = spy.records()
-        for record in records:
-            sys.stdout.write(json.dumps(record) + "\n")
-            sys.stdout.flush()
+        batch = spy.start()
+        while True:  # one write and flush per batch: a line per event, without a system call per line
+            if batch:
+                sys.stdout.write("".join(json.dumps(record) + "\n" for record in batch))
+                sys.stdout.flush()
+            else:
+                time.sleep(0.02)
+            batch = spy.poll()
     except LookupError as error:
         raise CommandError(str(error), NOT_FOUND) from None
     finally:
