@@ -86,7 +86,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     set_.add_argument("value", metavar="VALUE", help="a number, true/false, an enum label or index, JSON for spectra")
     call = verb("call", _call, "run a device's command and print what it returns")
     call.add_argument("device", metavar="DEVICE")
-    call.add_argument("command", metavar="COMMAND")
+    call.add_argument("command_name", metavar="COMMAND")
     call.add_argument("argument", nargs="?", metavar="ARG", help="in the command's type; arrays as JSON")
     put = verb("put", _put, f"publish a value under a name on the relay ({RELAY}), creating it on first put")
     put.add_argument("name", metavar="NAME", help="<name>_<type><count>, e.g. beam_f1, label_c32 (see the relay)")
@@ -276,6 +276,8 @@ def _reading(args: argparse.Namespace, full: str, reading: tango.DeviceAttribute
     unit = "" if info.unit in ("", "No unit") else info.unit
     quality = quality_name(reading.quality)
     value = shown(reading.value, _labels(info))
+    if isinstance(reading.value, float) and info.format.startswith("%") and info.format[-1] in "efg":
+        value = (info.format % reading.value).strip()  # as the device's format shows it
     human = f"{full}  {value}{f' {unit}' if unit else ''}{'' if quality == 'VALID' else f'  [{quality}]'}"
     _out(args, human, {"attribute": full, "value": json_value(reading.value, _labels(info)), "unit": unit,
                        "quality": quality, "time": stamp(reading.time.totime())})
@@ -338,12 +340,12 @@ def _call(args: argparse.Namespace) -> int:
     device = args.names.device(args.device)
     proxy = tango.DeviceProxy(device)
     try:
-        info = proxy.command_query(args.command)
+        info = proxy.command_query(args.command_name)
     except tango.DevFailed as error:
         message, status = _explained(error, f"{device}")
         if status in (NOT_FOUND, TANGO_ERROR):
             commands = ", ".join(c.cmd_name for c in proxy.command_list_query())
-            raise CommandError(f"{device} has no command {args.command!r}; it has {commands}", NOT_FOUND) from None
+            raise CommandError(f"{device} has no command {args.command_name!r}; it has {commands}", NOT_FOUND) from None
         raise CommandError(message, status) from None
     argument = command_argument(args.argument, info.in_type, f"{device} {info.cmd_name}")
     try:
@@ -408,18 +410,18 @@ def _devices(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
+    attributes = [_attribute(args, name) for name in args.attributes]  # every name checked before watching
     spies, polled = [], []
-    for name in args.attributes:
-        proxy, attribute, info, full = _attribute(args, name)
-        spy = Spy(pattern=attribute, devices=[full.rpartition("/")[0]], queue_size=DEFAULT_QUEUE)
-        for record in spy.start():
-            if record["kind"] == "unwatched":
-                polled.append((proxy, attribute, info, full))
-            else:
-                _record(args, record)
-        spies.append(spy)
     next_read = 0.0
     try:
+        for proxy, attribute, info, full in attributes:
+            spy = Spy(pattern=attribute, devices=[full.rpartition("/")[0]], queue_size=DEFAULT_QUEUE)
+            spies.append(spy)
+            for record in spy.start():
+                if record["kind"] == "unwatched":
+                    polled.append((proxy, attribute, info, full))
+                else:
+                    _record(args, record)
         while True:
             batch = [record for spy in spies for record in spy.poll()]
             for record in sorted(batch, key=lambda r: r.get("time", "")):

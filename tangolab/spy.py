@@ -103,6 +103,7 @@ class Spy:
     subscriptions: list[Subscription] = field(default_factory=list)
     _health: deque = field(default_factory=deque)  # records from the pinging thread
     _stopping: threading.Event = field(default_factory=threading.Event)
+    _pinger: threading.Thread | None = None
     _pending: dict[str, str] = field(default_factory=dict)  # device -> attribute glob, not yet subscribed
     _next_rescan: float = 0.0
 
@@ -115,7 +116,8 @@ class Spy:
         for device in devices:
             records += self._subscribe_device(device, attribute_glob)
         self._next_rescan = time.monotonic() + self.rescan_period
-        threading.Thread(target=self._ping_devices, args=(devices,), name="spy-health", daemon=True).start()
+        self._pinger = threading.Thread(target=self._ping_devices, args=(devices,), name="spy-health", daemon=True)
+        self._pinger.start()
         return records
 
     def poll(self) -> list[dict]:
@@ -158,8 +160,10 @@ class Spy:
                 time.sleep(interval)
 
     def stop(self) -> None:
-        """Unsubscribe everything."""
+        """Unsubscribe everything, and end the pinging (a Tango call at interpreter exit aborts it)."""
         self._stopping.set()
+        if self._pinger is not None:
+            self._pinger.join(timeout=self.health_period + 5)
         for sub in self.subscriptions:
             try:
                 sub.proxy.unsubscribe_event(sub.event_id)
