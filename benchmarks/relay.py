@@ -1,21 +1,24 @@
 """Relay writes per second against a bare PyTango device's writable attribute, in the same run.
 
-    python benchmarks/relay.py [--writes 5000] [--block 250] [--subscribed]
+    python benchmarks/relay.py [--writes 5000] [--block 250] [--subscribed] [--apart]
 
-Starts a Relay server through a real Tango database (the same launcher as `tangolab up`, on free
-ports), creates `bench_f1` with a `Put`, and starts a bare PyTango server with one writable
-float attribute that only stores the value. Then alternates blocks of `write_attribute` on each,
-so that the machine's slow moments hit both alike, in two ways: by name (each call first asks
-the server for the attribute's type, a round trip whose cost varies from run to run on either
-device) and with the `AttributeInfoEx` kept (one round trip: what the servers themselves cost).
-Prints each one's median write latency, writes per second (median of the blocks' rates), and
-the relay's ratio to the bare device (target: at least 0.8). The relay pushes change and archive events and schedules the autosave
-on every write; with --subscribed a client listens to those events while it runs.
+Starts, through a real Tango database (the same launcher as `tangolab up`, on free ports), one
+server process holding a Relay (`lab/relay/1`) and a bare PyTango device (`bench/bare/1`: one
+writable float attribute that only stores the value), so that both share the process, the
+database and the machine's scheduling; with --apart the bare device runs in a process of its own
+(`DeviceTestContext`, no database) instead. Creates `bench_f1` with a `Put`, then alternates
+blocks of `write_attribute` on each, so that the machine's slow moments hit both alike, in two
+ways: by name (each call first asks the server for the attribute's type) and with the
+`AttributeInfoEx` kept (one round trip: what the servers themselves cost). Prints each one's
+median write latency, writes per second (median of the blocks' rates), and the relay's ratio to
+the bare device (target: at least 0.8). The relay pushes a change and an archive event and
+schedules the autosave on every write; with --subscribed a client listens to the change events.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -29,12 +32,14 @@ from tangolab.lab_config import LabConfig, free_port
 from tangolab.launcher import Lab
 
 RELAY = "lab/relay/1"
+BARE_DEVICE = "bench/bare/1"
+SERVER = "RelayBench"
 VARIABLE = "bench_f1"
 BARE = "bare value"
 
 
 class Bare(Device):
-    """The baseline: one writable attribute, no events, no database."""
+    """The baseline: one writable attribute, no events."""
 
     def init_device(self) -> None:
         super().init_device()
@@ -49,11 +54,22 @@ class Bare(Device):
         self._value = value
 
 
-def relay_lab() -> LabConfig:
-    """A lab of one Relay server, run as `python -m device_servers.relay` until its console script exists."""
+def serve_both() -> None:
+    """The benchmark's server: Relay and Bare in one process (`benchmarks/relay.py --serve INSTANCE`)."""
+    from device_servers.core.server import serve
+    from device_servers.relay.device import Relay
+
+    sys.argv = [SERVER, *sys.argv[sys.argv.index("--serve") + 1 :]]  # Tango's server name is argv[0]
+    serve(Relay, Bare)
+
+
+def bench_lab(properties: dict[str, list[str]], apart: bool) -> LabConfig:
+    devices = {"Relay": {RELAY: {"properties": properties}}}
+    if not apart:
+        devices["Bare"] = {BARE_DEVICE: {}}
     return LabConfig({
-        "servers": {"Relay": {"lab": {"Relay": {RELAY: {}}}}},
-        "tangolab": {"commands": {"Relay": [sys.executable, "-m", "device_servers.relay"]}},
+        "servers": {SERVER: {"lab": devices}},
+        "tangolab": {"commands": {SERVER: [sys.executable, __file__, "--serve"]}},
     })
 
 
@@ -69,17 +85,25 @@ def time_writes(proxy: tango.DeviceProxy, name: str | tango.AttributeInfoEx, cou
 
 
 def main() -> int:
+    if "--serve" in sys.argv:
+        serve_both()
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--writes", type=int, default=5000, help="writes to each (default %(default)s)")
     parser.add_argument("--block", type=int, default=250, help="writes per alternating block (default %(default)s)")
     parser.add_argument("--subscribed", action="store_true", help="a client subscribes to the variable's events")
+    parser.add_argument("--apart", action="store_true", help="the bare device in a process of its own, no database")
+    parser.add_argument("--autosave-period", type=float, help="the relay's AutosavePeriod property (default: its own)")
     args = parser.parse_args()
+    properties = {} if args.autosave_period is None else {"AutosavePeriod": [str(args.autosave_period)]}
 
     with tempfile.TemporaryDirectory() as run_dir:
-        lab = Lab(relay_lab(), run_dir, f"127.0.0.1:{free_port()}")
+        lab = Lab(bench_lab(properties, args.apart), run_dir, f"127.0.0.1:{free_port()}")
         lab.start()
         try:
-            with DeviceTestContext(Bare, process=True) as bare:
+            with contextlib.ExitStack() as stack:
+                bare = (stack.enter_context(DeviceTestContext(Bare, process=True)) if args.apart
+                        else lab.proxy(BARE_DEVICE))
                 relay = lab.proxy(RELAY)
                 relay.Put([VARIABLE, "0.0"])
                 events = []
@@ -105,14 +129,16 @@ def main() -> int:
             lab.stop()
 
     labels = list(targets)
-    print(f"write_attribute on {RELAY} (Relay) and a bare device, {args.writes} writes each, alternating "
-          f"blocks of {args.block} (target: relay/bare >= 0.8){', events subscribed' if args.subscribed else ''}")
+    where = "a process of its own" if args.apart else "the relay's server process"
+    print(f"write_attribute on {RELAY} (Relay) and a bare device in {where}, {args.writes} writes each, "
+          f"alternating blocks of {args.block} (target: relay/bare >= 0.8)"
+          f"{', events subscribed' if args.subscribed else ''}")
     for index, label in enumerate(labels):
         rate = statistics.median(rates[label])
         ratio = f"   ratio {rate / statistics.median(rates[labels[index - 1]]):.3f}" if index % 2 else ""
         print(f"  {label:32s} median {statistics.median(latencies[label]) * 1e6:8.1f} us"
               f"   {rate:8.0f} writes/s{ratio}")
-    print(f"  last value autosaved in the database: {''.join(saved)}"
+    print(f"  value autosaved in the database when the writes ended: {''.join(saved)}"
           + (f"; change events received: {len(events)}" if args.subscribed else ""))
     return 0
 
