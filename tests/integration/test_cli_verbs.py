@@ -95,14 +95,18 @@ def test_message_goes_to_the_lab_log(run, lab):
     assert "use one of" in one_line_error(run("message", "loud", "hello"), 2)
 
 
-def test_put_without_a_relay_says_so(run, lab):
+def test_put_publishes_on_the_relay_and_refuses_bad_values(run, lab):
     if "lab/relay/1" in lab.proxy("sys/database/2").command_inout("DbGetDeviceWideList", "*"):
         result = run("put", "beam_f1", "3.5")
         assert result.returncode == 0, result.stderr
         assert lab.proxy("lab/relay/1").beam_f1 == 3.5
+        assert run("put", "beam_f1", "4").returncode == 0 and lab.proxy("lab/relay/1").beam_f1 == 4.0
+        assert run("put", "note_c16", "door open").returncode == 0  # plain words are a string
+        assert lab.proxy("lab/relay/1").note_c16 == "door open"
         one_line_error(run("put", "beam_f1", "[1, 2]"), 2)
-    else:
-        assert "no relay device lab/relay/1" in one_line_error(run("put", "beam_f1", "3.5"), 3)
+        assert lab.proxy("lab/relay/1").beam_f1 == 4.0  # unchanged
+    missing = one_line_error(run("put", "beam_f1", "3.5", "--relay", "lab/norelay/1"), 3)
+    assert "no relay device lab/norelay/1" in missing
 
 
 def read_lines(process: subprocess.Popen, lines: list[str]) -> threading.Thread:
