@@ -98,7 +98,7 @@ class Spy:
     queue_size: int = DEFAULT_QUEUE
     names: Names | None = None  # the database's names; made on start when not given
     devices: list[str] | None = None  # these devices (full names or TRLs), `pattern` then globs their attributes
-    rescan_period: float = 5.0  # how often devices that were down are tried again
+    rescan_period: float = 5.0  # how often devices that were down are tried again, and new attributes looked for
     health_period: float = 1.0  # how often every device is pinged, to tell going away and coming back
     subscriptions: list[Subscription] = field(default_factory=list)
     _health: deque = field(default_factory=deque)  # records from the pinging thread
@@ -106,6 +106,8 @@ class Spy:
     _pinger: threading.Thread | None = None
     _pending: dict[str, str] = field(default_factory=dict)  # device -> attribute glob, not yet subscribed
     _next_rescan: float = 0.0
+    _seen: dict[str, set[str]] = field(default_factory=dict)  # device -> attributes subscribed or unwatched
+    _globs: dict[str, str] = field(default_factory=dict)  # device -> its attribute glob
 
     def start(self) -> list[dict]:
         """Subscribe what the pattern matches; records of what could not be (down, unwatched)."""
@@ -142,9 +144,9 @@ class Spy:
                     f"{stamp(_event_time(events[0]))} were dropped (a larger queue or a narrower pattern keeps up)",
                 })
             records += [self._event_record(sub, event) for event in events]
-        if self._pending and time.monotonic() >= self._next_rescan:
-            for device, glob in list(self._pending.items()):
-                del self._pending[device]
+        if time.monotonic() >= self._next_rescan:  # devices back, attributes created at run time (the relay's)
+            for device, glob in list(self._globs.items()):
+                self._pending.pop(device, None)
                 records += self._subscribe_device(device, glob, report_down=False)
             self._next_rescan = time.monotonic() + self.rescan_period
         records.sort(key=lambda r: r.get("time", ""))
@@ -200,7 +202,10 @@ class Spy:
         return self.names.devices_and_attribute_glob(self.pattern)
 
     def _subscribe_device(self, device: str, glob: str, report_down: bool = True) -> list[dict]:
-        proxy = tango.DeviceProxy(device)
+        """Subscribe the device's attributes matching `glob` not subscribed yet."""
+        self._globs[device] = glob
+        seen = self._seen.setdefault(device, set())
+        proxy = next((s.proxy for s in self.subscriptions if s.device == device), None) or tango.DeviceProxy(device)
         try:
             infos = proxy.attribute_list_query_ex()
         except tango.DevFailed as exc:
@@ -209,18 +214,20 @@ class Spy:
                      "error": error_text(exc.args)}] if report_down else []
         unwatched, reason = [], ""
         for info in infos:
-            if not fnmatch.fnmatchcase(info.name.lower(), glob.lower()):
+            if info.name in seen or not fnmatch.fnmatchcase(info.name.lower(), glob.lower()):
                 continue
             labels = tuple(info.enum_labels) if info.data_type == tango.CmdArgType.DevEnum else ()
             try:
                 event_id = proxy.subscribe_event(info.name, tango.EventType.CHANGE_EVENT, self.queue_size)
             except tango.DevFailed as exc:
                 if exc.args[0].reason in NO_EVENTS:
+                    seen.add(info.name)
                     unwatched.append(info.name)
                     reason = "no change events (neither pushed by the device nor polled)"
                     continue
                 self._pending[device] = glob  # went away between the two calls: try again later
                 return [{"kind": "down", "time": stamp(time.time()), "device": device, "error": error_text(exc.args)}]
+            seen.add(info.name)
             self.subscriptions.append(Subscription(proxy, device, info.name, event_id, labels))
         if unwatched:
             return [{"kind": "unwatched", "time": stamp(time.time()), "device": device, "attributes": unwatched,

@@ -134,6 +134,20 @@ def test_spy_prints_events_of_every_matching_device_until_ctrl_c(lab):
     assert process.returncode == 0 and "Traceback" not in process.stderr.read()
 
 
+def test_spy_takes_up_attributes_created_while_it_runs(lab):
+    process = subprocess.Popen([*TANGOLAB, "spy", "relay", "--tango-host", lab.tango_host],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    read_lines(process, lines)
+    try:
+        wait_until(lambda: any('"Variables"' in line for line in lines), 60, what="the relay's Variables event")
+        lab.proxy("lab/relay/1").Put(["spied_f1", "1.25"])
+        wait_until(lambda: any('"spied_f1"' in line and "1.25" in line for line in lines), 30, what="the new variable")
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+
+
 def test_watch_checks_every_name_first(run):
     assert "'tec' could be lab/tec/1, lab/tec/2" in one_line_error(run("watch", "cryocon/setpoint2", "tec/state"), 2)
 
