@@ -35,6 +35,8 @@ T = TypeVar("T")
 
 #: Reconnection waits grow from the first to the last value and stay there.
 RECONNECT_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 5.0)
+#: The relative change threshold of numbers declared without one: any change worth printing.
+ANY_CHANGE = 1e-9
 #: How often the idle poll loop looks for frames the instrument sent unasked.
 UNSOLICITED_CHECK_S = 0.05
 
@@ -68,8 +70,13 @@ class polled(attribute):
             kwargs.setdefault("max_value", limits.high)
             if limits.unit:
                 kwargs.setdefault("unit", limits.unit)
+        if _is_number(dtype) and not ({"abs_change", "rel_change"} & kwargs.keys()):
+            # Tango refuses change-event subscriptions to a number with no threshold: say "any change"
+            kwargs["rel_change"] = ANY_CHANGE
         if "abs_change" in kwargs:
             kwargs.setdefault("archive_abs_change", kwargs["abs_change"])
+        if "rel_change" in kwargs and "archive_abs_change" not in kwargs:
+            kwargs.setdefault("archive_rel_change", kwargs["rel_change"])
         kwargs.setdefault("archive_period", 60_000)
         super().__init__(
             change_event_implemented=True,
@@ -408,6 +415,17 @@ def _number(text: str) -> float | None:
         return float(text)
     except ValueError:  # "Not specified"
         return None
+
+
+def _is_number(dtype: Any) -> bool:
+    """int or float, scalar or array (enums and booleans need no threshold for change events)."""
+    while isinstance(dtype, (tuple, list)):
+        dtype = dtype[0]
+    if _is_enum(dtype) or dtype in (bool, "bool", "DevBoolean"):
+        return False
+    return dtype in (int, float) or (isinstance(dtype, str) and dtype.lower().removeprefix("dev").startswith(
+        ("double", "float", "short", "long", "ushort", "ulong", "int", "uint", "uchar")
+    ))
 
 
 def _is_enum(dtype: Any) -> bool:
