@@ -1,4 +1,4 @@
-"""bluesky plans against the running demo lab, through `tangolab.bluesky.tango_device`: the documents they emit."""
+"""bluesky plans against the running demo lab, through `tangolab.experiment.tango_device`: the documents they emit."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ pytest.importorskip("ophyd_async.tango")
 bp = pytest.importorskip("bluesky.plans")
 from bluesky import RunEngine
 
-from tangolab.bluesky import TangolabStage, tango_device
+from tangolab.experiment import TangolabStage, tango_device
 from tangolab.scripting import wait_until
 
 CONNECT_TIMEOUT_S = 60.0  # a loaded 2-core machine

@@ -2,7 +2,7 @@
 
     from bluesky import RunEngine
     import bluesky.plans as bp
-    from tangolab.bluesky import tango_device
+    from tangolab.experiment import tango_device
 
     RE = RunEngine()
     cryo = tango_device("cryocon")                  # lab/cryocon/1, connected, named "cryocon_1"
