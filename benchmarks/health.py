@@ -8,9 +8,9 @@ flow through the Minitrend simulator's control port (`flow PEN off`), waits for 
 ERROR event, and starts the flow again (`flow PEN on`) until the head is out of ERROR. Prints
 median and maximum over the trials of: the whole time, the part until the flow monitor's pen
 event below the head's MinFlow (the simulated flow's fall and the monitor's poll), and the
-head's own part (pen event to health event); beside the flow monitor's poll period. The head
-must not have its interlock on (it would switch the Peltier off, and the head stay in ERROR).
-The Peltier channel's output stage is switched ON first (the demo lab starts with it OFF).
+head's own part (pen event to health event); beside the flow monitor's poll period. The Peltier
+channel's output stage is switched ON first (the demo lab starts with it OFF), and again after a
+trial in which the head's interlock switched it off, as a person would once the flow is back.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ def main() -> int:
             port = lab.control_port(simulator)
             peltier = lab.proxy(spec.properties["PeltierStateAttribute"][0].rpartition("/")[0])
             labels = list(peltier.get_attribute_config("outputStage").enum_labels)
-            peltier.write_attribute("outputStage", labels.index("ON"))  # the lab starts with it OFF
+            switch_on = labels.index("ON")
+            peltier.write_attribute("outputStage", switch_on)  # the lab starts with it OFF
             try:
                 wait_until(lambda: head.health != ERROR, 120, what=f"{args.head} out of ERROR before the first trial")
             except TimeoutError as exc:
@@ -94,7 +95,11 @@ def main() -> int:
                 totals.append(error_at - start)
                 monitor_parts.append(low_at - start)
                 head_parts.append(error_at - low_at)
+                tripped = head.interlockTripped
                 control(port, f"flow {recorder_pen} on")
+                if tripped:  # switched off by the interlock: on again by hand once the flow is back
+                    wait_until(lambda: head.flow >= min_flow, 60, what=f"{flow_attribute} back")
+                    peltier.write_attribute("outputStage", switch_on)
                 wait_until(lambda: head.health != ERROR, 60, what=f"{args.head} out of ERROR after trial {trial + 1}")
         finally:
             lab.stop()
