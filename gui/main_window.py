@@ -21,6 +21,11 @@ HIDDEN = {"Status"}
 #: What makes a device a stage: the motor vocabulary every tangolab stage shares.
 STAGE_ATTRIBUTES = ("Position", "Velocity", "Limit_switches", "Homed")
 STAGE_COMMANDS = ("Stop", "Home", "Abort")
+#: What makes a device a CCD head: a health and its reason.
+HEAD_ATTRIBUTES = ("health", "reason")
+HEAD_DETAILS = ("temperature", "target", "pressure", "flow", "peltierRunning", "interlockTripped")
+#: Health colours: Taurus paints WARNING and ALARM qualities in the same orange.
+HEALTH_COLOURS = {"OK": "#3c3", "WARNING": "#fd0", "ERROR": "#e22"}
 
 
 def attribute_names(device: str, tango_host: str) -> list[str]:
@@ -82,6 +87,41 @@ def stage_row(grid, row: int, device: str, tango_host: str) -> dict:
     return widgets
 
 
+def is_head(names: list[str]) -> bool:
+    return all(name in names for name in HEAD_ATTRIBUTES)
+
+
+def head_panel(device: str, tango_host: str):
+    """A CCD head: its health in colour, the reason in words, then what it watches."""
+    from taurus.external.qt import Qt
+    from taurus.qt.qtgui.display import TaurusLabel
+    from taurus.qt.qtgui.panel import TaurusForm
+
+    box = Qt.QGroupBox(device)
+    layout = Qt.QVBoxLayout(box)
+    box.health, box.reason = TaurusLabel(), TaurusLabel()
+    box.health.setModel(f"tango://{tango_host}/{device}/health")
+    box.health.setBgRole("none")
+    box.health.setAlignment(Qt.Qt.AlignCenter)
+    box.health.setMinimumHeight(40)
+    box.reason.setModel(f"tango://{tango_host}/{device}/reason")
+    box.reason.setWordWrap(True)
+    box.reason.setBgRole("none")
+    form = TaurusForm()
+    form.setWithButtons(False)
+    form.setModel(form_models(device, tango_host, list(HEAD_DETAILS)))
+    for widget in (box.health, box.reason, form):
+        layout.addWidget(widget)
+    return box
+
+
+def colour_health(panels: dict) -> None:
+    """Paint each head's health by what it shows (reads the label, never the device)."""
+    for panel in panels.values():
+        colour = HEALTH_COLOURS.get(panel.health.text().strip(), "#bbb")
+        panel.health.setStyleSheet(f"background: {colour}; font-size: 16pt; font-weight: bold")
+
+
 def build_window(config: LabConfig, tango_host: str):
     """The lab's main window; needs a running QApplication (Taurus's)."""
     from taurus.external.qt import Qt
@@ -91,7 +131,9 @@ def build_window(config: LabConfig, tango_host: str):
     window = Qt.QMainWindow()
     window.setWindowTitle(f"tangolab — {tango_host}")
     tabs = Qt.QTabWidget()
-    window.forms, window.stages = {}, {}
+    window.forms, window.stages, window.heads = {}, {}, {}
+    heads = Qt.QWidget()
+    head_layout = Qt.QHBoxLayout(heads)
     stages = Qt.QWidget()
     stage_grid = Qt.QGridLayout(stages)
     for column, title in enumerate(
@@ -102,6 +144,9 @@ def build_window(config: LabConfig, tango_host: str):
         names = attribute_names(device.name, tango_host)
         if is_stage(names):
             window.stages[device.name] = stage_row(stage_grid, len(window.stages) + 1, device.name, tango_host)
+        if is_head(names):
+            window.heads[device.name] = head_panel(device.name, tango_host)
+            head_layout.addWidget(window.heads[device.name])
         form = TaurusForm()
         form.setWithButtons(False)
         form.setModel(form_models(device.name, tango_host, names))
@@ -113,7 +158,12 @@ def build_window(config: LabConfig, tango_host: str):
         scroll.setWidget(stages)
         scroll.setWidgetResizable(True)
         tabs.insertTab(0, scroll, "Stages")
-        tabs.setCurrentIndex(0)
+    if window.heads:
+        tabs.insertTab(0, heads, "CCD heads")
+        window.health_timer = Qt.QTimer(window)
+        window.health_timer.timeout.connect(lambda: colour_health(window.heads))
+        window.health_timer.start(300)
+    tabs.setCurrentIndex(0)
 
     trend_tabs = Qt.QTabWidget()
     window.trends = {}

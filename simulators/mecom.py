@@ -140,7 +140,8 @@ class MeComSimulator(Simulator):
     garbage_end: ClassVar[bytes] = b"\r"
 
     def __init__(
-        self, *, channels: int = 2, address: int = 1, seed: int | None = None, speed: float = 1.0
+        self, *, channels: int = 2, address: int = 1, output_stage: int = 0, target: float = 20.0,
+        seed: int | None = None, speed: float = 1.0,
     ) -> None:
         super().__init__(seed=seed, speed=speed)
         if not 1 <= channels <= 4:
@@ -148,13 +149,23 @@ class MeComSimulator(Simulator):
         if not 1 <= address <= 254:
             raise ValueError(f"a MeCom address is 1 to 254 (0 reaches any device), not {address}")
         self.address = address
-        self.device = Device([Channel(object=ROOM + 0.3 * n, sink=COOLANT + 0.1 * n) for n in range(channels)])
+        if not 0 <= output_stage <= 3:
+            raise ValueError(f"output stage enable is 0 (off), 1 (on), 2 (live) or 3 (HW enable), not {output_stage}")
+        self.device = Device([
+            Channel(object=ROOM + 0.3 * n, sink=COOLANT + 0.1 * n, target=target, stage=output_stage)
+            for n in range(channels)
+        ])
         self.greeting = GREETING
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--channels", type=int, default=2, help="output channels of the controller (2)")
         parser.add_argument("--address", type=int, default=1, help="the device's MeCom address (1)")
+        parser.add_argument(
+            "--output-stage", type=int, default=0,
+            help="output stage enable at power-up, as stored in the device: 0 off, 1 on, 2 live, 3 HW enable (0)",
+        )
+        parser.add_argument("--target", type=float, default=20.0, help="target object temperature at power-up, degC (20)")
 
     @property
     def channels(self) -> list[Channel]:

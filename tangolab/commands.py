@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import tango
 from tango import CmdArgType as T
 
-from .names import Ambiguous, BadName, Names, NotFound
+from .names import Ambiguous, BadName, Names, NotFound, trl
 from .spy import DEFAULT_QUEUE, Spy, json_value, quality_name, stamp
 
 OK, TANGO_ERROR, USAGE, NOT_FOUND, UNREACHABLE = 0, 1, 2, 3, 4
@@ -288,7 +288,7 @@ def _reading(args: argparse.Namespace, full: str, reading: tango.DeviceAttribute
 def _attribute(args: argparse.Namespace, name: str) -> tuple[tango.DeviceProxy, str, tango.AttributeInfoEx, str]:
     """Proxy, attribute, its configuration and its full name; errors say which name is wrong."""
     device, attribute = args.names.attribute(name)
-    proxy = tango.DeviceProxy(device)
+    proxy = tango.DeviceProxy(trl(device))
     try:
         info = proxy.get_attribute_config_ex(attribute)[0]
     except tango.DevFailed as error:
@@ -338,7 +338,7 @@ def _set(args: argparse.Namespace) -> int:
 
 def _call(args: argparse.Namespace) -> int:
     device = args.names.device(args.device)
-    proxy = tango.DeviceProxy(device)
+    proxy = tango.DeviceProxy(trl(device))
     try:
         info = proxy.command_query(args.command_name)
     except tango.DevFailed as error:
@@ -370,7 +370,7 @@ def _put(args: argparse.Namespace) -> int:
             "or name yours with --relay", NOT_FOUND,
         )
     try:
-        tango.DeviceProxy(args.relay).command_inout("Put", [args.name, text])
+        tango.DeviceProxy(trl(args.relay)).command_inout("Put", [args.name, text])
     except tango.DevFailed as error:
         message, status = _explained(error, f"{args.relay} Put {args.name}")
         raise CommandError(message, USAGE if status == TANGO_ERROR else status) from None
@@ -388,7 +388,7 @@ def _devices(args: argparse.Namespace) -> int:
         state = "not running"
         if info.exported:
             try:
-                proxy = tango.DeviceProxy(device)
+                proxy = tango.DeviceProxy(trl(device))
                 proxy.set_timeout_millis(2000)
                 state = str(proxy.state())
             except tango.DevFailed as error:
@@ -482,7 +482,7 @@ def _message(args: argparse.Namespace) -> int:
     archiver = args.names.device(args.archiver)
     text = " ".join(args.text)
     try:
-        tango.DeviceProxy(archiver).command_inout("Message", [args.level, args.source, text])
+        tango.DeviceProxy(trl(archiver)).command_inout("Message", [args.level, args.source, text])
     except tango.DevFailed as error:
         raise CommandError(*_explained(error, archiver)) from None
     _out(args, f"{args.level.lower()} from {args.source} logged by {archiver}",

@@ -150,6 +150,11 @@ class Lab:
         )
         return int(match.group(2)), int(match.group(4))
 
+    def control_port(self, simulator: str) -> int:
+        """The fault-injection port a running simulator of the lab announced (in its log)."""
+        log = Path(self.processes[f"simulator-{simulator}"].log).read_text(errors="replace")
+        return int(SIMULATOR_READY.search(log).group(4))
+
     def start_server(self, name: str) -> None:
         """(Re)start one device server of the lab, `Class/instance`, as its console script."""
         server = next(server for server in self.config.servers if server.name == name)

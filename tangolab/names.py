@@ -36,6 +36,13 @@ def tango_host() -> str:
     return host
 
 
+def trl(device: str) -> str:
+    """A device's full name on the lab of $TANGO_HOST. A short name would go to the first
+    database this process ever used, whatever TANGO_HOST says now (cppTango keeps it)."""
+    host = os.environ.get("TANGO_HOST", "")
+    return device if device.startswith("tango://") or not host else f"tango://{host}/{device}"
+
+
 class Names:
     """The device names of one database, read once, and the lookups on them."""
 
@@ -47,8 +54,8 @@ class Names:
     def database(self) -> tango.Database:
         """The database of $TANGO_HOST, connected on first use (a full tango:// name needs none)."""
         if self._database is None:
-            tango_host()
-            self._database = tango.Database()
+            host, _, port = tango_host().rpartition(":")
+            self._database = tango.Database(host, int(port))
         return self._database
 
     @property

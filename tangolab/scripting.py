@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 import tango
 
-from .names import Names
+from .names import Names, trl
 
 T = TypeVar("T")
 
@@ -56,7 +56,7 @@ def wait_until(
 def device_and_attribute(name: str, names: Names | None = None) -> tuple[tango.DeviceProxy, str]:
     """The device proxy and attribute of a full or short attribute name."""
     device, attribute = (names or Names()).attribute(name)
-    return tango.DeviceProxy(device), attribute
+    return tango.DeviceProxy(trl(device)), attribute
 
 
 def wait_for(
@@ -184,7 +184,7 @@ def snapshot(pattern: str = "*", names: Names | None = None) -> Snapshot:
     devices, glob = names.devices_and_attribute_glob(pattern)
     result = Snapshot()
     for device in devices:
-        proxy = tango.DeviceProxy(device)
+        proxy = tango.DeviceProxy(trl(device))
         try:
             attributes = [a for a in proxy.get_attribute_list() if fnmatch.fnmatchcase(a.lower(), glob.lower())]
             readings = proxy.read_attributes(attributes) if attributes else []

@@ -35,7 +35,7 @@ from datetime import datetime
 import numpy as np
 import tango
 
-from .names import Names
+from .names import Names, trl
 
 NO_EVENTS = ("API_AttributePollingNotStarted", "API_EventPropertiesNotSet", "API_AttributeNotDataReadyEnabled")
 LOSS_REASONS = ("API_MissedEvents",)
@@ -179,7 +179,7 @@ class Spy:
         """Ping every device each `health_period`; say when one stops answering and when it is back."""
         proxies = {}
         for device in devices:
-            proxies[device] = tango.DeviceProxy(device)
+            proxies[device] = tango.DeviceProxy(trl(device))
             proxies[device].set_timeout_millis(max(200, int(self.health_period * 1000)))
         answering = {device: device not in self._pending for device in devices}
         while not self._stopping.wait(self.health_period):
@@ -205,7 +205,7 @@ class Spy:
         """Subscribe the device's attributes matching `glob` not subscribed yet."""
         self._globs[device] = glob
         seen = self._seen.setdefault(device, set())
-        proxy = next((s.proxy for s in self.subscriptions if s.device == device), None) or tango.DeviceProxy(device)
+        proxy = next((s.proxy for s in self.subscriptions if s.device == device), None) or tango.DeviceProxy(trl(device))
         try:
             infos = proxy.attribute_list_query_ex()
         except tango.DevFailed as exc:
