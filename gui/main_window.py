@@ -91,6 +91,19 @@ def is_head(names: list[str]) -> bool:
     return all(name in names for name in HEAD_ATTRIBUTES)
 
 
+def health_label():
+    """A Taurus label of a health (OK / WARNING / ERROR) painted by what it says, as it updates."""
+    from taurus.qt.qtgui.display import TaurusLabel
+
+    class HealthLabel(TaurusLabel):
+        def setText_(self, text: str) -> None:
+            super().setText_(text)
+            colour = HEALTH_COLOURS.get(text.strip(), "#bbb")
+            self.setStyleSheet(f"background: {colour}; font-size: 16pt; font-weight: bold")
+
+    return HealthLabel()
+
+
 def head_panel(device: str, tango_host: str):
     """A CCD head: its health in colour, the reason in words, then what it watches."""
     from taurus.external.qt import Qt
@@ -99,9 +112,9 @@ def head_panel(device: str, tango_host: str):
 
     box = Qt.QGroupBox(device)
     layout = Qt.QVBoxLayout(box)
-    box.health, box.reason = TaurusLabel(), TaurusLabel()
-    box.health.setModel(f"tango://{tango_host}/{device}/health")
+    box.health, box.reason = health_label(), TaurusLabel()
     box.health.setBgRole("none")
+    box.health.setModel(f"tango://{tango_host}/{device}/health")
     box.health.setAlignment(Qt.Qt.AlignCenter)
     box.health.setMinimumHeight(40)
     box.reason.setModel(f"tango://{tango_host}/{device}/reason")
@@ -113,13 +126,6 @@ def head_panel(device: str, tango_host: str):
     for widget in (box.health, box.reason, form):
         layout.addWidget(widget)
     return box
-
-
-def colour_health(panels: dict) -> None:
-    """Paint each head's health by what it shows (reads the label, never the device)."""
-    for panel in panels.values():
-        colour = HEALTH_COLOURS.get(panel.health.text().strip(), "#bbb")
-        panel.health.setStyleSheet(f"background: {colour}; font-size: 16pt; font-weight: bold")
 
 
 def build_window(config: LabConfig, tango_host: str):
@@ -160,9 +166,6 @@ def build_window(config: LabConfig, tango_host: str):
         tabs.insertTab(0, scroll, "Stages")
     if window.heads:
         tabs.insertTab(0, heads, "CCD heads")
-        window.health_timer = Qt.QTimer(window)
-        window.health_timer.timeout.connect(lambda: colour_health(window.heads))
-        window.health_timer.start(300)
     tabs.setCurrentIndex(0)
 
     trend_tabs = Qt.QTabWidget()

@@ -78,3 +78,12 @@ def test_the_stage_panel_shows_every_stage_and_its_buttons_drive_it(window, lab,
     row["Home"].click()
     qtbot.waitUntil(lambda: stage.read_attribute("Homed").value, timeout=60_000)
     qtbot.waitUntil(lambda: row["homed"].getModelValueObj().rvalue, timeout=30_000)
+
+
+def test_each_ccd_head_shows_its_health_in_colour_and_words(window, qtbot):
+    from gui.main_window import HEALTH_COLOURS
+
+    assert {"lab/ccd/1", "lab/ccd/2"} <= set(window.heads)
+    panel = window.heads["lab/ccd/1"]
+    qtbot.waitUntil(lambda: panel.health.text().strip() in HEALTH_COLOURS, timeout=60_000)
+    qtbot.waitUntil(lambda: HEALTH_COLOURS[panel.health.text().strip()] in panel.health.styleSheet(), timeout=10_000)
