@@ -60,6 +60,8 @@ def m6485(sim6485, meter6485):
     meter6485.write_attribute("zeroCheck", False)
     meter6485.write_attribute("autoRange", True)
     wait_until(lambda: meter6485.state() == tango.DevState.ON, 20, what="6485 ON")
+    # the cache may still hold a reading taken with zero check on: wait for one of the sample
+    wait_until(lambda: meter6485.read_attribute("current").value > 1e-10, 20, what="a reading of the sample")
     yield meter6485
     sim6485.simulator.clear()
 

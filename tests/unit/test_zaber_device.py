@@ -102,7 +102,8 @@ def test_6_stop_ends_a_move_where_it_is(slide, simulator):
     slide.write_attribute("Position", 30.0)
     wait_until(lambda: slide.read_attribute("Position").value > 12.0, 30, what="under way")
     slide.command_inout("Stop")
-    assert bytes.fromhex("01 17 00 00 00 00") in simulator.simulator.received
+    stop = bytes.fromhex("01 17 00 00 00 00")
+    wait_until(lambda: stop in simulator.simulator.received, 10, what="the stop frame on the wire")
     wait_until(lambda: slide.state() == tango.DevState.ON, 10, what="stopped")
     stopped = slide.read_attribute("Position").value
     assert 12.0 < stopped < 30.0
