@@ -32,6 +32,7 @@ import tango
 from tango import AttrQuality, AttrWriteType, DevState, EventSubMode, EventType
 from tango.server import Device, attribute, device_property
 
+from ..core.hardware import set_state_and_status
 from ..core.server import serve
 from .health import HeadReadings, Health, Reading, Thresholds, Verdict, assess, flow_lost
 
@@ -365,13 +366,7 @@ class CcdHead(Device):
         self.push_archive_event(name, value, stamp, quality)
 
     def _set_state(self, state: DevState, status: str) -> None:
-        changed = state != self.get_state()
-        if changed or status != self.get_status():
-            self.set_state(state)
-            self.set_status(status)
-            if changed:
-                self.push_change_event("State")
-            self.push_change_event("Status")
+        set_state_and_status(self, state, status)
 
 
 def _first_error(errors: Any) -> str:

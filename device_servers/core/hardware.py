@@ -396,18 +396,24 @@ class HardwareDevice(Device):
         )
 
     def _set_state(self, state: DevState, status: str) -> None:
-        changed = state != self.get_state()
-        if changed or status != self.get_status():
-            self.set_state(state)
-            self.set_status(status)
-            if changed:
-                self.push_change_event("State")
-            self.push_change_event("Status")
+        set_state_and_status(self, state, status)
 
 
 def _written(value: Any) -> Any:
     """The value a client wrote: Tango hands an attribute added at run time its WAttribute."""
     return value.get_write_value() if isinstance(value, WAttribute) else value
+
+
+def set_state_and_status(device: Device, state: DevState, status: str) -> None:
+    """Set a device's state and status, pushing change events for what changed (the device
+    declared State and Status as pushing their own events)."""
+    changed = state != device.get_state()
+    if changed or status != device.get_status():
+        device.set_state(state)
+        device.set_status(status)
+        if changed:
+            device.push_change_event("State")
+        device.push_change_event("Status")
 
 
 def _number(text: str) -> float | None:

@@ -257,15 +257,14 @@ class SerialLink(Link):
 
 def link_for_url(url: str, **options: Any) -> Link:
     """The transport the URL's scheme names, with the device's link settings."""
-    if url.startswith("gpib://"):
-        from .gpib_link import GpibLink
-
+    if url.startswith(("gpib://", "modbus://")):  # message transports: no serial settings
         options.pop("serial_options", None)
-        return GpibLink(url, **options)
-    if url.startswith("modbus://"):
+        if url.startswith("gpib://"):
+            from .gpib_link import GpibLink
+
+            return GpibLink(url, **options)
         from .modbus_link import ModbusLink
 
-        options.pop("serial_options", None)
         return ModbusLink(url, **options)
     return SerialLink(url, **options)
 
