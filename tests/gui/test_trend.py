@@ -1,0 +1,214 @@
+"""LabTrend against a real Tango database and device server: history from a tangolab archive first,
+then live points; a constant drawn at once; each reading stored once; legends by label."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tango
+
+from gui.trend import LabTrend, LabTrendSet, archive_of_lab
+from tangolab.archive_store import open_store
+from tangolab.lab_config import free_port
+from tangolab.scripting import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+DEVICE = "test/burst/1"
+# tests/unit/burst_device.py's Burst as a server process of its own: `level` pushes a change event per write
+SERVE_BURST = (
+    f"import sys; sys.path.insert(0, {str(ROOT)!r}); from tests.unit.burst_device import Burst;"
+    " Burst.run_server(sys.argv[1:])"
+)
+
+
+SERVERS = {  # server: (class, device, properties, command line less the instance)
+    "Burst/test": ("Burst", DEVICE, {}, [sys.executable, "-c", SERVE_BURST]),
+    "Archiver/test": ("Archiver", "test/archiver/1", {  # its Store relative to its working folder, as in the demo lab
+        "Store": ["archive.db"], "ArchivedAttributes": [f"{DEVICE}/level"]}, [str(Path(sys.executable).parent / "Archiver")]),
+}
+
+
+class TrendLab:
+    """A Tango database and the servers above, each a process of its own in one run folder,
+    stopped by PID. (Not tangolab.launcher.Lab: the trend needs no supervisor.)"""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.tango_host = f"127.0.0.1:{free_port()}"
+        self.processes: list[subprocess.Popen] = []
+
+    def spawn(self, name: str, argv: list[str]) -> None:
+        env = dict(os.environ, TANGO_HOST=self.tango_host, PYTHONUNBUFFERED="1")
+        with open(self.run_dir / f"{name.replace('/', '-')}.log", "w") as log:
+            self.processes.append(subprocess.Popen(
+                argv, cwd=self.run_dir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT))
+
+    def start(self) -> None:
+        host, port = self.tango_host.split(":")
+        self.spawn("database", [sys.executable, "-m", "tango.databaseds.database", "--host", host, "--port", port, "2"])
+        database = wait_until(lambda: _answering_database(host, int(port)), 60, what="the Tango database")
+        for server, (tango_class, device, properties, command) in SERVERS.items():
+            info = tango.DbDevInfo()
+            info.name, info._class, info.server = device, tango_class, server
+            database.add_device(info)
+            if properties:
+                database.put_device_property(device, properties)
+            self.spawn(server, [*command, server.split("/")[1]])
+            wait_until(lambda name=device: self.proxy(name).ping() is not None, 60, what=f"{device} answering")
+
+    def proxy(self, device: str) -> tango.DeviceProxy:
+        return tango.DeviceProxy(f"tango://{self.tango_host}/{device}")
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+
+
+def _answering_database(host: str, port: int) -> tango.Database:
+    """The port opens before the database device is exported: a connection is not enough."""
+    socket.create_connection((host, port), timeout=1.0).close()
+    return tango.Database(host, port)
+
+
+@pytest.fixture(scope="session")
+def qapp_cls():
+    from taurus.qt.qtgui.application import TaurusApplication
+
+    return TaurusApplication
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrendLab]:
+    lab = TrendLab(tmp_path_factory.mktemp("trend-lab"))
+    try:
+        lab.start()
+        yield lab
+    finally:
+        lab.stop()
+
+
+@pytest.fixture
+def burst(lab: TrendLab) -> tango.DeviceProxy:
+    return lab.proxy(DEVICE)
+
+
+def level_model(lab: TrendLab) -> str:
+    return f"tango://{lab.tango_host}/{DEVICE}/level"
+
+
+def trend_set(trend: LabTrend) -> LabTrendSet:
+    (found,) = trend.getTrendSets()
+    return found
+
+
+def curve_data(trend: LabTrend) -> tuple[np.ndarray, np.ndarray]:
+    """What the curve draws: (x, y), empty before the first reading."""
+    curves = trend_set(trend)[:]
+    if not curves or curves[0].xData is None:
+        return np.empty(0), np.empty(0)
+    return curves[0].xData, curves[0].yData
+
+
+@pytest.fixture
+def open_trend(qtbot):
+    def open_trend(models: list[str], archive: str | None = None, **kwargs) -> LabTrend:
+        trend = LabTrend(models, archive, **kwargs)
+        qtbot.addWidget(trend)
+        trend.resize(900, 400)
+        trend.show()
+        return trend
+
+    return open_trend
+
+
+def test_the_archive_of_the_lab_is_found_from_the_archivers_store_property(lab):
+    assert archive_of_lab(lab.tango_host) == str(lab.run_dir / "archive.db")
+
+
+def test_no_archive_where_the_database_does_not_answer():
+    assert archive_of_lab(f"127.0.0.1:{1}") is None
+
+
+def test_history_from_before_the_window_opened_then_live_points(lab, burst, open_trend, qtbot, tmp_path):
+    now = time.time()
+    archived = [(now - 500 + 60 * i, 10.0 + i) for i in range(7)]  # every minute from 500 s ago
+    older = [(now - 3000 + 60 * i, 100.0 + i) for i in range(5)]  # before the trend's first span
+    with open_store(tmp_path / "archive.db") as store:
+        conf_id = store.register(level_model(lab), "DevDouble", "SCALAR", "READ_WRITE")
+        store.insert_values([(conf_id, t, v, None, 0, None) for t, v in older + archived])
+
+    trend = open_trend([level_model(lab)], str(tmp_path / "archive.db"), history=600)
+    qtbot.waitUntil(lambda: trend.loaded_from() is not None, timeout=30_000)
+    assert trend.history_error is None
+    qtbot.waitUntil(lambda: len(curve_data(trend)[0]) >= len(archived) + 1, timeout=30_000)
+    x, y = curve_data(trend)
+    for t, v in archived:
+        assert v in y[np.isclose(x, t, atol=1e-3)]
+    # from before the span asked for: only the value that held at its start, drawn from there
+    assert not set(y) & {v for _, v in older[:-1]}
+    assert y[0] == older[-1][1] and x[0] == trend.loaded_from()
+
+    # the subscription is made in the background: write once the current value is in
+    qtbot.waitUntil(lambda: trend_set(trend)._xBuffer.contents()[-1] > archived[-1][0], timeout=30_000)
+    stored = trend_set(trend).point_count()
+    for value in (41.5, 42.5):
+        burst.level = value
+    qtbot.waitUntil(lambda: trend_set(trend).point_count() >= stored + 2, timeout=30_000)
+    qtbot.waitUntil(lambda: curve_data(trend)[1][-1] == 42.5, timeout=30_000)
+    x, y = curve_data(trend)
+    assert list(y[-3:-1]) == [41.5, 42.5] and x[-1] >= x[-2], (x - now, y)  # the last value held up to now
+    assert all(np.diff(x) >= 0)
+
+    # scrolled back before what is loaded: the older points come from the archive too
+    trend.getPlotItem().setXRange(now - 3600, now, padding=0)
+    qtbot.waitUntil(lambda: trend.loaded_from() < now - 3000, timeout=30_000)
+    qtbot.waitUntil(lambda: {v for _, v in older} <= set(curve_data(trend)[1]), timeout=30_000)
+    assert all(np.diff(curve_data(trend)[0]) >= 0)
+    trend.grab().save(str(tmp_path / "trend_history.png"))
+
+
+def test_a_constant_value_draws_a_flat_line_at_once(lab, burst, open_trend, qtbot, tmp_path):
+    burst.level = 80.0
+    trend = open_trend([level_model(lab)])
+    qtbot.waitUntil(lambda: len(curve_data(trend)[0]) >= 2, timeout=30_000)
+    x, y = curve_data(trend)
+    assert trend_set(trend).point_count() == 1  # one reading, drawn held up to now
+    assert list(y) == [80.0] * len(y) and x[-1] > x[0]
+    trend.grab().save(str(tmp_path / "trend_flat.png"))
+
+
+def test_each_reading_is_stored_once(lab, burst, open_trend, qtbot):
+    trend = open_trend([level_model(lab)])
+    qtbot.waitUntil(lambda: trend_set(trend).point_count() == 1, timeout=30_000)
+    first = trend_set(trend)._yBuffer.contents()[0, 0]
+    writes = [first + 1, first + 2, first + 3, first + 4]
+    for value in writes:
+        burst.level = value
+    # events come in order: once the last write is in, a second copy of any earlier one would be too
+    qtbot.waitUntil(lambda: trend_set(trend)._yBuffer.contents()[-1, 0] == writes[-1], timeout=30_000)
+    assert list(trend_set(trend)._yBuffer.contents()[:, 0]) == [first, *writes]
+    assert all(np.diff(trend_set(trend)._xBuffer.contents()) > 0)
+
+
+def test_legends_read_the_attribute_label_without_an_index(lab, burst, open_trend, qtbot, tmp_path):
+    counter = f"tango://{lab.tango_host}/{DEVICE}/counter"
+    trend = open_trend([level_model(lab), counter])
+    qtbot.waitUntil(lambda: all(len(ts) == 1 for ts in trend.getTrendSets()), timeout=30_000)
+    burst.Burst(3)
+    legend = trend.getPlotItem().legend
+    qtbot.waitUntil(lambda: len(legend.items) == 2, timeout=30_000)
+    assert sorted(label.text for _, label in legend.items) == ["counter", "level"]
+    trend.grab().save(str(tmp_path / "trend_legend.png"))
