@@ -9,10 +9,13 @@ import signal
 import sys
 import time
 
+import tango
+
 from .commands import EXIT_CODES, add_commands
 from .history import add_history_command, run_history
 from .lab_config import DEFAULT_CONFIG, LabConfig
 from .launcher import Lab, LabError
+from .processes import lab_log
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,11 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     up.set_defaults(run=_up)
 
     for name, run, text in (
-        ("down", _down, "stop every process a detached `tangolab up` started, found from its run folder "
-         + "(--run-dir), whatever TANGO_HOST says"),
-        ("status", _status, "show the devices of a detached lab, found from its run folder (--run-dir)"),
+        ("down", _down, "stop every process of a running lab (highest level first), found from its run folder "
+         + "(--run-dir) or its --tango-host, even when its state file is gone"),
+        ("status", _status, "show the devices and the programs of a running lab, found from its run folder "
+         + "(--run-dir) or its --tango-host"),
     ):
         sub = commands.add_parser(name, help=text)
+        sub.add_argument("--tango-host", default=None,
+                         help="find the lab by the HOST:PORT of its database rather than by its run folder")
         sub.set_defaults(run=run)
 
     gui = commands.add_parser("gui", help="open the lab's Taurus window")
@@ -73,17 +79,17 @@ def _up(args: argparse.Namespace) -> int:
         lab.start()
         lab.wait_settled()
         _print_table(lab)
+        failed = _report_failed(lab)
         if args.detach:
             print("detached: `tangolab down` stops it, `tangolab status` shows it")
-            return 0
-        print("Ctrl-C stops the lab", flush=True)
-        reported: set[str] = set()
-        while True:
-            for process in lab.dead_processes():
-                if process.name not in reported:
-                    reported.add(process.name)
-                    print(f"{process.name} exited; see {process.log}", file=sys.stderr, flush=True)
-            time.sleep(1.0)
+            return 1 if failed else 0
+        print(f"Ctrl-C stops the lab; what the supervisor does is in {lab_log(lab.run_dir)}:", flush=True)
+        with open(lab_log(lab.run_dir)) as log:
+            log.seek(0, os.SEEK_END)
+            while True:
+                for line in log:
+                    print(line, end="", flush=True)
+                time.sleep(0.5)
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -93,18 +99,37 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    lab = Lab.attach(args.run_dir)
-    lab.stop()
-    print(f"stopped the lab of {lab.run_dir}")
+    lab = Lab.attach(args.run_dir, args.tango_host)
+    lab.stop()  # raises, naming them, if processes of the lab survived
+    print(f"stopped the lab of {lab.run_dir} (TANGO_HOST {lab.tango_host}); nothing of it runs")
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
-    lab = Lab.attach(args.run_dir)
+    lab = Lab.attach(args.run_dir, args.tango_host)
     _print_table(lab)
-    for process in lab.dead_processes():
-        print(f"{process.name} is not running; see {process.log}")
-    return 0
+    try:
+        programs = lab.programs()
+    except tango.DevFailed as exc:
+        print(f"\nthe supervisor {lab.supervisor_name} does not answer: {exc.args[0].desc.strip()}")
+        return 1
+    print()
+    columns = ("program", "level", "phase", "pid", "uptime", "restarts")
+    rows = [(p["name"], str(p["level"]), p["phase"], str(p["pid"] or "-"), f"{p['uptime']:.0f} s", str(p["restarts"]))
+            for p in programs]
+    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(columns)]
+    for row in (tuple(c.upper() for c in columns), *rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
+    return 1 if _report_failed(lab) else 0
+
+
+def _report_failed(lab: Lab) -> bool:
+    """Tell what the supervisor gave up on, with where to look; True if anything failed."""
+    failed = sorted(lab.failed())
+    for name in failed:
+        print(f"{name} FAILED (crash loop): `tangolab call {lab.supervisor_name} Log {name}` shows why; "
+              f"the rest of the lab is up", file=sys.stderr)
+    return bool(failed)
 
 
 def _gui(args: argparse.Namespace) -> int:

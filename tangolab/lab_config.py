@@ -12,19 +12,33 @@ of tangolab's console scripts (TangoTest, a lab's own script) gets its command l
 `tangolab.commands`: `{"TangoTest": ["/usr/lib/tango/TangoTest"]}`; the instance is appended. A device talks to a
 simulator only because its `Url` points at the simulator's port: pointing it at the real
 instrument is a change of `Url` and nothing else.
+
+`tangolab.levels` gives a program's start-up level (`{"CcdHead/lab": 3}`): services and
+simulators first (1), device servers (2, the default), servers built on other devices (3),
+clients (4). `tangolab.hosts` names the host a server runs on when the lab spans several
+machines (default: the host that starts the lab). `tangolab.supervisor` holds the supervisor's
+properties (`{"HangTimeout": 30}`).
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import re
 import socket
+import sys
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "db_config" / "lab.json"
+SERVICES, SIMULATORS, DEVICE_SERVERS, COMPOSITE_SERVERS, CLIENTS = 1, 1, 2, 3, 4  # default start-up levels
+
+
+class ConfigError(ValueError):
+    """The lab file names something that cannot be run; the message says what and what exists."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +100,54 @@ class LabConfig:
             return cls(json.loads(path.read_text()), path)
         except (OSError, json.JSONDecodeError) as exc:
             raise SystemExit(f"cannot read the lab configuration {path}: {exc}") from exc
+
+    @property
+    def _tangolab(self) -> dict[str, Any]:
+        return self.data.get("tangolab", {})
+
+    def level(self, program: str) -> int:
+        """Start-up level of a program (`Class/instance` or `simulator/<name>`)."""
+        default = SIMULATORS if program.startswith("simulator/") else DEVICE_SERVERS
+        return int(self._tangolab.get("levels", {}).get(program, default))
+
+    def host_of(self, program: str) -> str | None:
+        """The host a program runs on, when the lab file says (short host name)."""
+        host = self._tangolab.get("hosts", {}).get(program)
+        return host.split(".")[0] if host else None
+
+    @property
+    def supervisor_properties(self) -> dict[str, list[str]]:
+        return {name: [str(value)] for name, value in self._tangolab.get("supervisor", {}).items()}
+
+    def server_argv(self, server: ServerSpec) -> list[str]:
+        """The command line of a server: its console script (beside the running Python), or the
+        lab file's `tangolab.commands` entry; the instance appended."""
+        if server.executable in self.commands:
+            return [*self.commands[server.executable], server.instance]
+        beside = Path(sys.executable).parent / server.executable
+        if beside.exists():
+            return [str(beside), server.instance]
+        known = sorted(script.name for script in entry_points(group="console_scripts")
+                       if script.value.startswith("device_servers."))
+        if server.executable in known:  # installed, but the scripts are elsewhere
+            raise ConfigError(f"the console script {server.executable} is not beside {sys.executable}: "
+                              "reinstall tangolab in this environment (pip install -e .)")
+        close = difflib.get_close_matches(server.executable, known, n=1)
+        raise ConfigError(
+            f"the lab file names server {server.name}, but tangolab has no device server {server.executable!r}"
+            + (f" (did you mean {close[0]!r}?)" if close else "")
+            + f"; tangolab's servers: {', '.join(known)}; other programs need a command in tangolab.commands"
+        )
+
+    @staticmethod
+    def simulator_argv(spec: SimulatorSpec, python: str = sys.executable) -> list[str]:
+        """`python -m simulators KIND --port P --control-port 0 [--seed S] [--option value ...]`."""
+        argv = [python, "-m", "simulators", spec.kind, "--port", str(spec.port), "--control-port", "0"]
+        if spec.seed is not None:
+            argv += ["--seed", str(spec.seed)]
+        for option, value in spec.options.items():
+            argv += [f"--{option.replace('_', '-')}", str(value)]
+        return argv
 
     @property
     def devices(self) -> tuple[DeviceSpec, ...]:

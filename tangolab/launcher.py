@@ -1,71 +1,65 @@
 """Bring a whole lab up on one machine, and down again.
 
-`Lab.start()` starts pytango's embedded Tango database in the run folder, applies the lab's
-dsconfig JSON to it, starts the simulators the lab names and every device server (each as its
-console script, so Tango's Starter recognises it), and waits until every device answers. The
-same object stops everything it started; `Lab.attach()` finds a detached lab again from the
-state file it left in the run folder. Tests use exactly this code, on free ports.
+`Lab.start()` takes the run folder's lock (one lab per folder: a second `up` is refused and
+changes nothing), starts pytango's embedded Tango database there, applies the lab's dsconfig
+JSON, registers every server with its host and start-up level (as Astor does, so Tango's
+Starter can run them too), starts this host's `Supervisor` device and asks it to start the rest
+level by level, then waits until every device answers. The supervisor restarts what dies.
+`Lab.attach()` finds a running lab again from its run folder (its state file, or the marks its
+processes carry when the file is gone) or from its TANGO_HOST; `stop()` stops it in reverse
+order and checks that nothing of it is left. Tests use exactly this code, on free ports.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
-import re
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
 import tango
 from dsconfig.json2tango import apply_config, prepare_config
 
-from .lab_config import LabConfig
+from .lab_config import ConfigError, LabConfig
+from .processes import (
+    LabProcess,
+    is_alive,
+    is_loopback,
+    lab_processes,
+    log_path,
+    simulator_ports,
+    spawn,
+    terminate,
+)
 
 STATE_FILE = "lab.state.json"
+LOCK_FILE = "lab.lock"  # held by the database and the supervisor for as long as they run
+CONFIG_FILE = "lab.config.json"  # the lab file as started, read by the supervisor
 EMBEDDED_DATABASE = "tango_database.db"  # pytango's database server writes it in its working folder
 APPLIED_FILE = "lab.applied.json"  # the lab file's Tango part as last applied to the run folder's database
+SUPERVISOR = "Supervisor"
 T = TypeVar("T")
-SIMULATOR_READY = re.compile(r"listening on (\S+):(\d+) control (\S+):(\d+)")
 
 
 class LabError(RuntimeError):
     """The lab could not be brought up or reached; the message says what to do."""
 
 
-@dataclass
-class Process:
-    """One process of the lab, with its own log file."""
-
-    name: str
-    argv: list[str]
-    log: str
-    pid: int = 0
-
-    def is_alive(self) -> bool:
-        """Running, and still the process started (a PID can be reused)."""
-        if not self.pid:
-            return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        proc = Path(f"/proc/{self.pid}")
-        if not proc.exists():  # no /proc here: trust the signal
-            return True
-        if _proc_state(proc) == "Z":  # exited, not yet reaped
-            return False
-        return _cmdline(self.pid).endswith(" ".join(self.argv))  # scripts show as "python3 <script> ..."
+def host_name() -> str:
+    """This host as the supervisor and Starter name it: short, as `hostname` prints it."""
+    return socket.gethostname().split(".")[0]
 
 
 class Lab:
-    """The processes of one lab: database, simulators, device servers."""
+    """One lab: its database, its supervisor, and through the supervisor its simulators and servers."""
 
     def __init__(
         self, config: LabConfig, run_dir: str | Path = "var", tango_host: str = "localhost:10000", reset: bool = False
@@ -78,46 +72,90 @@ class Lab:
         if not host or not port.isdigit():
             raise LabError(f"TANGO_HOST must be HOST:PORT, got {tango_host!r}")
         self.host, self.port = host, int(port)
-        self.processes: dict[str, Process] = {}
-        self._popen: dict[str, subprocess.Popen] = {}
+        self.supervisor_name = f"lab/supervisor/{host_name()}"
+        self.pids: dict[str, int] = {}  # database and supervisor; the supervisor knows the rest
+        self.answered: dict[str, float] = {}  # device → seconds from start() to its first answer
+        self._lock: int | None = None
 
     # -- bring up -----------------------------------------------------------------------------
 
     def start(self, timeout: float = 60.0) -> None:
-        """Start everything and wait until every device answers; stops what it started on error."""
-        (self.run_dir / "log").mkdir(parents=True, exist_ok=True)
+        """Start everything and wait until every device answers (or its server has failed for
+        good: `failed()` says which); stops what it started if the lab itself cannot come up."""
+        began = time.monotonic()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        try:
+            self._check_free()
+        except BaseException:
+            self._release_lock()
+            raise
         try:
             self._start_database(timeout)
             self._apply_config()
-            for simulator in self.config.simulators:
-                self.start_simulator(simulator.name, timeout)
-            for server in self.config.servers:  # in file order, each up before the next starts:
-                self.start_server(server.name)  # a device may need those before it (log target)
-                self._save_state()
-                for device in server.devices:
-                    self.wait_device(device.name, timeout)
+            self._start_supervisor(timeout)
+            self._save_state()
+            self.supervisor.command_inout("StartAll")
+            self._wait_devices(timeout, began)
         except BaseException:
             self.stop()
             raise
 
-    def _start_database(self, timeout: float) -> None:
-        with socket.socket() as probe:
+    def _take_lock(self) -> None:
+        """One lab per run folder: the lock lives as long as the lab's database or supervisor."""
+        fd = os.open(self.run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LabError(self._running_elsewhere()) from None
+        self._lock = fd
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def _running_elsewhere(self) -> str:
+        running = lab_processes(self.run_dir)
+        host = next((p.tango_host for p in running if p.name == "database"), None)
+        if host is None:
             try:
-                probe.bind((self.host, self.port))
-            except OSError as exc:
-                if exc.errno != errno.EADDRINUSE:
-                    raise LabError(f"cannot use TANGO_HOST {self.tango_host}: {exc}") from exc
-                raise LabError(
-                    f"port {self.port} of TANGO_HOST {self.tango_host} is already in use (another Tango "
-                    f"database, or a lab still up: `tangolab down`); pick another port with "
-                    f"--tango-host {self.host}:{self.port + 1}"
-                ) from exc
+                host = json.loads((self.run_dir / STATE_FILE).read_text())["tango_host"]
+            except (OSError, ValueError, KeyError):
+                host = "unknown"
+        return (f"a lab is already up in {self.run_dir} (TANGO_HOST={host}, {len(running)} processes); "
+                f"`tangolab down --run-dir {self.run_dir}` stops it, or start this one with another --run-dir")
+
+    def _check_free(self) -> None:
+        """Refuse before anything starts: a lab file naming servers that do not exist, leftovers of
+        an earlier lab here, or ports taken."""
+        try:
+            for server in self.config.servers:
+                self.config.server_argv(server)
+        except ConfigError as exc:
+            raise LabError(str(exc)) from None
+        if leftovers := lab_processes(self.run_dir):
+            raise LabError(
+                f"processes of an earlier lab in {self.run_dir} still run: "
+                + ", ".join(f"{p.name} (pid {p.pid})" for p in leftovers)
+                + f"; `tangolab down --run-dir {self.run_dir}` stops them"
+            )
+        _check_port(self.host, self.port, f"TANGO_HOST {self.tango_host}",
+                    f"another Tango database, or a lab still up: `tangolab down`; pick another port with "
+                    f"--tango-host {self.host}:{self.port + 1}")
+        for simulator in self.config.simulators:
+            if simulator.port:
+                _check_port("127.0.0.1", simulator.port, f"simulator {simulator.name}",
+                            "another lab's simulator, or another program; change its port in the lab file")
+
+    def _start_database(self, timeout: float) -> None:
         self._database_existed = (self.run_dir / EMBEDDED_DATABASE).exists()
-        self._spawn(
-            "database",
-            [sys.executable, "-m", "tango.databaseds.database", "--host", self.host, "--port", str(self.port), "2"],
-        )
-        self.database = self._wait_for("database", "the Tango database", self._connect_database, timeout)
+        listen = "127.0.0.1" if is_loopback(self.host) else self.host  # by address, or its events listen everywhere
+        argv = [sys.executable, "-m", "tangolab.database", "--host", listen, "--port", str(self.port), "2"]
+        self.pids["database"] = spawn("database", argv, self.run_dir, self.tango_host, (self._lock,)).pid
+        self.database = self._wait_for("database", "the Tango database", self._connect_database, timeout,
+                                       watch="database")
 
     def _connect_database(self) -> tango.Database:
         """The port opens before the database device is exported: a connection is not enough."""
@@ -127,7 +165,8 @@ class Lab:
     def _apply_config(self) -> None:
         """The lab file into the database: whole on a new run folder (or with reset); else only
         what the file changed since it was last applied, so that what users changed while the
-        lab ran (archived attributes, attribute configuration, properties) stays."""
+        lab ran (archived attributes, attribute configuration, properties) stays. Every server
+        gets its host and start-up level, as Astor registers them."""
         applied = self.run_dir / APPLIED_FILE
         current = self.config.dsconfig()
         if self.reset or not self._database_existed or not applied.exists():
@@ -135,42 +174,78 @@ class Lab:
         elif changes := _changes(json.loads(applied.read_text()), current):
             apply_config(prepare_config(changes), self.database, write=True, update=True)
         applied.write_text(json.dumps(current, indent=2))
+        for server in self.config.servers:
+            info = tango.DbServerInfo()
+            info.name, info.mode, info.level = server.name, 1, self.config.level(server.name)
+            info.host = self.config.host_of(server.name) or host_name()
+            self.database.put_server_info(info)
 
-    def start_simulator(self, name: str, timeout: float = 30.0) -> tuple[int, int]:
-        """(Re)start one simulator of the lab; returns its protocol and control ports."""
-        spec = next(sim for sim in self.config.simulators if sim.name == name)
-        argv = [sys.executable, "-m", "simulators", spec.kind, "--port", str(spec.port), "--control-port", "0"]
-        if spec.seed is not None:
-            argv += ["--seed", str(spec.seed)]
-        for option, value in spec.options.items():
-            argv += [f"--{option.replace('_', '-')}", str(value)]
-        log = self._spawn(f"simulator-{name}", argv)
-        match = self._wait_for(
-            f"simulator-{name}", f"simulator {name}", lambda: SIMULATOR_READY.search(log.read_text(errors="replace")), timeout
-        )
-        return int(match.group(2)), int(match.group(4))
+    def _start_supervisor(self, timeout: float) -> None:
+        """This host's supervisor, registered and started; it reads the lab file from the run folder."""
+        (self.run_dir / CONFIG_FILE).write_text(json.dumps(self.config.data, indent=2))
+        server = f"{SUPERVISOR}/{host_name()}"
+        info = tango.DbDevInfo()
+        info.name, info._class, info.server = self.supervisor_name, SUPERVISOR, server
+        self.database.add_device(info)
+        self.database.put_device_property(self.supervisor_name, {
+            "RunDir": [str(self.run_dir)], "LabFile": [CONFIG_FILE], **self.config.supervisor_properties,
+        })
+        argv = [str(Path(sys.executable).parent / SUPERVISOR), host_name()]
+        self.pids["supervisor"] = spawn(f"{SUPERVISOR}/{host_name()}", argv, self.run_dir, self.tango_host,
+                                        (self._lock,)).pid
+        self._wait_for(server, "the supervisor", lambda: self.supervisor.ping() is not None, timeout,
+                       watch="supervisor")
 
-    def control_port(self, simulator: str) -> int:
-        """The fault-injection port a running simulator of the lab announced (in its log)."""
-        log = Path(self.processes[f"simulator-{simulator}"].log).read_text(errors="replace")
-        return int(SIMULATOR_READY.search(log).group(4))
-
-    def start_server(self, name: str) -> None:
-        """(Re)start one device server of the lab, `Class/instance`, as its console script."""
-        server = next(server for server in self.config.servers if server.name == name)
-        command = self.config.commands.get(server.executable) or [_console_script(server.executable)]
-        self._spawn(_process_name(name), [*command, server.instance])
-
-    def wait_device(self, name: str, timeout: float = 60.0) -> None:
-        """Wait until `name` answers a ping; a dead server or a time-out names the log to read."""
-        process = _process_name(next(d.server for d in self.config.devices if d.name == name))
-        self._wait_for(process, f"device {name}", lambda: self.proxy(name).ping() is not None, timeout)
+    def _wait_devices(self, timeout: float, began: float) -> None:
+        """Until every device answers, or its server failed for good (the supervisor gave up)."""
+        waiting = {device.name: device.server for device in self.config.devices}
+        deadline = time.monotonic() + timeout
+        while waiting:
+            self._check_alive("supervisor", f"{SUPERVISOR}/{host_name()}")
+            failed = self.failed()
+            for device, server in list(waiting.items()):
+                if server in failed:
+                    del waiting[device]
+                    continue
+                try:
+                    self.proxy(device).ping()
+                except tango.DevFailed:
+                    continue
+                self.answered[device] = time.monotonic() - began
+                del waiting[device]
+            if waiting and time.monotonic() > deadline:
+                raise LabError(f"devices did not answer within {timeout:g} s: {', '.join(waiting)}; "
+                               f"see {self.run_dir / 'log'} and `tangolab status`")
+            time.sleep(0.05)
 
     # -- use ----------------------------------------------------------------------------------
+
+    @property
+    def supervisor(self) -> tango.DeviceProxy:
+        proxy = self.proxy(self.supervisor_name)
+        proxy.set_timeout_millis(120_000)  # StopAll waits until every program has gone
+        return proxy
 
     def proxy(self, device: str) -> tango.DeviceProxy:
         """A DeviceProxy through this lab's database, whatever TANGO_HOST the caller has."""
         return tango.DeviceProxy(f"tango://{self.tango_host}/{device}")
+
+    def programs(self) -> list[dict]:
+        """Per program of the supervisor: name, phase, level, pid, restarts, uptime (s)."""
+        supervisor = self.supervisor
+        columns = {name: supervisor.read_attribute(name).value
+                   for name in ("names", "phases", "levels", "pids", "restartCounts", "uptimes")}
+        if columns["names"] is None:
+            return []
+        return [dict(zip(("name", "phase", "level", "pid", "restarts", "uptime"), row))
+                for row in zip(*columns.values())]
+
+    def failed(self) -> set[str]:
+        return {program["name"] for program in self.programs() if program["phase"] == "failed"}
+
+    def pid(self, program: str) -> int:
+        """The process ID of a running program (`Class/instance` or `simulator/<name>`), 0 if none."""
+        return next((p["pid"] for p in self.programs() if p["name"] == program), 0)
 
     def table(self) -> list[dict[str, str]]:
         """One row per device: name, class, state, URL."""
@@ -192,84 +267,103 @@ class Lab:
         while time.monotonic() < deadline and any(row["state"] in ("INIT", "ALARM") for row in self.table()):
             time.sleep(0.2)
 
-    def dead_processes(self) -> list[Process]:
-        return [process for process in self.processes.values() if not self.is_running(process.name)]
+    def wait_device(self, name: str, timeout: float = 60.0) -> None:
+        """Wait until `name` answers a ping; a time-out names the log to read."""
+        server = next(d.server for d in self.config.devices if d.name == name)
+        self._wait_for(server, f"device {name}", lambda: self.proxy(name).ping() is not None, timeout)
 
-    def is_running(self, name: str) -> bool:
-        popen = self._popen.get(name)
-        if popen is not None:
-            return popen.poll() is None
-        return self.processes[name].is_alive()
+    def start_program(self, name: str, timeout: float = 60.0) -> None:
+        """(Re)start one program through the supervisor and wait until it answers."""
+        self.supervisor.command_inout("Start", name)
+        self._wait_for(name, name, lambda: self._phase(name) == "running", timeout)
+
+    def kill(self, name: str, sig: int = signal.SIGTERM) -> None:
+        """Stop one program so that it stays down until `start_program`: SIGTERM (then SIGKILL), or
+        SIGKILL at once; the supervisor does not restart it. (A crash is `os.kill(lab.pid(name), ...)`.)"""
+        self.supervisor.command_inout("Kill" if sig == signal.SIGKILL else "Stop", name)
+
+    def control_port(self, simulator: str) -> int:
+        """The fault-injection port a running simulator of the lab announced (in its log)."""
+        announced = simulator_ports(log_path(self.run_dir, f"simulator/{simulator}"))
+        if announced is None:
+            raise LabError(f"simulator {simulator} has not announced its ports")
+        return announced[2]
+
+    def _phase(self, name: str) -> str:
+        return next((p["phase"] for p in self.programs() if p["name"] == name), "unknown")
 
     # -- bring down ---------------------------------------------------------------------------
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop every process of the lab: servers first, then simulators, then the database."""
-        for name in reversed(list(self.processes)):
-            self.kill(name, timeout)
-        state = self.run_dir / STATE_FILE
-        state.unlink(missing_ok=True)
+        """Stop everything: the supervisor stops its programs (highest level first), then the
+        supervisor and the database go; whatever of the lab is still found (a server started by
+        hand, a supervisor that did not answer) is stopped too. Raises if something survived."""
+        try:
+            self.supervisor.command_inout("StopAll")
+        except tango.DevFailed:
+            pass  # not up, or gone: what it ran is found below
+        survivors = self._stop_found(exclude=("database",), timeout=timeout)
+        survivors += self._stop_found(timeout=timeout)
+        (self.run_dir / STATE_FILE).unlink(missing_ok=True)
+        self._release_lock()
+        if survivors:
+            raise LabError("could not stop " + ", ".join(f"{p.name} (pid {p.pid})" for p in survivors))
 
-    def kill(self, name: str, timeout: float = 10.0, sig: int = signal.SIGTERM) -> None:
-        """Stop one process by its PID: `sig` first, SIGKILL if it is still there after `timeout`."""
-        process = self.processes.get(name)
-        if process is None or not self.is_running(name):
-            self._reap(name)
-            return
-        _signal(process.pid, sig)
-        deadline = time.monotonic() + timeout
-        while self.is_running(name) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if self.is_running(name):
-            _signal(process.pid, signal.SIGKILL)
-            while self.is_running(name) and time.monotonic() < deadline + timeout:
-                time.sleep(0.05)
-        self._reap(name)
+    def _stop_found(self, exclude: tuple[str, ...] = (), timeout: float = 10.0) -> list[LabProcess]:
+        """Stop the lab's processes still found: marked with the run folder, or servers of the lab
+        started by hand on its TANGO_HOST; the supervisor first, so it restarts nothing meanwhile."""
+        servers = tuple((server.executable, server.instance) for server in self.config.servers)
+        found = {p.pid: p for p in lab_processes(self.run_dir, self.tango_host, servers) if p.name not in exclude}
+        found.update({pid: LabProcess(pid, name, "", "", ()) for name, pid in self.pids.items()
+                      if name not in exclude and is_alive(pid) and pid not in found})
+        ordered = sorted(found.values(), key=lambda p: not p.name.startswith(SUPERVISOR))
+        return [p for p in ordered if not terminate(p.pid, timeout)]
 
-    # -- detached labs ------------------------------------------------------------------------
+    def leftovers(self) -> list[LabProcess]:
+        """Processes of this lab still running (none after `stop()`)."""
+        servers = tuple((server.executable, server.instance) for server in self.config.servers)
+        return lab_processes(self.run_dir, self.tango_host, servers)
+
+    # -- running labs -------------------------------------------------------------------------
 
     @classmethod
-    def attach(cls, run_dir: str | Path = "var") -> Lab:
-        """The lab a detached `tangolab up` left running in `run_dir`."""
-        path = Path(run_dir) / STATE_FILE
+    def attach(cls, run_dir: str | Path = "var", tango_host: str | None = None) -> Lab:
+        """The lab running in `run_dir`, or on `tango_host`: from its state file, else from the
+        marks its processes carry."""
+        if tango_host is not None:
+            marked = [p for p in lab_processes(tango_host=tango_host) if p.run_dir]
+            if not marked:
+                raise LabError(f"no lab of tangolab is up on TANGO_HOST {tango_host}")
+            run_dir = marked[0].run_dir
+        run_dir = Path(run_dir).resolve()
+        path = run_dir / STATE_FILE
         try:
             state = json.loads(path.read_text())
-        except FileNotFoundError as exc:
-            raise LabError(f"no lab is up in {Path(run_dir).resolve()} (no {STATE_FILE})") from exc
+        except (FileNotFoundError, ValueError):
+            state = _state_from_processes(run_dir)
         lab = cls(LabConfig(state["config"]), run_dir, state["tango_host"])
-        lab.processes = {name: Process(**fields) for name, fields in state["processes"].items()}
+        lab.pids = {name: pid for name, pid in state.get("pids", {}).items() if is_alive(pid)}
         return lab
 
     def _save_state(self) -> None:
         state = {
             "tango_host": self.tango_host,
+            "started": datetime.now().isoformat(timespec="seconds"),
             "config": self.config.data,
-            "processes": {name: asdict(process) for name, process in self.processes.items()},
+            "pids": self.pids,
         }
         (self.run_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _log(self, name: str) -> Path:
-        return self.run_dir / "log" / f"{name}.log"
-
-    def _spawn(self, name: str, argv: list[str]) -> Path:
-        log = self._log(name)
-        env = dict(os.environ, TANGO_HOST=self.tango_host, PYTHONUNBUFFERED="1")
-        with open(log, "w") as out:
-            popen = subprocess.Popen(
-                argv, cwd=self.run_dir, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        self._popen[name] = popen
-        self.processes[name] = Process(name, argv, str(log), popen.pid)
-        return log
-
-    def _wait_for(self, process: str, what: str, answer: Callable[[], T | None], timeout: float) -> T:
-        """Ask `answer` until it gives something; a dead `process` or a time-out names its log."""
+    def _wait_for(self, process: str, what: str, answer: Callable[[], T | None], timeout: float,
+                  watch: str | None = None) -> T:
+        """Ask `answer` until it gives something; a time-out, or the death of the process `watch`
+        names in `pids`, names the log of `process`."""
         deadline = time.monotonic() + timeout
         while True:
-            self._check_alive(process)
+            if watch is not None:
+                self._check_alive(watch, process)
             try:
                 if result := answer():
                     return result
@@ -277,18 +371,42 @@ class Lab:
             except (tango.DevFailed, OSError) as exc:
                 reason = exc.args[-1].desc.strip() if isinstance(exc, tango.DevFailed) else str(exc)
             if time.monotonic() > deadline:
-                raise LabError(f"{what} did not answer within {timeout:g} s ({reason}); see {self._log(process)}")
+                raise LabError(f"{what} did not answer within {timeout:g} s ({reason}); "
+                               f"see {log_path(self.run_dir, process)}")
             time.sleep(0.1)
 
-    def _check_alive(self, name: str) -> None:
-        if not self.is_running(name):
-            tail = "\n".join(self._log(name).read_text(errors="replace").splitlines()[-15:])
-            raise LabError(f"{name} exited at start-up; see {self._log(name)}:\n{tail}")
+    def _check_alive(self, key: str, process: str) -> None:
+        pid = self.pids.get(key)
+        if pid and not is_alive(pid):
+            log = log_path(self.run_dir, process)
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+            raise LabError(f"{process} exited at start-up; see {log}:\n{tail}")
 
-    def _reap(self, name: str) -> None:
-        popen = self._popen.pop(name, None)
-        if popen is not None:
-            popen.wait()
+
+def _state_from_processes(run_dir: Path) -> dict:
+    """What the state file said, rebuilt from the lab's running processes and its lab file copy."""
+    running = lab_processes(run_dir)
+    database = next((p for p in running if p.name == "database"), None)
+    if not running:
+        raise LabError(f"no lab is up in {run_dir} (no {STATE_FILE}, and no process of it runs)")
+    try:
+        config = json.loads((run_dir / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        config = {}
+    tango_host = database.tango_host if database else running[0].tango_host
+    pids = {("supervisor" if p.name.startswith(SUPERVISOR) else p.name): p.pid for p in running
+            if p.name == "database" or p.name.startswith(SUPERVISOR)}
+    return {"tango_host": tango_host, "config": config, "pids": pids}
+
+
+def _check_port(host: str, port: int, what: str, hint: str) -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise LabError(f"cannot use the port {port} of {what}: {exc}") from exc
+            raise LabError(f"port {port} of {what} is already in use ({hint})") from exc
 
 
 def _changes(old: dict, new: dict) -> dict:
@@ -303,36 +421,3 @@ def _changes(old: dict, new: dict) -> dict:
         elif value != old[key]:
             found[key] = value
     return found
-
-
-def _process_name(server: str) -> str:
-    return server.replace("/", "-")
-
-
-def _console_script(executable: str) -> str:
-    """The server's own console script, from the running Python's environment."""
-    beside = Path(sys.executable).parent / executable
-    if beside.exists():
-        return str(beside)
-    raise LabError(f"no console script {executable!r} beside {sys.executable}: is tangolab installed (pip install -e .)?")
-
-
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _proc_state(proc: Path) -> str:
-    try:
-        return proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return ""
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-    except OSError:
-        return ""

@@ -24,7 +24,7 @@ def run_lab(config: LabConfig, folder: Path) -> Iterator[Lab]:
         yield lab
     finally:
         lab.stop()
-    assert not [p.name for p in lab.processes.values() if p.is_alive()], "the lab left processes behind"
+    assert not lab.leftovers(), "the lab left processes behind"
 
 
 @pytest.fixture(scope="module")

@@ -160,13 +160,13 @@ def test_messages_are_stored_and_pushed_live(archive):
 def test_device_log_records_become_lab_messages(archive):
     """The cryocon's logging target is the archiver: losing the instrument is logged there."""
     lab, cryocon = archive.lab, archive.lab.proxy("lab/cryocon/1")
-    lab.kill("simulator-cryocon", sig=signal.SIGKILL)
+    lab.kill("simulator/cryocon", sig=signal.SIGKILL)
     try:
         wait_until(lambda: cryocon.state() == tango.DevState.FAULT, 30, what="cryocon FAULT")
         wait_until(lambda: history.messages(source="lab/cryocon/1", level="error", store=archive.store), 30,
                    what="an ERROR message from lab/cryocon/1")
     finally:
-        lab.start_simulator("cryocon")
+        lab.start_program("simulator/cryocon")
     wait_until(lambda: cryocon.state() == tango.DevState.ON, 30, what="cryocon ON again")
     wait_until(lambda: history.messages(source="lab/cryocon/1", level="info", store=archive.store), 30,
                what="an INFO message: the instrument answers again")
@@ -175,9 +175,9 @@ def test_device_log_records_become_lab_messages(archive):
 def test_device_server_restart_leaves_one_error_row_and_no_silent_gap(archive):
     lab, archiver = archive.lab, archive.archiver
     killed = time.time()
-    lab.kill("TemperatureController-lab")
+    lab.kill("TemperatureController/lab")
     wait_until(lambda: archiver.attributesInError, 60, what="the archiver noticing the outage")
-    lab.start_server("TemperatureController/lab")
+    lab.start_program("TemperatureController/lab")
     lab.wait_device("lab/cryocon/1")
     wait_until(lambda: not archiver.attributesInError, 60, what="archiving resumed")
     restarted = time.time()
@@ -198,13 +198,13 @@ def test_archiver_killed_hard_keeps_the_archive_and_resumes(archive):
     lab, archiver = archive.lab, archive.archiver
     wait_until(lambda: archiver.rowsWritten > 0, 30)
     committed = archiver.rowsWritten
-    lab.kill("Archiver-lab", sig=signal.SIGKILL)
+    lab.kill("Archiver/lab", sig=signal.SIGKILL)
     killed = time.time()
 
     with open_store(archive.store) as store:  # readable, and nothing committed was lost
         stored = sum(len(store.values(att.name)[0]) for att in store.attributes())
     assert stored >= committed
 
-    lab.start_server("Archiver/lab")
+    lab.start_program("Archiver/lab")
     lab.wait_device(ARCHIVER)
     wait_until(lambda: archive.values(TEMPERATURE, killed)[0].size >= 2, 60, what="archiving after restart")

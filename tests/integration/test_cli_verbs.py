@@ -187,9 +187,9 @@ def test_spy_says_when_a_device_goes_away_and_comes_back(lab):
 
     try:
         wait_until(lambda: "event" in kinds(), 60, what="chiller events")
-        lab.kill("Chiller-lab")
+        lab.kill("Chiller/lab")
         wait_until(lambda: "down" in kinds(), 30, what="the spy saying the chiller is down")
-        lab.start_server("Chiller/lab")
+        lab.start_program("Chiller/lab")
         lab.wait_device("lab/chiller/1")
         wait_until(lambda: "up" in kinds(), 30, what="the spy saying the chiller is back")
         seen = len(lines)

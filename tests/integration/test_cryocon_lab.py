@@ -88,12 +88,12 @@ def test_control_starts_and_stops(cryocon):
 
 
 def test_lost_instrument_makes_fault_and_the_device_recovers_alone(lab, cryocon):
-    lab.kill("simulator-cryocon", sig=signal.SIGKILL)
+    lab.kill("simulator/cryocon", sig=signal.SIGKILL)
     wait_until(lambda: cryocon.state() == tango.DevState.FAULT, 30, what="FAULT after the simulator died")
     status = cryocon.status()
     assert "socket://localhost:" in status and "failing since" in status, status
     assert cryocon.read_attribute("temperatureA").quality == tango.AttrQuality.ATTR_INVALID
 
-    lab.start_simulator("cryocon")
+    lab.start_program("simulator/cryocon")
     wait_until(lambda: cryocon.state() == tango.DevState.ON, 30, what="ON again after the simulator restarted")
     assert cryocon.read_attribute("temperatureA").quality == tango.AttrQuality.ATTR_VALID

@@ -262,8 +262,8 @@ def test_after_a_kill_and_restart_every_variable_is_back_with_configuration_and_
     wait_until(lambda: {n: json.loads(v) for n, v in _saved(lab, names).items() if v} == before, 15,
                what="every value autosaved")
 
-    lab.kill("Relay-lab", sig=signal.SIGKILL)
-    lab.start_server(SERVER)
+    lab.kill("Relay/lab", sig=signal.SIGKILL)
+    lab.start_program(SERVER)
     lab.wait_device(RELAY)
     relay = lab.proxy(RELAY)
     wait_until(lambda: relay.state() == tango.DevState.ON, 30, what="relay ON after the restart")

@@ -1,0 +1,319 @@
+"""`Supervisor`: one per host (`lab/supervisor/<host>`); starts the lab's programs by level and keeps
+them running.
+
+It reads the lab file (`LabFile`, written into the run folder by `tangolab up`), takes the
+programs of its host (simulators and device servers), and starts them level by level when asked
+(`StartAll`): services and simulators, then device servers, then servers built on other devices,
+then clients; each level once the previous one answers. A program that dies is restarted with
+back-off; one that stops answering for `HangTimeout` seconds is killed and restarted; one that
+crashes `MaxRestarts` times within `CrashWindow` seconds is left failed, the device turns ALARM
+and its status shows the program's last log lines. Every action goes to `log/lab.log`.
+Stopping or restarting the supervisor itself leaves the lab running: a new supervisor adopts
+the processes it finds (they carry the lab's mark, see `tangolab.processes`).
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import tango
+from tango import AttrWriteType, DevState, Except
+from tango.server import Device, attribute, command, device_property
+
+from tangolab.lab_config import LabConfig
+from tangolab.processes import lab_log, lab_processes, log_path, simulator_ports, spawn
+
+from ..core.server import serve
+from .programs import Phase, Program, RestartPolicy, Supervision, last_lines
+
+PROBE_TIMEOUT_MS = 1500
+ATTRIBUTES = ("names", "phases", "levels", "pids", "restartCounts", "uptimes", "runningServers",
+              "stoppedServers", "failingServers")
+
+
+class Supervisor(Device):
+    """Starts this host's programs of the lab by level, restarts the dead and the hung, gives up on crash loops."""
+
+    RunDir = device_property(dtype=str, default_value="", doc="The lab's run folder (default: the working folder)")
+    LabFile = device_property(
+        dtype=str, default_value="lab.config.json", doc="The lab file, relative to RunDir"
+    )
+    HangTimeout = device_property(
+        dtype=float, default_value=30.0, doc="Seconds a running server may stay silent before it is killed and restarted"
+    )
+    StartTimeout = device_property(
+        dtype=float, default_value=60.0, doc="Seconds a started program may take to answer"
+    )
+    MaxRestarts = device_property(
+        dtype=int, default_value=5, doc="Crashes within CrashWindow after which a program is left failed"
+    )
+    CrashWindow = device_property(dtype=float, default_value=120.0, doc="Seconds over which crashes are counted")
+    FirstBackoff = device_property(
+        dtype=float, default_value=0.2, doc="Seconds before the first restart; each further crash triples it"
+    )
+
+    def init_device(self) -> None:
+        super().init_device()
+        self.set_state(DevState.INIT)
+        self.run_dir = Path(self.RunDir or os.getcwd()).resolve()
+        self.tango_host = os.environ.get("TANGO_HOST", "localhost:10000")
+        self.host = socket.gethostname().split(".")[0]
+        self.log = _lab_log(self.run_dir)
+        try:
+            config = LabConfig.load(self.run_dir / self.LabFile)
+        except SystemExit as exc:  # LabConfig.load says what it could not read
+            self.supervision = None
+            self.set_state(DevState.FAULT)
+            self.set_status(str(exc))
+            return
+        policy = RestartPolicy(
+            first_backoff=self.FirstBackoff, max_restarts=self.MaxRestarts, window=self.CrashWindow,
+            hang_after=self.HangTimeout, start_timeout=self.StartTimeout,
+        )
+        self.runner = LocalRunner(self.run_dir, self.tango_host)
+        self.supervision = Supervision(self._programs(config), self.runner, policy, self.log, self._push_changes)
+        for name in (*ATTRIBUTES, "State", "Status"):
+            self.set_change_event(name, True, False)
+        running = {p.name: p.pid for p in lab_processes(self.run_dir) if p.name in self.supervision.programs}
+        self.supervision.begin(running)
+        self.log.info("supervisor of %s up: %d programs, %d already running", self.host,
+                      len(self.supervision.programs), len(running))
+
+    def delete_device(self) -> None:
+        if getattr(self, "supervision", None) is not None:
+            self.supervision.end()  # the programs keep running
+        super().delete_device()
+
+    def _programs(self, config: LabConfig) -> list[Program]:
+        programs = []
+        for simulator in config.simulators:
+            name = f"simulator/{simulator.name}"
+            if config.host_of(name) in (None, self.host):
+                programs.append(Program(name, config.simulator_argv(simulator, sys.executable), config.level(name),
+                                        self._simulator_probe(name), str(log_path(self.run_dir, name))))
+        for server in config.servers:
+            if config.host_of(server.name) in (None, self.host):
+                programs.append(Program(server.name, config.server_argv(server), config.level(server.name),
+                                        self._server_probe(server.name), str(log_path(self.run_dir, server.name))))
+        return programs
+
+    def _server_probe(self, name: str):
+        """A ping of the server's admin device: it answers unless the process is dead or hung."""
+        admin: list[tango.DeviceProxy] = []
+
+        def probe() -> bool:
+            if not admin:
+                admin.append(tango.DeviceProxy(f"tango://{self.tango_host}/dserver/{name}"))
+                admin[0].set_timeout_millis(PROBE_TIMEOUT_MS)
+            admin[0].ping()
+            return True
+
+        return probe
+
+    def _simulator_probe(self, name: str):
+        """A simulator answers once its log announces its ports and its control port takes a connection."""
+        def probe() -> bool:
+            announced = simulator_ports(self.supervision.programs[name].log)
+            if announced is None:
+                return False
+            socket.create_connection((announced[0], announced[2]), timeout=1.0).close()
+            return True
+
+        return probe
+
+    # -- state, status, events -----------------------------------------------------------------
+
+    def dev_state(self) -> DevState:
+        if self.supervision is None:
+            return DevState.FAULT
+        phases = {p.phase for p in self.supervision.snapshot()}
+        if phases & {Phase.FAILED, Phase.BACKOFF}:
+            return DevState.ALARM
+        if Phase.STARTING in phases:
+            return DevState.MOVING
+        return DevState.ON if Phase.RUNNING in phases else DevState.STANDBY
+
+    def dev_status(self) -> str:
+        if self.supervision is None:
+            return self.get_status()
+        programs = self.supervision.snapshot()
+        count = {phase: sum(p.phase == phase for p in programs) for phase in Phase}
+        lines = [", ".join(f"{n} {phase.value}" for phase, n in count.items() if n) or "no programs on this host"]
+        for program in programs:
+            if program.phase == Phase.FAILED:
+                lines.append(f"{program.name} FAILED: {program.reason}\n{last_lines(program.log, 8)}")
+            elif program.phase == Phase.BACKOFF:
+                lines.append(f"{program.name}: {program.reason}")
+        return "\n".join(lines)
+
+    def _push_changes(self) -> None:
+        """From the watcher thread, outside its lock: every attribute, the state and the status."""
+        with tango.EnsureOmniThread():
+            for name in ATTRIBUTES:
+                self.push_change_event(name, getattr(self, f"_read_{name}")())
+            self.push_change_event("State", self.dev_state())
+            self.push_change_event("Status", self.dev_status())
+
+    # -- attributes ----------------------------------------------------------------------------
+
+    def _column(self, pick, phases: tuple[Phase, ...] | None = None) -> list:
+        if self.supervision is None:
+            return []
+        return [pick(p) for p in self.supervision.snapshot() if phases is None or p.phase in phases]
+
+    def _read_names(self) -> list[str]:
+        return self._column(lambda p: p.name)
+
+    def _read_phases(self) -> list[str]:
+        return self._column(lambda p: p.phase.value)
+
+    def _read_levels(self) -> list[int]:
+        return self._column(lambda p: p.level)
+
+    def _read_pids(self) -> list[int]:
+        return self._column(lambda p: p.pid)
+
+    def _read_restartCounts(self) -> list[int]:
+        return self._column(lambda p: p.restarts)
+
+    def _read_uptimes(self) -> list[float]:
+        return self._column(lambda p: round(p.uptime, 1))
+
+    def _read_runningServers(self) -> list[str]:
+        return self._column(lambda p: p.name, (Phase.RUNNING,))
+
+    def _read_stoppedServers(self) -> list[str]:
+        return self._column(lambda p: p.name, (Phase.STOPPED,))
+
+    def _read_failingServers(self) -> list[str]:
+        return self._column(lambda p: f"{p.name}: {p.reason}", (Phase.BACKOFF, Phase.FAILED))
+
+    names = attribute(dtype=(str,), max_dim_x=1000, fget=_read_names,
+                      doc="Every program of this host (simulator/<name>, Class/instance), in start-up order")
+    phases = attribute(dtype=(str,), max_dim_x=1000, fget=_read_phases,
+                       doc="Per program (as in names): stopped, starting, running, backoff (restarting), failed")
+    levels = attribute(dtype=(int,), max_dim_x=1000, fget=_read_levels, doc="Per program: its start-up level")
+    pids = attribute(dtype=(int,), max_dim_x=1000, fget=_read_pids, doc="Per program: its process ID, 0 if none")
+    restartCounts = attribute(dtype=(int,), max_dim_x=1000, fget=_read_restartCounts,
+                              doc="Per program: automatic restarts since the supervisor started")
+    uptimes = attribute(dtype=(float,), max_dim_x=1000, fget=_read_uptimes, unit="s", format="%.1f",
+                        doc="Per program: seconds since its process started, 0 if not running")
+    runningServers = attribute(dtype=(str,), max_dim_x=1000, fget=_read_runningServers,
+                               doc="Programs running and answering")
+    stoppedServers = attribute(dtype=(str,), max_dim_x=1000, fget=_read_stoppedServers,
+                               doc="Programs stopped on request (or not started yet)")
+    failingServers = attribute(dtype=(str,), max_dim_x=1000, fget=_read_failingServers,
+                               doc="Programs restarting after a crash or failed for good, with why")
+    hangTimeout = attribute(dtype=float, access=AttrWriteType.READ, unit="s", format="%.1f",
+                            fget=lambda self: self.HangTimeout, doc="Silence after which a server is restarted")
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def _known(self, name: str) -> Program:
+        try:
+            return self.supervision.program(name)
+        except KeyError as exc:
+            Except.throw_exception("UnknownProgram", str(exc.args[0]), "Supervisor")
+
+    @command(dtype_in=str, doc_in="Program name (simulator/<name> or Class/instance); starts it if not running")
+    def Start(self, name: str) -> None:
+        self._known(name)
+        self.supervision.start(name)
+
+    @command(dtype_in=str, doc_in="Program name; stops it (SIGTERM, SIGKILL after 10 s) and keeps it stopped")
+    def Stop(self, name: str) -> None:
+        self._known(name)
+        self.supervision.stop(name)
+
+    @command(dtype_in=str, doc_in="Program name; kills it at once (SIGKILL) and keeps it stopped")
+    def Kill(self, name: str) -> None:
+        self._known(name)
+        self.supervision.stop(name, hard=True)
+
+    @command(dtype_in=str, doc_in="Program name; stops it and starts it again")
+    def Restart(self, name: str) -> None:
+        self._known(name)
+        self.supervision.restart(name)
+
+    @command(doc_in="Start every program, level by level (returns at once; watch State and phases)")
+    def StartAll(self) -> None:
+        self.supervision.start_levels()
+
+    @command(doc_in="Stop every program, highest level first (returns once all have gone)")
+    def StopAll(self) -> None:
+        self.supervision.stop_levels()
+
+    @command(dtype_in=int, doc_in="Level; start its programs (returns at once)")
+    def StartLevel(self, level: int) -> None:
+        self._level(level)
+        self.supervision.start_levels([level])
+
+    @command(dtype_in=int, doc_in="Level; stop its programs (returns once they have gone)")
+    def StopLevel(self, level: int) -> None:
+        self._level(level)
+        self.supervision.stop_levels([level])
+
+    @command(dtype_in=str, doc_in="Program name", dtype_out=str, doc_out="The last 40 lines of its log")
+    def Log(self, name: str) -> str:
+        return last_lines(self._known(name).log, 40)
+
+    def _level(self, level: int) -> None:
+        known = sorted({p.level for p in self.supervision.snapshot()})
+        if level not in known:
+            Except.throw_exception("UnknownLevel", f"no program has level {level}; levels: {known}", "Supervisor")
+
+
+class LocalRunner:
+    """Programs as child processes of the supervisor, with their logs in the run folder."""
+
+    def __init__(self, run_dir: Path, tango_host: str) -> None:
+        self.run_dir, self.tango_host = run_dir, tango_host
+        self._popen: dict[str, subprocess.Popen] = {}
+
+    def launch(self, program: Program) -> int:
+        popen = spawn(program.name, program.argv, self.run_dir, self.tango_host)
+        self._popen[program.name] = popen
+        return popen.pid
+
+    def kill(self, program: Program, sig: int) -> None:
+        try:
+            if program.pid:
+                os.kill(program.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def exit_status(self, program: Program) -> str:
+        popen = self._popen.get(program.name)
+        if popen is None or popen.pid != program.pid:
+            return "exited"  # adopted: not our child, its status is its parent's
+        del self._popen[program.name]
+        code = popen.wait()
+        if code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        return f"exited with status {code}"
+
+
+def _lab_log(run_dir: Path) -> logging.Logger:
+    log = logging.getLogger("tangolab.supervisor")
+    if not log.handlers:
+        lab_log(run_dir).parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(lab_log(run_dir), maxBytes=5_000_000, backupCount=3)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s supervisor: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+    return log
+
+
+def main() -> None:
+    serve(Supervisor)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""The processes of a lab: started with a mark, logged without loss, found again without a state file.
+
+Every process a lab starts (database, supervisor, simulators, device servers) carries two
+environment variables, `TANGOLAB_RUN_DIR` (the lab's run folder) and `TANGOLAB_PROCESS` (its
+name in the lab), so `tangolab down` and a restarted supervisor find them from /proc even when
+the state file is gone. A server started by hand in a shell carries no mark: it is recognised
+by its TANGO_HOST and its command line. Logs are appended, never truncated, and rotated at start
+when they have grown past `LOG_LIMIT`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO
+
+RUN_DIR_MARK = "TANGOLAB_RUN_DIR"
+NAME_MARK = "TANGOLAB_PROCESS"
+LOG_LIMIT = 5_000_000  # bytes a log may reach before the next start rotates it
+LOG_KEEP = 3  # rotated logs kept: name.log.1 (newest) … name.log.3
+START_LINE = b"----- "  # opens the log of each start
+SIMULATOR_READY = re.compile(rb"listening on (\S+):(\d+) control (\S+):(\d+)")  # a simulator's first line
+
+
+@dataclass(frozen=True)
+class LabProcess:
+    """A running process that belongs to a lab, found from /proc."""
+
+    pid: int
+    name: str  # its name in the lab ("database", "TemperatureController/lab", "simulator/cryocon"), or its argv
+    run_dir: str
+    tango_host: str
+    argv: tuple[str, ...]
+
+
+def log_path(run_dir: Path, name: str) -> Path:
+    """`<run dir>/log/<name with / as ->.log`."""
+    return run_dir / "log" / f"{name.replace('/', '-')}.log"
+
+
+def lab_log(run_dir: Path) -> Path:
+    """The lab log: every action of the supervisor, in words."""
+    return run_dir / "log" / "lab.log"
+
+
+def open_log(path: Path, argv: list[str]) -> IO[str]:
+    """The log of one start: appended to the previous runs' log (rotated first if it grew too big),
+    opened by a line saying when and what started."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and path.stat().st_size > LOG_LIMIT:
+        for index in range(LOG_KEEP - 1, 0, -1):
+            older = path.with_name(f"{path.name}.{index}")
+            if older.exists():
+                older.replace(path.with_name(f"{path.name}.{index + 1}"))
+        path.replace(path.with_name(f"{path.name}.1"))
+    out = open(path, "a")  # noqa: SIM115 - the caller closes it once the process has it
+    out.write(f"{START_LINE.decode()}{datetime.now().isoformat(timespec='seconds')} starting: {' '.join(argv)}\n")
+    out.flush()
+    return out
+
+
+def current_run(path: str | Path) -> bytes:
+    """What a log holds since the start of its current process (from its last start line)."""
+    try:
+        with open(path, "rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - 65536))
+            data = log.read()
+    except OSError:
+        return b""
+    start = data.rfind(START_LINE)
+    return data[start:] if start >= 0 else data
+
+
+def simulator_ports(log: str | Path) -> tuple[str, int, int] | None:
+    """(host, protocol port, control port) a running simulator announced in its log, or None yet."""
+    match = None
+    for match in SIMULATOR_READY.finditer(current_run(log)):
+        pass
+    return (match.group(1).decode(), int(match.group(2)), int(match.group(4))) if match else None
+
+
+def lab_environment(run_dir: Path, name: str, tango_host: str) -> dict[str, str]:
+    """The environment of a lab's process: its marks, its TANGO_HOST and, for a lab on the
+    loopback, an omniORB end point on the loopback so that the server listens nowhere else."""
+    env = dict(os.environ, TANGO_HOST=tango_host, PYTHONUNBUFFERED="1")
+    env[RUN_DIR_MARK], env[NAME_MARK] = str(run_dir), name
+    if is_loopback(tango_host.rpartition(":")[0]):
+        env["ORBendPoint"] = "giop:tcp:127.0.0.1:"
+    else:
+        env.pop("ORBendPoint", None)
+    return env
+
+
+def spawn(name: str, argv: list[str], run_dir: Path, tango_host: str, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
+    """Start one process of the lab in its own session, its output appended to its log."""
+    with open_log(log_path(run_dir, name), argv) as out:
+        return subprocess.Popen(
+            argv, cwd=run_dir, env=lab_environment(run_dir, name, tango_host), stdin=subprocess.DEVNULL,
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True, pass_fds=pass_fds,
+        )
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and 127.x / ::1, by name or address."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+        except OSError:
+            return False
+
+
+def lab_processes(
+    run_dir: Path | None = None, tango_host: str | None = None, servers: tuple[tuple[str, str], ...] = ()
+) -> list[LabProcess]:
+    """The processes of the lab in `run_dir` (by their mark) or on `tango_host` (by their mark,
+    or, started by hand, by TANGO_HOST and a command line `<executable> <instance>` of `servers`)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            env = _environment(proc)
+            argv = tuple(arg.decode(errors="replace") for arg in (proc / "cmdline").read_bytes().split(b"\0")[:-1])
+        except OSError:  # gone meanwhile, or someone else's
+            continue
+        if not argv or _is_zombie(proc):
+            continue
+        marked_dir, host = env.get(RUN_DIR_MARK), env.get("TANGO_HOST", "")
+        in_folder = run_dir is not None and marked_dir == str(run_dir)
+        on_host = tango_host is not None and _same_tango_host(host, tango_host)
+        if not (in_folder or on_host and (marked_dir or _runs_server(argv, servers))):
+            continue
+        name = env.get(NAME_MARK) or " ".join(argv)
+        found.append(LabProcess(int(proc.name), name, marked_dir or "", host, argv))
+    return found
+
+
+def is_alive(pid: int) -> bool:
+    """Running (a zombie is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not _is_zombie(Path(f"/proc/{pid}"))
+
+
+def terminate(pid: int, timeout: float = 10.0, sig: int = signal.SIGTERM) -> bool:
+    """Send `sig`, then SIGKILL if the process is still there after `timeout`; True once it is gone."""
+    for signum, wait in ((sig, timeout), (signal.SIGKILL, timeout)):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            return True
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            _reap(pid)
+            if not is_alive(pid):
+                return True
+            time.sleep(0.02)
+        if signum == signal.SIGKILL:
+            break
+    return not is_alive(pid)
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit of our own child, so that it does not linger as a zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _environment(proc: Path) -> dict[str, str]:
+    raw = (proc / "environ").read_bytes()
+    return dict(item.decode(errors="replace").partition("=")[::2] for item in raw.split(b"\0") if b"=" in item)
+
+
+def _is_zombie(proc: Path) -> bool:
+    try:
+        return proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def _same_tango_host(one: str, other: str) -> bool:
+    """localhost:10000, 127.0.0.1:10000 and <this host>:10000 are the same database."""
+    def canonical(tango_host: str) -> tuple[str, str]:
+        host, _, port = tango_host.rpartition(":")
+        return ("loopback" if is_loopback(host) else host.split(".")[0].lower(), port)
+
+    return bool(one) and canonical(one) == canonical(other)
+
+
+def _runs_server(argv: tuple[str, ...], servers: tuple[tuple[str, str], ...]) -> bool:
+    """`<executable> <instance>`, run directly or through an interpreter (`python3 /path/Executable lab`)."""
+    names = [Path(arg).name for arg in argv]
+    return any(
+        executable in names and names.index(executable) + 1 < len(argv) and argv[names.index(executable) + 1] == instance
+        for executable, instance in servers
+    )
