@@ -1,195 +1,191 @@
-"""`tangolab gui`: one Taurus window for the lab — a live form of every device, a panel of the
-stages, and trends.
+"""`tangolab gui`: one Taurus window for the whole lab.
 
-The form lists each device's State and attributes (writable ones get an input field that
-respects the attribute's limits); the stage panel gives each motion stage one row: state,
-position, a target field, velocity, switches, homed, and Stop / Home / Abort; the trends plot the attributes named in
-the lab file's `tangolab.gui.trends` (title → attribute names). Everything comes from the lab's
-JSON file and the devices themselves, nothing is hard-coded.
+On the left, every device of the Tango database grouped by class, with state LEDs (gui/device_tree.py);
+on the right, tabs: the lab's dedicated panels (temperatures, stages, CCD heads, relay variables,
+lab messages, the lab file's trends) and a panel per device opened from the tree
+(gui/device_panel.py). Nothing reads, writes or runs a command on the GUI thread where it could
+block (gui/models.py), and a device whose server dies or hangs is greyed with the reason within
+a second or two (gui/watch.py). The open tabs, the current one and the window's layout are
+remembered between runs (QSettings: $TANGOLAB_GUI_SETTINGS, else the user's Qt settings).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+from pathlib import Path
 
-import tango
+from taurus.external.qt import Qt
 
 from tangolab.lab_config import LabConfig
 
-HIDDEN = {"Status"}
-#: What makes a device a stage: the motor vocabulary every tangolab stage shares.
-STAGE_ATTRIBUTES = ("Position", "Velocity", "Limit_switches", "Homed")
-STAGE_COMMANDS = ("Stop", "Home", "Abort")
-#: What makes a device a CCD head: a health and its reason.
-HEAD_ATTRIBUTES = ("health", "reason")
-HEAD_DETAILS = ("temperature", "target", "pressure", "flow", "peltierRunning", "interlockTripped")
-#: Health colours: Taurus paints WARNING and ALARM qualities in the same orange.
-HEALTH_COLOURS = {"OK": "#3c3", "WARNING": "#fd0", "ERROR": "#e22"}
+from . import look
+from .device_panel import DevicePanel
+from .device_tree import DeviceTree
+from .messages import MessagesPanel
+from .panels import HeadsPanel, RelayPanel, StagesPanel, TemperaturesPanel, TrendsPanel
+from .watch import Background, LabWatch
+
+SETTINGS_ENV = "TANGOLAB_GUI_SETTINGS"
+PANELS = {
+    "Temperatures": TemperaturesPanel,
+    "Stages": StagesPanel,
+    "CCD heads": HeadsPanel,
+    "Relay": RelayPanel,
+    "Messages": MessagesPanel,
+    "Trends": TrendsPanel,
+}
+DEFAULT_OPEN = ["panel:Temperatures", "panel:Stages", "panel:CCD heads", "panel:Messages"]
 
 
-def attribute_names(device: str, tango_host: str) -> list[str]:
-    """The device's attributes in declaration order; just Status when its server is down."""
-    try:
-        proxy = tango.DeviceProxy(f"tango://{tango_host}/{device}")
-        return [name for name in proxy.get_attribute_list() if name not in HIDDEN and name != "State"]
-    except tango.DevFailed:  # its server is down: the form shows it unreachable, the rest works
-        return ["Status"]
+def settings_for(path: str | Path | None) -> Qt.QSettings:
+    path = path or os.environ.get(SETTINGS_ENV)
+    if path:
+        return Qt.QSettings(str(path), Qt.QSettings.IniFormat)
+    return Qt.QSettings("tangolab", "gui")
 
 
-def form_models(device: str, tango_host: str, names: list[str] | None = None) -> list[str]:
-    """State first, then the attributes, as full Taurus names."""
-    names = attribute_names(device, tango_host) if names is None else names
-    return [f"tango://{tango_host}/{device}/{name}" for name in ["State", *names]]
+class MainWindow(Qt.QMainWindow):
+    def __init__(self, config: LabConfig, tango_host: str, settings_path: str | Path | None = None) -> None:
+        look.apply()
+        super().__init__()
+        self.config, self.tango_host = config, tango_host
+        self.setWindowTitle(f"tangolab — {tango_host}")
+        self.setObjectName("tangolab")
+        self.settings = settings_for(settings_path)
+        self.watch = LabWatch(tango_host, parent=self)
+        self.background = Background(parent=self)
+        self.panels: dict[str, Qt.QWidget] = {}  # "panel:<title>" or "device:<name>" -> open tab
+        self.tabs = Qt.QTabWidget()
+        self.tabs.setTabsClosable(True)
+        self.tabs.setMovable(True)
+        self.tabs.tabCloseRequested.connect(self._close_tab)
+        self.setCentralWidget(self.tabs)
+        lab_order = [(device.name, device.tango_class) for device in config.devices]
+        self.tree = DeviceTree(self.watch, lab_order, list(PANELS))
+        self.tree.open_device.connect(self.open_device)
+        self.tree.open_panel.connect(self.open_panel)
+        dock = Qt.QDockWidget("Devices", self)
+        dock.setObjectName("devices")
+        dock.setWidget(self.tree)
+        self.addDockWidget(Qt.Qt.LeftDockWidgetArea, dock)
+        self.statusBar()
+        self.resize(1300, 900)
+        self._restore()
+        self.watch.start()
+
+    # -- panels ---------------------------------------------------------------------------
+
+    def open_device(self, device: str) -> Qt.QWidget:
+        return self._open(f"device:{device.lower()}", device.lower(), lambda: DevicePanel(
+            device.lower(), self.watch, self.background))
+
+    def open_panel(self, title: str) -> Qt.QWidget:
+        return self._open(f"panel:{title}", title, lambda: PANELS[title](self))
+
+    def _open(self, key: str, title: str, make) -> Qt.QWidget:
+        if key not in self.panels:
+            self.panels[key] = make()
+            self.tabs.addTab(self.panels[key], title)
+        self.tabs.setCurrentWidget(self.panels[key])
+        return self.panels[key]
+
+    def close_panel(self, key: str) -> None:
+        """Close an open tab by its key ("device:lab/x/1", "panel:Stages")."""
+        if (widget := self.panels.pop(key, None)) is not None:
+            self.tabs.removeTab(self.tabs.indexOf(widget))
+            widget.deleteLater()
+
+    def _close_tab(self, index: int) -> None:
+        widget = self.tabs.widget(index)
+        self.close_panel(next(key for key, panel in self.panels.items() if panel is widget))
+
+    # -- remembered between runs ------------------------------------------------------------
+
+    def open_keys(self) -> list[str]:
+        order = {self.tabs.widget(index): index for index in range(self.tabs.count())}
+        return sorted(self.panels, key=lambda key: order.get(self.panels[key], 0))
+
+    def save_settings(self) -> None:
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("state", self.saveState())
+        self.settings.setValue("open", self.open_keys())
+        current = self.tabs.currentWidget()
+        self.settings.setValue("current", next((k for k, p in self.panels.items() if p is current), ""))
+        self.settings.sync()
+
+    def _restore(self) -> None:
+        if (geometry := self.settings.value("geometry")) is not None:
+            self.restoreGeometry(geometry)
+        if (state := self.settings.value("state")) is not None:
+            self.restoreState(state)
+        opened = self.settings.value("open")
+        opened = DEFAULT_OPEN if opened is None else ([opened] if isinstance(opened, str) else list(opened))
+        for key in opened:
+            kind, _, name = key.partition(":")
+            if kind == "panel" and name in PANELS:
+                self.open_panel(name)
+            elif kind == "device" and name:
+                self.open_device(name)
+        current = self.settings.value("current") or ""
+        if current in self.panels:
+            self.tabs.setCurrentWidget(self.panels[current])
+        elif self.tabs.count():
+            self.tabs.setCurrentIndex(0)
+
+    def closeEvent(self, event) -> None:
+        self.save_settings()
+        self.shut_down()
+        super().closeEvent(event)
+
+    def shut_down(self) -> None:
+        """Stop the watch threads and the workers (the window stays as it is)."""
+        self.watch.stop()
+        self.background.close()
 
 
-def is_stage(names: list[str]) -> bool:
-    return all(name in names for name in STAGE_ATTRIBUTES)
 
-
-def stage_row(grid, row: int, device: str, tango_host: str) -> dict:
-    """One stage on one row of the stage panel: state, position, a target field that moves it,
-    velocity, its home / upper / lower switches, homed, and Stop / Home / Abort."""
-    from taurus.external.qt import Qt
-    from taurus.qt.qtgui.button import TaurusCommandButton
-    from taurus.qt.qtgui.display import TaurusLabel, TaurusLed
-    from taurus.qt.qtgui.input import TaurusValueLineEdit
-
-    model = f"tango://{tango_host}/{device}"
-    widgets: dict = {"state": TaurusLed(), "position": TaurusLabel(), "target": TaurusValueLineEdit(),
-                     "velocity": TaurusLabel(), "homed": TaurusLed()}
-    widgets["state"].setModel(f"{model}/State")
-    widgets["position"].setModel(f"{model}/Position")
-    widgets["target"].setModel(f"{model}/Position")
-    widgets["velocity"].setModel(f"{model}/Velocity")
-    widgets["homed"].setModel(f"{model}/Homed")
-    for key in ("position", "target", "velocity"):
-        widgets[key].setMinimumWidth(130)
-    switches = Qt.QHBoxLayout()
-    for index, name in enumerate(("home", "upper", "lower")):
-        led = TaurusLed()
-        led.setModel(f"{model}/Limit_switches")
-        led.setModelIndex(index)
-        led.setOnColor("orange" if index else "green")
-        led.setToolTip(f"{name} switch")
-        switches.addWidget(led)
-        widgets[f"{name} switch"] = led
-    grid.addWidget(Qt.QLabel(device), row, 0)
-    for column, key in enumerate(("state", "position", "target", "velocity"), start=1):
-        grid.addWidget(widgets[key], row, column)
-    grid.addLayout(switches, row, 5)
-    grid.addWidget(widgets["homed"], row, 6)
-    for column, command in enumerate(STAGE_COMMANDS, start=7):
-        button = TaurusCommandButton(command=command, text=command)
-        button.setModel(model)
-        grid.addWidget(button, row, column)
-        widgets[command] = button
-    return widgets
-
-
-def is_head(names: list[str]) -> bool:
-    return all(name in names for name in HEAD_ATTRIBUTES)
-
-
-def health_label():
-    """A Taurus label of a health (OK / WARNING / ERROR) painted by what it says, as it updates."""
-    from taurus.qt.qtgui.display import TaurusLabel
-
-    class HealthLabel(TaurusLabel):
-        def setText_(self, text: str) -> None:
-            super().setText_(text)
-            colour = HEALTH_COLOURS.get(text.strip(), "#bbb")
-            self.setStyleSheet(f"background: {colour}; font-size: 16pt; font-weight: bold")
-
-    return HealthLabel()
-
-
-def head_panel(device: str, tango_host: str):
-    """A CCD head: its health in colour, the reason in words, then what it watches."""
-    from taurus.external.qt import Qt
-    from taurus.qt.qtgui.display import TaurusLabel
-    from taurus.qt.qtgui.panel import TaurusForm
-
-    box = Qt.QGroupBox(device)
-    layout = Qt.QVBoxLayout(box)
-    box.health, box.reason = health_label(), TaurusLabel()
-    box.health.setBgRole("none")
-    box.health.setModel(f"tango://{tango_host}/{device}/health")
-    box.health.setAlignment(Qt.Qt.AlignCenter)
-    box.health.setMinimumHeight(40)
-    box.reason.setModel(f"tango://{tango_host}/{device}/reason")
-    box.reason.setWordWrap(True)
-    box.reason.setBgRole("none")
-    form = TaurusForm()
-    form.setWithButtons(False)
-    form.setModel(form_models(device, tango_host, list(HEAD_DETAILS)))
-    for widget in (box.health, box.reason, form):
-        layout.addWidget(widget)
-    return box
-
-
-def build_window(config: LabConfig, tango_host: str):
+def build_window(config: LabConfig, tango_host: str, settings_path: str | Path | None = None) -> MainWindow:
     """The lab's main window; needs a running QApplication (Taurus's)."""
-    from taurus.external.qt import Qt
-    from taurus.qt.qtgui.panel import TaurusForm
-    from taurus_pyqtgraph import TaurusTrend
-
-    window = Qt.QMainWindow()
-    window.setWindowTitle(f"tangolab — {tango_host}")
-    tabs = Qt.QTabWidget()
-    window.forms, window.stages, window.heads = {}, {}, {}
-    heads = Qt.QWidget()
-    head_layout = Qt.QHBoxLayout(heads)
-    stages = Qt.QWidget()
-    stage_grid = Qt.QGridLayout(stages)
-    for column, title in enumerate(
-        ("stage", "state", "position (mm)", "target", "velocity", "home  upper  lower", "homed"), start=0
-    ):
-        stage_grid.addWidget(Qt.QLabel(f"<b>{title}</b>"), 0, column)
-    for device in config.devices:
-        names = attribute_names(device.name, tango_host)
-        if is_stage(names):
-            window.stages[device.name] = stage_row(stage_grid, len(window.stages) + 1, device.name, tango_host)
-        if is_head(names):
-            window.heads[device.name] = head_panel(device.name, tango_host)
-            head_layout.addWidget(window.heads[device.name])
-        form = TaurusForm()
-        form.setWithButtons(False)
-        form.setModel(form_models(device.name, tango_host, names))
-        window.forms[device.name] = form
-        tabs.addTab(form, device.name)
-    if window.stages:
-        stage_grid.setRowStretch(len(window.stages) + 1, 1)
-        scroll = Qt.QScrollArea()
-        scroll.setWidget(stages)
-        scroll.setWidgetResizable(True)
-        tabs.insertTab(0, scroll, "Stages")
-    if window.heads:
-        tabs.insertTab(0, heads, "CCD heads")
-    tabs.setCurrentIndex(0)
-
-    trend_tabs = Qt.QTabWidget()
-    window.trends = {}
-    for title, names in config.data.get("tangolab", {}).get("gui", {}).get("trends", {}).items():
-        trend = TaurusTrend()
-        trend.setModel([f"tango://{tango_host}/{name}" for name in names])
-        window.trends[title] = trend
-        trend_tabs.addTab(trend, title)
-
-    splitter = Qt.QSplitter(Qt.Qt.Vertical)
-    splitter.addWidget(tabs)
-    splitter.addWidget(trend_tabs)
-    splitter.setSizes([550, 350])
-    window.setCentralWidget(splitter)
-    window.resize(1000, 900)
-    return window
+    return MainWindow(config, tango_host, settings_path)
 
 
-def run(config: LabConfig, tango_host: str | None = None) -> int:
+def display_problem(environ: dict[str, str] | None = None) -> str | None:
+    """Why Qt could not open a window here, in one line; None if it can."""
+    environ = dict(os.environ if environ is None else environ)
+    platform = environ.get("QT_QPA_PLATFORM", "")
+    if platform and not platform.startswith("xcb"):
+        return None  # offscreen, wayland, vnc...: the user chose
+    if not sys.platform.startswith("linux"):
+        return None
+    if not environ.get("DISPLAY"):
+        if environ.get("WAYLAND_DISPLAY"):
+            return None
+        return ("no display: DISPLAY is not set (run it on a desktop, through ssh -X, or under xvfb-run; "
+                "QT_QPA_PLATFORM=offscreen renders without showing anything)")
+    probe = subprocess.run(  # Qt aborts the whole process when its xcb plugin cannot start: ask a child
+        [sys.executable, "-c", "from PyQt5.QtWidgets import QApplication; QApplication([])"],
+        check=False, capture_output=True, text=True, timeout=30, env=environ,
+    )
+    if probe.returncode == 0:
+        return None
+    lines = [line.strip() for line in probe.stderr.splitlines() if line.strip()]
+    hint = next((line for line in lines if "xcb" in line.lower() or "display" in line.lower()), lines[0] if lines else "")
+    missing = "" if "could not connect" in hint.lower() else (
+        " (Qt's xcb plugin needs libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 "
+        "libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0: ./dev.sh installs them)")
+    return f"cannot open the display {environ['DISPLAY']}: {hint}{missing}"
+
+
+def run(config: LabConfig, tango_host: str | None = None, settings_path: str | Path | None = None) -> int:
+    if problem := display_problem():
+        print(f"tangolab gui: {problem}", file=sys.stderr)
+        return 2
     from taurus.qt.qtgui.application import TaurusApplication
 
     tango_host = tango_host or os.environ.get("TANGO_HOST", "localhost:10000")
     app = TaurusApplication(sys.argv[:1], cmd_line_parser=None, app_name="tangolab")
-    window = build_window(config, tango_host)
+    window = build_window(config, tango_host, settings_path)
     window.show()
     return app.exec_()

@@ -1,8 +1,16 @@
-"""The Taurus window of the lab, rendered offscreen against the running demo lab."""
+"""The lab's Taurus window, offscreen, against the running demo lab (one lab, one window for the
+module): the tree of the whole database, device panels made from the devices, the dedicated
+panels, writes and commands reaching the devices, a killed server greyed at once and back by
+itself, a panel opened while its server is down filling in, a slow or broken device that does
+not stall the event loop, and the layout remembered. Screenshots go to the test's tmp_path."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import tango
@@ -10,7 +18,8 @@ import tango
 from gui.main_window import build_window
 from tangolab.scripting import wait_until
 
-NUMBER = re.compile(r"-?\d+\.\d+")
+NUMBER = re.compile(r"-?\d+\.\d+(e-?\d+)?")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -20,70 +29,304 @@ def qapp_cls():
     return TaurusApplication
 
 
-@pytest.fixture
-def window(lab, qtbot):
+class StallMeter:
+    """The longest gap between two ticks of a 10 ms QTimer: how long the event loop was stuck."""
+
+    def __init__(self) -> None:
+        from taurus.external.qt import Qt
+
+        self.longest, self.last = 0.0, time.monotonic()
+        self.timer = Qt.QTimer()
+        self.timer.timeout.connect(self._tick)
+        self.timer.start(10)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        self.longest = max(self.longest, now - self.last)
+        self.last = now
+
+    def stop(self) -> float:
+        self.timer.stop()
+        return self.longest
+
+
+@pytest.fixture(scope="module")
+def window(lab, qapp, tmp_path_factory):
     proxy = lab.proxy("lab/cryocon/1")
     wait_until(lambda: proxy.state() in (tango.DevState.ON, tango.DevState.RUNNING), 60, what="cryocon up")
-    window = build_window(lab.config, lab.tango_host)
-    qtbot.addWidget(window)
+    settings = tmp_path_factory.mktemp("gui") / "gui.ini"
+    window = build_window(lab.config, lab.tango_host, settings)
     window.show()
-    return window
+    yield window
+    window.close()  # saves the settings, stops the watch
+    window.deleteLater()
 
 
-def value_widget(form, attribute: str):
-    for item in form:
-        if item.getModelName().lower().endswith(f"/{attribute.lower()}"):
-            return item
-    raise AssertionError(f"{attribute} is not on the form")
+def shot(window, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / f"{name}.png"
+    window.grab().save(str(path))
+    print(f"screenshot: {path}")
+    return path
 
 
-def test_form_shows_live_temperatures_and_state(window, qtbot, tmp_path):
-    form = window.forms["lab/cryocon/1"]
-    temperature = value_widget(form, "temperatureA").readWidget()
-    qtbot.waitUntil(lambda: NUMBER.search(temperature.text()) is not None, timeout=60_000)
-    first = float(NUMBER.search(temperature.text()).group())
+def text_of(widget) -> str:
+    return widget.text() if hasattr(widget, "text") else ""
+
+
+def magnitude(value) -> float:
+    return float(getattr(value, "magnitude", value))
+
+
+def number_in(widget) -> float | None:
+    match = NUMBER.search(text_of(widget))
+    return float(match.group()) if match else None
+
+
+# -- the tree and device panels ------------------------------------------------------------------
+
+
+def test_the_tree_shows_every_device_of_the_database_by_class_with_its_state(window, lab, qtbot):
+    tree = window.tree
+    qtbot.waitUntil(lambda: tree.devices.get("lab/cryocon/1") is not None
+                    and tree.devices["lab/cryocon/1"].text(1) in ("ON", "RUNNING"), timeout=30_000)
+    assert tree.devices["lab/cryocon/1"].parent().text(0) == "TemperatureController"
+    assert {"lab/arm/1", "lab/arm/2", "lab/arm/3"} <= {
+        tree.devices[d].text(0) for d in tree.devices if tree.devices[d].parent().text(0) == "NewportAxis"}
+    database = tango.Database(*lab.tango_host.split(":"))
+    added = tango.DbDevInfo()
+    added.name, added._class, added.server = "test/added/1", "TangoTest", "TangoTest/gui"
+    database.add_device(added)  # a device the lab file does not know, whose server is not running
+    qtbot.waitUntil(lambda: "test/added/1" in tree.devices, timeout=20_000)
+    item = tree.devices["test/added/1"]
+    assert item.parent().text(0) == "TangoTest"
+    qtbot.waitUntil(lambda: item.text(1) == "down", timeout=10_000)
+    assert "not running" in item.toolTip(0)
+
+
+def test_a_device_panel_shows_live_values_units_and_commands(window, qtbot, tmp_path):
+    panel = window.open_device("lab/cryocon/1")
+    qtbot.waitUntil(lambda: panel.built, timeout=30_000)
+    temperature = panel.value_widget("temperatureA").readWidget()
+    qtbot.waitUntil(lambda: number_in(temperature) is not None, timeout=30_000)
+    first = number_in(temperature)
     assert 1.0 < first < 400.0
-    qtbot.waitUntil(lambda: float(NUMBER.search(temperature.text()).group()) != first, timeout=60_000)
-    led = value_widget(form, "State").readWidget()  # a LED coloured by the state it shows
-    qtbot.waitUntil(lambda: led.getModelValueObj().rvalue in (tango.DevState.ON, tango.DevState.RUNNING),
-                    timeout=30_000)
-    window.grab().save(str(tmp_path / "main_window.png"))
+    qtbot.waitUntil(lambda: number_in(temperature) != first, timeout=60_000)
+    assert "K" in panel.value_widget("temperatureA").unitsWidget().text()
+    assert "[0]" not in panel.value_widget("temperatureA").labelWidget().text()
+    assert panel.commands, "the cryocon's commands are buttons"
+    assert panel.state.text() in ("ON", "RUNNING")
+    shot(window, tmp_path, "cryocon_panel")
 
 
-def test_setpoint_written_from_the_form_reaches_the_device(window, lab, qtbot):
-    field = value_widget(window.forms["lab/cryocon/1"], "setpoint1").writeWidget()
+def test_a_pressure_in_e_notation_is_not_shown_as_zero(window, qtbot, tmp_path):
+    panel = window.open_device("lab/gauge/1")
+    qtbot.waitUntil(lambda: panel.built, timeout=30_000)
+    pressure = panel.value_widget("pressure").readWidget()
+    qtbot.waitUntil(lambda: "e-" in text_of(pressure), timeout=30_000)
+    assert 1e-7 < number_in(pressure) < 1e-4, text_of(pressure)
+    shot(window, tmp_path, "gauge_panel")
+
+
+def test_warning_and_alarm_have_colours_of_their_own():
+    from tango import AttrQuality
+    from taurus.qt.qtgui.util import QT_ATTRIBUTE_QUALITY_PALETTE as palette
+
+    warning = palette.qcolor(AttrQuality.ATTR_WARNING)[0].name()
+    alarm = palette.qcolor(AttrQuality.ATTR_ALARM)[0].name()
+    valid = palette.qcolor(AttrQuality.ATTR_VALID)[0].name()
+    assert len({warning, alarm, valid}) == 3
+
+
+def test_a_value_written_from_a_panel_reaches_the_device_and_the_write_widget_follows(window, lab, qtbot):
+    panel = window.open_device("lab/cryocon/1")
+    qtbot.waitUntil(lambda: panel.built, timeout=30_000)
+    field = panel.value_widget("setpoint1").writeWidget()
     field.setValue(42.25)
     field.writeValue(forceApply=True)
     proxy = lab.proxy("lab/cryocon/1")
     qtbot.waitUntil(lambda: proxy.read_attribute("setpoint1").value == pytest.approx(42.25), timeout=20_000)
+    proxy.write_attribute("setpoint1", 57.5)  # written by someone else: the write widget shows it
+    qtbot.waitUntil(lambda: magnitude(field.getValue()) == pytest.approx(57.5), timeout=20_000)
 
 
-def test_trend_plots_the_temperatures(window, qtbot):
-    from taurus_pyqtgraph.taurustrendset import TrendCurve
-
-    def curves() -> list:
-        return [item for item in window.trends["Temperatures"].getPlotItem().listDataItems() if isinstance(item, TrendCurve)]
-
-    def fewest_points() -> int:
-        return min((0 if c.xData is None else len(c.xData) for c in curves()), default=0)
-
-    qtbot.waitUntil(lambda: len(curves()) == 4 and fewest_points() >= 3, timeout=60_000)
+def test_a_refused_write_is_said_on_the_panel(window, qtbot):
+    panel = window.open_device("lab/cryocon/1")
+    qtbot.waitUntil(lambda: panel.built, timeout=30_000)
+    attribute = panel.keeper.attributes[f"{panel.full}/setpoint1".lower()]
+    attribute.write(1e9)  # beyond the limits: the device refuses, no dialog, the panel says why
+    qtbot.waitUntil(lambda: "not written" in panel.message.text(), timeout=20_000)
 
 
-def test_the_stage_panel_shows_every_stage_and_its_buttons_drive_it(window, lab, qtbot):
-    assert {"lab/stage/1", "lab/slide/1", "lab/arm/1", "lab/arm/2", "lab/arm/3"} <= set(window.stages)
-    row = window.stages["lab/stage/1"]
-    qtbot.waitUntil(lambda: NUMBER.search(row["position"].text()) is not None, timeout=60_000)
+# -- dedicated panels ------------------------------------------------------------------------------
+
+
+def test_the_stage_panel_shows_every_stage_and_its_buttons_drive_it(window, lab, qtbot, tmp_path):
+    panel = window.open_panel("Stages")
+    qtbot.waitUntil(lambda: {"lab/stage/1", "lab/slide/1", "lab/arm/1", "lab/arm/2", "lab/arm/3"} <= set(panel.rows),
+                    timeout=30_000)
+    row = panel.rows["lab/stage/1"]
+    qtbot.waitUntil(lambda: number_in(row["position"]) is not None, timeout=30_000)
     stage = lab.proxy("lab/stage/1")
     row["Home"].click()
     qtbot.waitUntil(lambda: stage.read_attribute("Homed").value, timeout=60_000)
     qtbot.waitUntil(lambda: row["homed"].getModelValueObj().rvalue, timeout=30_000)
+    row["target"].setValue(1.5)
+    row["move"].click()
+    qtbot.waitUntil(lambda: stage.read_attribute("Position").value == pytest.approx(1.5, abs=0.01), timeout=60_000)
+    shot(window, tmp_path, "stages")
 
 
-def test_each_ccd_head_shows_its_health_in_colour_and_words(window, qtbot):
-    from gui.main_window import HEALTH_COLOURS
+def test_each_ccd_head_shows_its_health_in_colour_and_words(window, qtbot, tmp_path):
+    from gui.panels import HEALTH_COLOURS
 
-    assert {"lab/ccd/1", "lab/ccd/2"} <= set(window.heads)
-    panel = window.heads["lab/ccd/1"]
-    qtbot.waitUntil(lambda: panel.health.text().strip() in HEALTH_COLOURS, timeout=60_000)
-    qtbot.waitUntil(lambda: HEALTH_COLOURS[panel.health.text().strip()] in panel.health.styleSheet(), timeout=10_000)
+    panel = window.open_panel("CCD heads")
+    qtbot.waitUntil(lambda: {"lab/ccd/1", "lab/ccd/2"} <= set(panel.heads), timeout=30_000)
+    box = panel.heads["lab/ccd/1"]
+    qtbot.waitUntil(lambda: box.health.text().strip() in HEALTH_COLOURS, timeout=60_000)
+    qtbot.waitUntil(lambda: HEALTH_COLOURS[box.health.text().strip()] in box.health.styleSheet(), timeout=10_000)
+    qtbot.waitUntil(lambda: box.reason.text().strip() not in ("", "-----"), timeout=30_000)
+    shot(window, tmp_path, "heads")
+
+
+def test_the_temperatures_panel_trends_each_temperature_with_its_setpoint(window, qtbot, tmp_path):
+    panel = window.open_panel("Temperatures")
+    qtbot.waitUntil(lambda: "lab/cryocon/1" in panel.trends and "lab/tec/1" in panel.trends, timeout=30_000)
+    trend = panel.trends["lab/cryocon/1"]
+
+    def curves() -> dict:
+        return {item.name(): item for item in trend.getPlotItem().listDataItems() if item.name()}
+
+    qtbot.waitUntil(lambda: any("setpoint1" in name for name in curves())
+                    and any("temperatureA" in name for name in curves()), timeout=30_000)
+    def points(name: str) -> int:
+        item = next(item for found, item in curves().items() if name in found)
+        return 0 if item.xData is None else len(item.xData)
+
+    qtbot.waitUntil(lambda: points("temperatureA") >= 2 and points("setpoint1") >= 1, timeout=60_000)
+    shot(window, tmp_path, "temperatures")
+
+
+def test_the_relay_panel_shows_its_variables_and_puts_new_ones(window, lab, qtbot, tmp_path):
+    panel = window.open_panel("Relay")
+    qtbot.waitUntil(lambda: "lab/relay/1" in panel.relays, timeout=30_000)
+    box = panel.relays["lab/relay/1"]
+    box.name.setText("gui_f1")
+    box.value.setText("21.5")
+    box.value.returnPressed.emit()
+    relay = lab.proxy("lab/relay/1")
+    qtbot.waitUntil(lambda: "gui_f1" in [n.lower() for n in relay.read_attribute("Variables").value or ()],
+                    timeout=20_000)
+    qtbot.waitUntil(lambda: any(item.getModelName().lower().endswith("/gui_f1") for item in box.form), timeout=30_000)
+    item = next(item for item in box.form if item.getModelName().lower().endswith("/gui_f1"))
+    qtbot.waitUntil(lambda: number_in(item.readWidget()) == pytest.approx(21.5), timeout=20_000)
+    shot(window, tmp_path, "relay")
+
+
+def test_lab_messages_arrive_live_and_filter_by_level_and_source(window, lab, qtbot, tmp_path):
+    panel = window.open_panel("Messages")
+    qtbot.waitUntil(lambda: "lab/archiver/1" in panel.section_widgets, timeout=30_000)
+    archiver = lab.proxy("lab/archiver/1")
+    archiver.command_inout("Message", ["warning", "gui-test", "the cold head is warm"])
+    archiver.command_inout("Message", ["info", "other-test", "all is fine"])
+    qtbot.waitUntil(lambda: any(row[2] == "other-test" for row in panel.rows()), timeout=20_000)
+    assert any(row[1:] == ("WARNING", "gui-test", "the cold head is warm") for row in panel.rows())
+    panel.level.setCurrentText("WARNING")
+    assert all(row[1] == "WARNING" for row in panel.rows()) and panel.rows()
+    panel.level.setCurrentText("all levels")
+    panel.source.setCurrentText("other")
+    assert {row[2] for row in panel.rows()} == {"other-test"}
+    panel.source.setCurrentText("all sources")
+    shot(window, tmp_path, "messages")
+
+
+# -- never stale, never frozen ---------------------------------------------------------------------
+
+
+def test_a_killed_server_greys_its_panel_at_once_and_comes_back_by_itself(window, lab, qtbot, tmp_path):
+    panel = window.open_device("lab/chiller/1")
+    qtbot.waitUntil(lambda: panel.built and not panel.banner.isVisible(), timeout=30_000)
+    temperature = panel.value_widget("temperature").readWidget()
+    qtbot.waitUntil(lambda: number_in(temperature) is not None, timeout=30_000)
+    killed = time.monotonic()
+    lab.kill("Chiller/lab")
+    qtbot.waitUntil(lambda: panel.banner.isVisible(), timeout=15_000)
+    took = time.monotonic() - killed
+    print(f"greyed {took:.2f} s after the kill")
+    assert not panel.body.isEnabled() and panel.body.graphicsEffect() is not None
+    assert "lab/chiller/1 is down" in panel.banner.text()
+    assert window.tree.devices["lab/chiller/1"].text(1) == "down"
+    shot(window, tmp_path, "chiller_down")
+    assert took < 4.0, f"a dead server was shown down only after {took:.1f} s"  # Taurus alone: up to 11 s
+    lab.start_program("Chiller/lab")
+    qtbot.waitUntil(lambda: not panel.banner.isVisible() and panel.body.isEnabled(), timeout=60_000)
+    seen = text_of(temperature)
+    qtbot.waitUntil(lambda: number_in(temperature) is not None and text_of(temperature) != seen, timeout=60_000)
+    shot(window, tmp_path, "chiller_back")
+
+
+def test_a_panel_opened_while_its_server_is_down_fills_in_when_it_starts(window, lab, qtbot, tmp_path):
+    lab.kill("FlowMonitor/lab")
+    qtbot.waitUntil(lambda: window.tree.devices["lab/flow/1"].text(1) == "down", timeout=15_000)
+    window.close_panel("device:lab/flow/1")  # opened afresh
+    panel = window.open_device("lab/flow/1")
+    qtbot.waitUntil(lambda: panel.banner.isVisible(), timeout=5_000)
+    assert not panel.built
+    shot(window, tmp_path, "flow_down")
+    lab.start_program("FlowMonitor/lab")
+    qtbot.waitUntil(lambda: panel.built and not panel.banner.isVisible(), timeout=60_000)
+    pen = panel.value_widget("pen1").readWidget()
+    qtbot.waitUntil(lambda: number_in(pen) is not None, timeout=30_000)
+    shot(window, tmp_path, "flow_filled_in")
+
+
+@pytest.fixture
+def slow_device(lab):
+    """tests/gui/slow_device.py registered in the lab's database and run as a server of its own."""
+    database = tango.Database(*lab.tango_host.split(":"))
+    info = tango.DbDevInfo()
+    info.name, info._class, info.server = "test/slow/1", "SlowDevice", "SlowDevice/gui"
+    database.add_device(info)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "gui" / "slow_device.py"), "gui"],
+        env={**__import__("os").environ, "TANGO_HOST": lab.tango_host},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        proxy = lab.proxy("test/slow/1")
+        wait_until(lambda: proxy.ping() is not None, 60, what="the slow device up")
+        yield "test/slow/1"
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        database.delete_server("SlowDevice/gui")
+
+
+def test_a_slow_or_broken_device_does_not_stall_the_event_loop(window, slow_device, qtbot, tmp_path):
+    meter = StallMeter()
+    panel = window.open_device(slow_device)
+    qtbot.waitUntil(lambda: panel.built, timeout=60_000)
+    panel.commands["Nap"].click()  # a 3 s command
+    panel.value_widget("level").writeWidget().setValue(3.0)
+    panel.value_widget("level").writeWidget().writeValue(forceApply=True)
+    qtbot.wait(8_000)  # several 3 s reads of `slow` by Taurus's poller, the nap, the write
+    longest = meter.stop()
+    print(f"longest event-loop stall with a 3 s device open: {longest * 1000:.0f} ms")
+    shot(window, tmp_path, "slow_device")
+    assert longest < 1.0, f"the event loop stalled {longest:.2f} s"  # one 3 s read on it would show 3 s
+
+
+def test_the_open_panels_are_remembered(window, lab, qtbot, tmp_path):
+    window.open_device("lab/cryocon/1")
+    window.open_panel("Relay")
+    window.save_settings()
+    again = build_window(lab.config, lab.tango_host, window.settings.fileName())
+    try:
+        assert again.open_keys() == window.open_keys()
+        assert again.tabs.currentWidget() is again.panels["panel:Relay"]
+    finally:
+        again.shut_down()
+        again.deleteLater()

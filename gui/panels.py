@@ -1,0 +1,410 @@
+"""The lab's dedicated panels, where a device's form is not enough.
+
+Each finds its devices by what they declare (a stage by the motor vocabulary, a CCD head by its
+health and reason, a temperature by its unit), as the watch describes them, so a device added to
+the database later joins its panel. Models are prepared off the GUI thread before widgets take
+them, and every device's widgets are greyed while it is down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from taurus.external.qt import Qt
+
+from .device_panel import down_text, grey
+from .models import CommandButton, Keeper
+from .watch import DeviceInfo, Health
+
+#: What makes a device a stage: the motor vocabulary every tangolab stage shares.
+STAGE_ATTRIBUTES = ("Position", "Velocity", "Limit_switches", "Homed")
+STAGE_COMMANDS = ("Stop", "Home", "Abort")
+#: What makes a device a CCD head: a health and its reason.
+HEAD_ATTRIBUTES = ("health", "reason")
+HEAD_DETAILS = ("temperature", "target", "pressure", "flow", "peltierRunning", "interlockTripped")
+#: Health colours, the same as the look's WARNING and ALARM qualities.
+HEALTH_COLOURS = {"OK": "#3c3", "WARNING": "#fd0", "ERROR": "#e22"}
+TEMPERATURE_UNITS = {"k", "degc", "°c", "c", "deg c"}
+
+
+def make_trend(models: list[str], archive: str | None = None, parent=None):
+    """The window's trend widget: part B's LabTrend (history from the archive, then live) when
+    it is there, else taurus_pyqtgraph's TaurusTrend."""
+    try:
+        from .trend import LabTrend
+    except ImportError:
+        from taurus_pyqtgraph import TaurusTrend
+
+        trend = TaurusTrend(parent)
+        trend.setModel(models)
+        return trend
+    return LabTrend(models, archive, parent)
+
+
+def archive_for(tango_host: str) -> str | None:
+    """The lab's archive store, for trends and messages (may ask the database: not on the GUI thread)."""
+    try:
+        from .trend import archive_of_lab
+    except ImportError:
+        return None
+    return archive_of_lab(tango_host)
+
+
+class DevicesPanel(Qt.QWidget):
+    """A panel of per-device sections: `wants(info)` picks the devices, `add(info)` builds a
+    section from prepared models, `section_widgets[device]` are greyed while the device is down."""
+
+    def __init__(self, window, parent=None) -> None:
+        super().__init__(parent)
+        self.window_ = window
+        self.watch, self.background = window.watch, window.background
+        self.keeper = Keeper(self.background, self)
+        self.keeper.failed.connect(lambda text: self.say(text, False))
+        self.section_widgets: dict[str, list[Qt.QWidget]] = {}
+        self._pending: set[str] = set()
+        self._down: set[str] = set()
+        self.message = Qt.QLabel()
+        self.message.setWordWrap(True)
+
+    def start(self) -> None:
+        """Take the devices the watch already knows, then follow it."""
+        self.watch.described.connect(self._described)
+        self.watch.health.connect(self._health)
+        for device, info in list(self.watch.infos.items()):
+            self._described(device, info)
+
+    def full(self, device: str) -> str:
+        return self.watch.full(device)
+
+    def wants(self, info: DeviceInfo) -> bool:
+        raise NotImplementedError
+
+    def models(self, info: DeviceInfo) -> list[str]:
+        raise NotImplementedError
+
+    def add(self, info: DeviceInfo) -> list[Qt.QWidget]:
+        raise NotImplementedError
+
+    def _described(self, device: str, info: DeviceInfo) -> None:
+        if device in self.section_widgets or device in self._pending or not self.wants(info):
+            return
+        self._pending.add(device)
+
+        def ready(_models: list[str]) -> None:
+            self._pending.discard(device)
+            self.section_widgets[device] = self.add(info)
+            if (health := self.watch.healths.get(device)) is not None:
+                self._health(device, health)
+
+        self.keeper.prepare_then(self.models(info), ready)
+
+    def _health(self, device: str, health: Health) -> None:
+        if device not in self.section_widgets:
+            return
+        down, was_down = not health.alive, device in self._down
+        if down == was_down:
+            return
+        for widget in self.section_widgets[device]:
+            grey(widget, down)
+            widget.setToolTip(down_text(device, health) if down else "")
+        if down:
+            self._down.add(device)
+            self.say(down_text(device, health), False)
+        else:
+            self._down.discard(device)
+            self.say(f"{device} answers again")
+            self.keeper.revive()
+
+    def say(self, text: str, ok: bool = True) -> None:
+        self.message.setText(text)
+        self.message.setStyleSheet("" if ok else "color: #c00; font-weight: bold")
+
+
+class StagesPanel(DevicesPanel):
+    """Every stage on a row: state, position, target and Move, velocity, home / upper / lower
+    switches, homed, and Stop / Home / Abort."""
+
+    COLUMNS = ("stage", "state", "position", "target", "", "velocity", "home  upper  lower", "homed")
+
+    def __init__(self, window, parent=None) -> None:
+        super().__init__(window, parent)
+        self.rows: dict[str, dict] = {}
+        inner = Qt.QWidget()
+        self.grid = Qt.QGridLayout(inner)
+        for column, title in enumerate(self.COLUMNS):
+            self.grid.addWidget(Qt.QLabel(f"<b>{title}</b>"), 0, column)
+        self.grid.setRowStretch(100, 1)
+        scroll = Qt.QScrollArea()
+        scroll.setWidget(inner)
+        scroll.setWidgetResizable(True)
+        layout = Qt.QVBoxLayout(self)
+        layout.addWidget(scroll, 1)
+        layout.addWidget(self.message)
+        self.start()
+
+    def wants(self, info: DeviceInfo) -> bool:
+        return all(info.attribute(name) is not None for name in STAGE_ATTRIBUTES)
+
+    def models(self, info: DeviceInfo) -> list[str]:
+        return [f"{self.full(info.name)}/{name}" for name in ("State", *STAGE_ATTRIBUTES)]
+
+    def add(self, info: DeviceInfo) -> list[Qt.QWidget]:
+        from taurus.qt.qtgui.display import TaurusLabel, TaurusLed
+        from taurus.qt.qtgui.input import TaurusValueLineEdit
+
+        model = self.full(info.name)
+        row = len(self.rows) + 1
+        widgets: dict = {"state": TaurusLabel(), "position": TaurusLabel(), "target": TaurusValueLineEdit(),
+                         "velocity": TaurusLabel(), "homed": TaurusLed()}
+        widgets["state"].setModel(f"{model}/State")
+        widgets["position"].setModel(f"{model}/Position")
+        widgets["target"].setModel(f"{model}/Position")
+        widgets["velocity"].setModel(f"{model}/Velocity")
+        widgets["homed"].setModel(f"{model}/Homed")
+        for key in ("position", "target", "velocity"):
+            widgets[key].setMinimumWidth(120)
+        widgets["move"] = Qt.QPushButton("Move")
+        widgets["move"].setToolTip("move to the target (or press Enter in the target field)")
+        widgets["move"].clicked.connect(lambda: widgets["target"].writeValue(forceApply=True))
+        switches = Qt.QWidget()
+        switch_layout = Qt.QHBoxLayout(switches)
+        switch_layout.setContentsMargins(0, 0, 0, 0)
+        for index, name in enumerate(("home", "upper", "lower")):
+            led = TaurusLed()
+            led.setModel(f"{model}/Limit_switches")
+            led.setModelIndex(index)
+            led.setOnColor("orange" if index else "green")
+            led.setToolTip(f"{name} switch")
+            switch_layout.addWidget(led)
+            widgets[f"{name} switch"] = led
+        widgets["switches"] = switches
+        widgets["name"] = Qt.QLabel(info.name)
+        for column, key in enumerate(("name", "state", "position", "target", "move", "velocity", "switches", "homed")):
+            self.grid.addWidget(widgets[key], row, column)
+        commands = {command.cmd_name: command for command in info.commands}
+        for column, name in enumerate(STAGE_COMMANDS, start=len(self.COLUMNS)):
+            if name in commands:
+                button = CommandButton(model, commands[name], self.background)
+                button.result.connect(lambda text, ok, device=info.name: self.say(f"{device}: {text}", ok))
+                self.grid.addWidget(button, row, column)
+                widgets[name] = button
+        self.rows[info.name] = widgets
+        return [widget for key, widget in widgets.items() if "switch " not in key]
+
+
+def health_label():
+    """A Taurus label of a health (OK / WARNING / ERROR) painted by what it says, as it updates."""
+    from taurus.qt.qtgui.display import TaurusLabel
+
+    class HealthLabel(TaurusLabel):
+        def setText_(self, text: str) -> None:
+            super().setText_(text)
+            colour = HEALTH_COLOURS.get(text.strip(), "#bbb")
+            self.setStyleSheet(f"background: {colour}; font-size: 16pt; font-weight: bold")
+
+    return HealthLabel()
+
+
+class HeadsPanel(DevicesPanel):
+    """Each CCD head: its health in colour, the reason in words, then what it watches."""
+
+    def __init__(self, window, parent=None) -> None:
+        super().__init__(window, parent)
+        self.heads: dict[str, Qt.QGroupBox] = {}
+        self.row = Qt.QHBoxLayout()
+        layout = Qt.QVBoxLayout(self)
+        layout.addLayout(self.row, 1)
+        layout.addWidget(self.message)
+        self.start()
+
+    def wants(self, info: DeviceInfo) -> bool:
+        return all(info.attribute(name) is not None for name in HEAD_ATTRIBUTES)
+
+    def models(self, info: DeviceInfo) -> list[str]:
+        names = [*HEAD_ATTRIBUTES, *(name for name in HEAD_DETAILS if info.attribute(name) is not None)]
+        return [f"{self.full(info.name)}/{name}" for name in names]
+
+    def add(self, info: DeviceInfo) -> list[Qt.QWidget]:
+        from taurus.qt.qtgui.display import TaurusLabel
+        from taurus.qt.qtgui.panel import TaurusForm
+
+        model = self.full(info.name)
+        box = Qt.QGroupBox(info.name)
+        layout = Qt.QVBoxLayout(box)
+        box.health, box.reason = health_label(), TaurusLabel()
+        box.health.setBgRole("none")
+        box.health.setModel(f"{model}/health")
+        box.health.setAlignment(Qt.Qt.AlignCenter)
+        box.health.setMinimumHeight(40)
+        box.reason.setModel(f"{model}/reason")
+        box.reason.setWordWrap(True)
+        box.reason.setBgRole("none")
+        box.form = TaurusForm()
+        box.form.setWithButtons(False)
+        box.form.setModel(self.models(info)[len(HEAD_ATTRIBUTES):])
+        for widget in (box.health, box.reason, box.form):
+            layout.addWidget(widget)
+        self.row.addWidget(box)
+        self.heads[info.name] = box
+        return [box]
+
+
+def is_temperature(info) -> bool:
+    """An attribute in kelvin or degrees Celsius (a temperature, a set-point or a target)."""
+    unit = (info.unit or "").strip().lower()
+    return unit in TEMPERATURE_UNITS and info.data_format == 0  # scalars (tango.AttrDataFormat.SCALAR)
+
+
+class TemperaturesPanel(DevicesPanel):
+    """A trend per device of every temperature it has, its set-points beside its readings."""
+
+    def __init__(self, window, parent=None) -> None:
+        super().__init__(window, parent)
+        self.trends: dict[str, Qt.QWidget] = {}
+        self.archive: str | None = None
+        inner = Qt.QWidget()
+        self.grid = Qt.QGridLayout(inner)
+        scroll = Qt.QScrollArea()
+        scroll.setWidget(inner)
+        scroll.setWidgetResizable(True)
+        layout = Qt.QVBoxLayout(self)
+        layout.addWidget(scroll, 1)
+        layout.addWidget(self.message)
+        self.background.run(lambda: archive_for(window.tango_host), self._archive_known)
+
+    def _archive_known(self, archive: str | None, _error) -> None:
+        self.archive = archive
+        self.start()
+
+    def wants(self, info: DeviceInfo) -> bool:
+        return bool(self._names(info))
+
+    def _names(self, info: DeviceInfo) -> list[str]:
+        return [attribute.name for attribute in info.attributes if is_temperature(attribute)]
+
+    def models(self, info: DeviceInfo) -> list[str]:
+        return [f"{self.full(info.name)}/{name}" for name in self._names(info)]
+
+    def add(self, info: DeviceInfo) -> list[Qt.QWidget]:
+        box = Qt.QGroupBox(info.name)
+        box.setMinimumHeight(260)
+        layout = Qt.QVBoxLayout(box)
+        trend = make_trend(self.models(info), self.archive)
+        layout.addWidget(trend)
+        index = len(self.trends)
+        self.grid.addWidget(box, index // 2, index % 2)
+        self.trends[info.name] = trend
+        return [box]
+
+
+class TrendsPanel(Qt.QTabWidget):
+    """The trends the lab file names (`tangolab.gui.trends`: title -> attributes), a tab each."""
+
+    def __init__(self, window, parent=None) -> None:
+        super().__init__(parent)
+        self.trends: dict[str, Qt.QWidget] = {}
+        self.keeper = Keeper(window.background, self)
+        groups = window.config.data.get("tangolab", {}).get("gui", {}).get("trends", {})
+        self.groups = {title: [window.watch.full(name) for name in names] for title, names in groups.items()}
+        window.background.run(
+            lambda: (archive_for(window.tango_host), self.keeper.prepare([m for models in self.groups.values() for m in models])),
+            self._ready,
+        )
+
+    def _ready(self, result, error) -> None:
+        archive = result[0] if error is None else None
+        for title, models in self.groups.items():
+            self.trends[title] = make_trend(models, archive)
+            self.addTab(self.trends[title], title)
+
+
+class RelayPanel(DevicesPanel):
+    """The relay's variables in a form (new ones join as they are created), and a line to Put one."""
+
+    def __init__(self, window, parent=None) -> None:
+        super().__init__(window, parent)
+        self.relays: dict[str, Qt.QWidget] = {}
+        self.layout_ = Qt.QVBoxLayout(self)
+        self.layout_.addWidget(self.message)
+        self.start()
+
+    def wants(self, info: DeviceInfo) -> bool:
+        return info.tango_class == "Relay" or (info.attribute("Variables") is not None
+                                               and any(c.cmd_name == "Put" for c in info.commands))
+
+    def models(self, info: DeviceInfo) -> list[str]:
+        return [f"{self.full(info.name)}/Variables"]
+
+    def add(self, info: DeviceInfo) -> list[Qt.QWidget]:
+        from taurus.qt.qtgui.panel import TaurusForm
+
+        model = self.full(info.name)
+        box = Qt.QGroupBox(info.name)
+        layout = Qt.QVBoxLayout(box)
+        box.form = TaurusForm()
+        box.form.setWithButtons(False)
+        layout.addWidget(box.form, 1)
+        put = Qt.QHBoxLayout()
+        box.name, box.value = Qt.QLineEdit(), Qt.QLineEdit()
+        box.name.setPlaceholderText("variable, e.g. oven_f1")
+        box.value.setPlaceholderText("value")
+        button = Qt.QPushButton("Put")
+        button.clicked.connect(lambda: self._put(model, box))
+        box.value.returnPressed.connect(button.click)
+        for widget in (Qt.QLabel("new or changed:"), box.name, box.value, button):
+            put.addWidget(widget)
+        layout.addLayout(put)
+        self.layout_.insertWidget(self.layout_.count() - 1, box, 1)
+        self.relays[info.name] = box
+        box.listener = VariablesListener(lambda names: self._variables(model, box, names))
+        self.keeper.attributes[f"{model}/Variables".lower()].addListener(box.listener)
+        return [box]
+
+    def _variables(self, model: str, box, names: list[str]) -> None:
+        models = [f"{model}/{name}" for name in names]
+        if models == getattr(box, "shown", None):
+            return
+        box.shown = models
+
+        def show(ready: list[str]) -> None:
+            if box.shown == models:
+                box.form.setModel(ready)
+
+        self.keeper.prepare_then(models, show)
+
+    def _put(self, model: str, box) -> None:
+        import tango
+
+        name, value = box.name.text().strip(), box.value.text().strip()
+        if not name:
+            self.say("Put: give the variable's name (e.g. oven_f1: the suffix says its type)", False)
+            return
+
+        def job():
+            proxy = tango.DeviceProxy(model)
+            proxy.set_timeout_millis(5000)
+            proxy.command_inout("Put", [name, value])
+
+        def done(_result, error) -> None:
+            if error is None:
+                self.say(f"{name} ← {value}")
+            else:
+                self.say(f"Put {name} refused: {error.args[0].desc.strip() if error.args else error}", False)
+
+        self.background.run(job, done)
+
+
+class VariablesListener(Qt.QObject):
+    """Turns the Taurus events of a list attribute (the relay's Variables) into a Qt signal."""
+
+    names = Qt.pyqtSignal(list)
+
+    def __init__(self, then: Callable[[list[str]], None]) -> None:
+        super().__init__()
+        self.names.connect(then, Qt.Qt.QueuedConnection)
+
+    def eventReceived(self, src, evt_type, evt_value) -> None:
+        rvalue = getattr(evt_value, "rvalue", None)
+        if rvalue is not None:
+            self.names.emit([str(name) for name in rvalue])
+
