@@ -197,14 +197,15 @@ class Lab:
                        watch="supervisor")
 
     def _wait_devices(self, timeout: float, began: float) -> None:
-        """Until every device answers, or its server failed for good (the supervisor gave up)."""
+        """Until every program runs and every device answers, or its server failed for good (the
+        supervisor gave up on it)."""
         waiting = {device.name: device.server for device in self.config.devices}
         deadline = time.monotonic() + timeout
-        while waiting:
+        while True:
             self._check_alive("supervisor", f"{SUPERVISOR}/{host_name()}")
-            failed = self.failed()
+            phases = {program["name"]: program["phase"] for program in self.programs()}
             for device, server in list(waiting.items()):
-                if server in failed:
+                if phases.get(server) == "failed":
                     del waiting[device]
                     continue
                 try:
@@ -213,8 +214,11 @@ class Lab:
                     continue
                 self.answered[device] = time.monotonic() - began
                 del waiting[device]
-            if waiting and time.monotonic() > deadline:
-                raise LabError(f"devices did not answer within {timeout:g} s: {', '.join(waiting)}; "
+            starting = [name for name, phase in phases.items() if phase not in ("running", "failed")]
+            if not waiting and not starting:
+                return
+            if time.monotonic() > deadline:
+                raise LabError(f"not up within {timeout:g} s: {', '.join([*waiting, *starting])}; "
                                f"see {self.run_dir / 'log'} and `tangolab status`")
             time.sleep(0.05)
 

@@ -36,6 +36,7 @@ import numpy as np
 import tango
 
 from .names import Names, trl
+from .restarts import RestartListener, device_of
 
 NO_EVENTS = ("API_AttributePollingNotStarted", "API_EventPropertiesNotSet", "API_AttributeNotDataReadyEnabled")
 LOSS_REASONS = ("API_MissedEvents",)
@@ -108,6 +109,8 @@ class Spy:
     _next_rescan: float = 0.0
     _seen: dict[str, set[str]] = field(default_factory=dict)  # device -> attributes subscribed or unwatched
     _globs: dict[str, str] = field(default_factory=dict)  # device -> its attribute glob
+    _restarted: deque = field(default_factory=deque)  # devices a supervisor says came up again
+    _restarts: RestartListener | None = None
 
     def start(self) -> list[dict]:
         """Subscribe what the pattern matches; records of what could not be (down, unwatched)."""
@@ -118,6 +121,12 @@ class Spy:
         for device in devices:
             records += self._subscribe_device(device, attribute_glob)
         self._next_rescan = time.monotonic() + self.rescan_period
+        trls = [device for device in devices if "://" in device]
+        self._restarts = RestartListener(self._restarted.extend, trls[0].split("/")[2] if trls else None)
+        try:
+            self._restarts.start()
+        except tango.DevFailed:
+            pass  # no supervisor: Tango's own keep-alive subscribes again, within 10 s
         self._pinger = threading.Thread(target=self._ping_devices, args=(devices,), name="spy-health", daemon=True)
         self._pinger.start()
         return records
@@ -127,6 +136,8 @@ class Spy:
         records: list[dict] = []
         while self._health:
             records.append(self._health.popleft())
+        while self._restarted:
+            records += self._subscribe_again(self._restarted.popleft())
         for sub in self.subscriptions:
             try:
                 events = sub.proxy.get_events(sub.event_id)
@@ -164,6 +175,8 @@ class Spy:
     def stop(self) -> None:
         """Unsubscribe everything, and end the pinging (a Tango call at interpreter exit aborts it)."""
         self._stopping.set()
+        if self._restarts is not None:
+            self._restarts.stop()
         if self._pinger is not None:
             self._pinger.join(timeout=self.health_period + 5)
         for sub in self.subscriptions:
@@ -200,6 +213,22 @@ class Spy:
             return list(self.devices), self.pattern
         self.names = self.names or Names()
         return self.names.devices_and_attribute_glob(self.pattern)
+
+    def _subscribe_again(self, restarted: str) -> list[dict]:
+        """A device's server came up again: drop its subscriptions and subscribe anew, at once."""
+        records = []
+        for device, glob in list(self._globs.items()):
+            if device_of(device) != restarted:
+                continue
+            for sub in [sub for sub in self.subscriptions if sub.device == device]:
+                try:
+                    sub.proxy.unsubscribe_event(sub.event_id)
+                except tango.DevFailed:
+                    pass
+                self.subscriptions.remove(sub)
+            self._seen.pop(device, None)
+            records += self._subscribe_device(device, glob, report_down=False)
+        return records
 
     def _subscribe_device(self, device: str, glob: str, report_down: bool = True) -> list[dict]:
         """Subscribe the device's attributes matching `glob` not subscribed yet."""

@@ -20,6 +20,7 @@ from tango import DevState, Except
 from tango.server import Device, attribute, command, device_property
 
 from tangolab.archive_store import ArchiveError, Store, open_store, tango_type, without_password
+from tangolab.restarts import RestartListener, device_of
 
 from ..core.server import serve
 from .subscription import ArchivedAttribute
@@ -70,6 +71,13 @@ class Archiver(Device):
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.set_change_event("lastMessage", True, False)
+        self._restarted: set[str] = set()  # devices whose server came up again: subscribe again now
+        self._restart_lock = threading.Lock()
+        self._restarts = RestartListener(self._servers_restarted)
+        try:
+            self._restarts.start()
+        except tango.DevFailed as exc:  # no supervisor to listen to: Tango's keep-alive will do, slower
+            self.warn_stream(f"not listening to supervisors: {exc.args[0].desc}")
         self._open_store()
         self._threads = [
             threading.Thread(target=self._maintain, name="archiver connections", daemon=True),
@@ -79,6 +87,7 @@ class Archiver(Device):
             thread.start()
 
     def delete_device(self) -> None:
+        self._restarts.stop()
         self._stop.set()
         self._wake.set()
         for thread in getattr(self, "_threads", []):
@@ -272,6 +281,7 @@ class Archiver(Device):
                 self._wake.wait(max(min(self._store_retry[0] - time.monotonic(), 1.0), 0.05))
                 self._wake.clear()
                 continue
+            self._subscribe_restarted()
             for name, archived in list(self.archived.items()):
                 if archived.mode is None and now >= self._retry.get(name, (0.0, 0.0))[0]:
                     try:
@@ -289,6 +299,23 @@ class Archiver(Device):
             next_retry = min(pending, default=now + self.PollPeriod)
             self._wake.wait(max(min(self.PollPeriod, next_retry - time.monotonic()), 0.05))
             self._wake.clear()
+
+    def _servers_restarted(self, devices: list[str]) -> None:
+        """From a supervisor's event: these devices' server came up again."""
+        with self._restart_lock:
+            self._restarted.update(devices)
+        self._wake.set()
+
+    def _subscribe_restarted(self) -> None:
+        """Drop the subscriptions to devices whose server restarted; the loop subscribes again at once."""
+        with self._restart_lock:
+            restarted, self._restarted = self._restarted, set()
+        for name, archived in list(self.archived.items()):
+            if restarted and device_of(archived.device) in restarted and archived.mode != "polling":
+                archived.failed(f"{device_of(archived.device)} restarted; values are missing since it stopped")
+                archived.disconnect()
+                archived.mode = None
+                self._retry.pop(name, None)
 
     def _drain(self) -> None:
         """Move received events to the writer, in batches, until the device stops."""

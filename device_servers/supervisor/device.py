@@ -36,6 +36,7 @@ from .programs import Phase, Program, RestartPolicy, Supervision, last_lines
 PROBE_TIMEOUT_MS = 1500
 ATTRIBUTES = ("names", "phases", "levels", "pids", "restartCounts", "uptimes", "runningServers",
               "stoppedServers", "failingServers")
+RESTART_ATTRIBUTE = "startedDevices"  # what subscribers watch to subscribe again at once (tangolab.restarts)
 
 
 class Supervisor(Device):
@@ -79,7 +80,9 @@ class Supervisor(Device):
         )
         self.runner = LocalRunner(self.run_dir, self.tango_host)
         self.supervision = Supervision(self._programs(config), self.runner, policy, self.log, self._push_changes)
-        for name in (*ATTRIBUTES, "State", "Status"):
+        self.devices_of = {server.name: [device.name for device in server.devices] for server in config.servers}
+        self._started_devices: list[str] = []
+        for name in (*ATTRIBUTES, RESTART_ATTRIBUTE, "State", "Status"):
             self.set_change_event(name, True, False)
         running = {p.name: p.pid for p in lab_processes(self.run_dir) if p.name in self.supervision.programs}
         self.supervision.begin(running)
@@ -156,6 +159,10 @@ class Supervisor(Device):
     def _push_changes(self) -> None:
         """From the watcher thread, outside its lock: every attribute, the state and the status."""
         with tango.EnsureOmniThread():
+            while self.supervision.came_up:
+                self._started_devices = self.devices_of.get(self.supervision.came_up.popleft().name, [])
+                if self._started_devices:
+                    self.push_change_event(RESTART_ATTRIBUTE, self._started_devices)
             for name in ATTRIBUTES:
                 self.push_change_event(name, getattr(self, f"_read_{name}")())
             self.push_change_event("State", self.dev_state())
@@ -211,6 +218,11 @@ class Supervisor(Device):
                                doc="Programs stopped on request (or not started yet)")
     failingServers = attribute(dtype=(str,), max_dim_x=1000, fget=_read_failingServers,
                                doc="Programs restarting after a crash or failed for good, with why")
+    startedDevices = attribute(
+        dtype=(str,), max_dim_x=1000, fget=lambda self: self._started_devices,
+        doc="The devices of the server that last began answering after a start or restart; a change event each "
+        "time, so that subscribers subscribe again at once rather than at Tango's next 10 s keep-alive check",
+    )
     hangTimeout = attribute(dtype=float, access=AttrWriteType.READ, unit="s", format="%.1f",
                             fget=lambda self: self.HangTimeout, doc="Silence after which a server is restarted")
 

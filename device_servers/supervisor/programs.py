@@ -107,6 +107,7 @@ class Supervision:
         self.policy = policy
         self.log = log or logging.getLogger("tangolab.supervisor")
         self.on_change = on_change  # called from the watcher thread after a change, outside the lock
+        self.came_up: deque[Program] = deque()  # programs that began answering since on_change last ran
         self.lock = threading.RLock()
         self._changed = False
         self._stop = threading.Event()
@@ -277,6 +278,7 @@ class Supervision:
                 program.answered_at = time.monotonic()
                 if program.phase == Phase.STARTING:
                     program.phase, program.reason = Phase.RUNNING, ""
+                    self.came_up.append(program)
                     self._note(program, f"{program.name} answers (pid {pid}, "
                                f"{time.monotonic() - program.launched_at:.2f} s after its start)")
         if answered and program.phase == Phase.RUNNING:
