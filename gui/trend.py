@@ -211,6 +211,7 @@ class LabTrend(TaurusTrend):
         self.archive = archive
         self.history = history
         self.history_error: str | None = None  # why the archive could not be read, if it could not
+        self.longest_redraw = 0.0  # s: the longest intake and redraw (painting comes after, from Qt)
         self._loaded_from: float | None = None  # the archive is read from then on
         self._reading = False
         self.historyRead.connect(self._add_history)
@@ -250,10 +251,11 @@ class LabTrend(TaurusTrend):
         if self.getPlotItem() is None:  # the widget is being deleted
             self._redraw.stop()
             return
-        now = time.time()
+        started, now = time.perf_counter(), time.time()
         for trend_set in self.getTrendSets():
             if isinstance(trend_set, LabTrendSet):
                 trend_set.take_in(now)
+        self.longest_redraw = max(self.longest_redraw, time.perf_counter() - started)
 
     # -- history ---------------------------------------------------------------------------------
 
