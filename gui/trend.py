@@ -61,6 +61,7 @@ class LabTrendSet(TaurusTrendSet):
         self._incoming: collections.deque = collections.deque()
         self._held = False  # whether the last reading is valid, so drawn held up to now
         self._last_drawn = 0.0
+        self._stale = False  # the buffers hold what the curves do not show yet
         if model is not None:
             self.setModel(model)
 
@@ -120,16 +121,18 @@ class LabTrendSet(TaurusTrendSet):
             self._initBuffers(ntrends)
             self._initCurves(ntrends)
 
-    def take_in(self, now: float) -> bool:
-        """Move queued readings into the buffers and redraw if anything changed; whether it did."""
+    def take_in(self, now: float, draw: bool = True) -> bool:
+        """Move queued readings into the buffers and, if `draw`, redraw what changed; whether any came."""
         points = []
         while self._incoming:
             points.append(self._incoming.popleft())
         if points:
             self._append(points)
-        elif not (self._held and now - self._last_drawn >= HOLD_REDRAW_PERIOD):
-            return False
-        self._draw(now)
+            self._stale = True
+        elif self._held and now - self._last_drawn >= HOLD_REDRAW_PERIOD:
+            self._stale = True
+        if draw and self._stale:
+            self._draw(now)
         return bool(points)
 
     def _append(self, points: list) -> None:
@@ -165,6 +168,7 @@ class LabTrendSet(TaurusTrendSet):
             x, y = np.append(x, now), np.vstack([y, y[-1:]])  # the last value holds until it changes
         self._addData(x, y)
         self._last_drawn = now
+        self._stale = False
 
     def _update(self):
         self._draw(time.time())
@@ -252,10 +256,15 @@ class LabTrend(TaurusTrend):
             self._redraw.stop()
             return
         started, now = time.perf_counter(), time.time()
+        visible = self.isVisible()  # a trend in a hidden tab keeps its points, draws when shown
         for trend_set in self.getTrendSets():
             if isinstance(trend_set, LabTrendSet):
-                trend_set.take_in(now)
+                trend_set.take_in(now, visible)
         self.longest_redraw = max(self.longest_redraw, time.perf_counter() - started)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.take_in()
 
     # -- history ---------------------------------------------------------------------------------
 

@@ -212,3 +212,24 @@ def test_legends_read_the_attribute_label_without_an_index(lab, burst, open_tren
     qtbot.waitUntil(lambda: len(legend.items) == 2, timeout=30_000)
     assert sorted(label.text for _, label in legend.items) == ["counter", "level"]
     trend.grab().save(str(tmp_path / "trend_legend.png"))
+
+
+def test_an_archive_that_cannot_be_read_says_why_and_the_trend_goes_on_live(lab, burst, open_trend, qtbot, tmp_path):
+    trend = open_trend([level_model(lab)], str(tmp_path / "nothing-here.db"))
+    qtbot.waitUntil(lambda: trend.history_error is not None, timeout=30_000)
+    assert "nothing-here.db" in trend.history_error
+    qtbot.waitUntil(lambda: trend_set(trend).point_count() >= 1, timeout=30_000)
+    burst.level = 7.25
+    qtbot.waitUntil(lambda: len(curve_data(trend)[1]) and curve_data(trend)[1][-1] == 7.25, timeout=30_000)
+
+
+def test_a_hidden_trend_keeps_its_points_and_draws_them_when_shown(lab, burst, open_trend, qtbot):
+    trend = open_trend([level_model(lab)])
+    qtbot.waitUntil(lambda: trend_set(trend).point_count() >= 1, timeout=30_000)
+    value = trend_set(trend)._yBuffer.contents()[-1, 0] + 1.5
+    trend.hide()
+    burst.level = value
+    qtbot.waitUntil(lambda: trend_set(trend)._yBuffer.contents()[-1, 0] == value, timeout=30_000)
+    assert curve_data(trend)[1][-1] != value  # in the buffer, not drawn while hidden
+    trend.show()
+    qtbot.waitUntil(lambda: curve_data(trend)[1][-1] == value, timeout=30_000)
