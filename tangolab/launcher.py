@@ -404,7 +404,9 @@ def _state_from_processes(run_dir: Path) -> dict:
 
 
 def _check_port(host: str, port: int, what: str, hint: str) -> None:
+    """Refuse a port something listens on (one left in TIME_WAIT by a lab just stopped is free)."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:

@@ -1,4 +1,5 @@
-"""`tangolab up --detach`, `status` and `down` as a user types them, and the errors a user meets."""
+"""`tangolab up`, `status` and `down` as a user types them, and the mistakes a user makes: a second
+`up` in the same folder, a lost state file, a server restarted by hand, a misspelled server."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 
 from tangolab.lab_config import LabConfig, free_port
 from tangolab.launcher import STATE_FILE
+from tangolab.processes import lab_processes, terminate
 from tangolab.scripting import wait_until
 
 TANGOLAB = [sys.executable, "-m", "tangolab"]
@@ -24,59 +26,158 @@ def tangolab(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
     return subprocess.run([*TANGOLAB, *args], check=False, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture
-def lab_file(tmp_path: Path) -> Path:
-    path = tmp_path / "lab.json"
+def lab_file(folder: Path) -> Path:
+    path = folder / "lab.json"
     path.write_text(json.dumps(LabConfig.load().with_free_ports().data))
     return path
 
 
-def alive(pid: int) -> bool:
+def up(run_dir: Path, host: str, config: Path) -> subprocess.CompletedProcess:
+    return tangolab("up", "--detach", "--config", str(config), "--tango-host", host, "--run-dir", str(run_dir))
+
+
+def kill_everything_of(run_dir: Path) -> None:
+    """Whatever a test did, nothing of its lab stays behind."""
+    for process in lab_processes(run_dir):
+        terminate(process.pid, timeout=5, sig=signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def detached(tmp_path_factory):
+    """A lab a user brought up with `tangolab up --detach`: (run folder, TANGO_HOST, the up's output)."""
+    folder = tmp_path_factory.mktemp("detached")
+    run_dir, host = folder / "var", f"127.0.0.1:{free_port()}"
+    started = up(run_dir, host, lab_file(folder))
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/status").read_text().find("State:\tZ") < 0
-
-
-def test_up_detached_then_status_then_down_leaves_nothing_running(tmp_path, lab_file):
-    run_dir = tmp_path / "var"
-    host = f"127.0.0.1:{free_port()}"
-    up = tangolab("up", "--detach", "--config", str(lab_file), "--tango-host", host, "--run-dir", str(run_dir))
-    state = run_dir / STATE_FILE
-    pids = [p["pid"] for p in json.loads(state.read_text())["processes"].values()] if state.exists() else []
-    try:
-        assert up.returncode == 0, up.stderr
-        assert "lab/cryocon/1" in up.stdout and "TemperatureController" in up.stdout
-        assert f"export TANGO_HOST={host}" in up.stdout
-        assert (run_dir / "log" / "TemperatureController-lab.log").exists()
-        assert (run_dir / "log" / "simulator-cryocon.log").exists()
-
-        status = tangolab("status", "--run-dir", str(run_dir))
-        assert status.returncode == 0, status.stderr
-        assert "lab/cryocon/1" in status.stdout
-        assert any(s in status.stdout for s in ("ON", "RUNNING")), status.stdout
+        assert started.returncode == 0, started.stderr
+        yield run_dir, host, started
     finally:
-        down = tangolab("down", "--run-dir", str(run_dir))
-        for pid in pids:  # whatever happened above, nothing of this test stays behind
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
-    assert down.returncode == 0, down.stderr
-    config = LabConfig.load(lab_file)
-    assert len(pids) == 1 + len(config.simulators) + len(config.servers)  # the database, and the rest
-    assert not [pid for pid in pids if alive(pid)], "tangolab down left processes running"
-    assert not state.exists()
+        tangolab("down", "--run-dir", str(run_dir))
+        kill_everything_of(run_dir)
 
 
-def test_tango_host_port_in_use_is_reported_with_a_way_out(tmp_path, lab_file):
+def test_up_prints_the_devices_and_status_the_programs(detached):
+    run_dir, host, started = detached
+    assert "lab/cryocon/1" in started.stdout and "TemperatureController" in started.stdout
+    assert f"export TANGO_HOST={host}" in started.stdout
+    status = tangolab("status", "--run-dir", str(run_dir))
+    assert status.returncode == 0, status.stderr
+    assert "lab/cryocon/1" in status.stdout and any(s in status.stdout for s in ("ON", "RUNNING"))
+    assert "TemperatureController/lab" in status.stdout and "simulator/cryocon" in status.stdout
+    assert "running" in status.stdout
+
+
+def test_second_up_in_the_same_folder_is_refused_and_changes_nothing(detached, tmp_path):
+    run_dir, host, _ = detached
+    before = {p.pid for p in lab_processes(run_dir)}
+    state = (run_dir / STATE_FILE).read_text()
+    logs = {log.name: log.stat().st_size for log in (run_dir / "log").iterdir()}
+    other = f"127.0.0.1:{free_port()}"  # as the user tried: the same folder, another TANGO_HOST
+    second = up(run_dir, other, lab_file(tmp_path))
+    assert second.returncode == 1
+    assert "already up" in second.stderr and str(run_dir) in second.stderr and host in second.stderr, second.stderr
+    assert {p.pid for p in lab_processes(run_dir)} == before
+    assert (run_dir / STATE_FILE).read_text() == state
+    assert all((run_dir / "log" / name).stat().st_size >= size for name, size in logs.items()), "a log was truncated"
+    assert tangolab("status", "--run-dir", str(run_dir)).returncode == 0
+
+
+def test_a_lab_on_the_loopback_listens_only_on_the_loopback(detached):
+    run_dir, host, _ = detached
+    subscribe = ("import tango, time; p = tango.DeviceProxy('lab/cryocon/1'); "
+                 "p.subscribe_event('temperatureA', tango.EventType.CHANGE_EVENT, lambda e: None); time.sleep(1)")
+    subscriber = subprocess.run(  # events open each server's event sockets: those must stay local too
+        [sys.executable, "-c", subscribe], env=dict(os.environ, TANGO_HOST=host), capture_output=True, text=True,
+        timeout=60, check=False,
+    )
+    assert subscriber.returncode == 0, subscriber.stderr
+    pids = {p.pid for p in lab_processes(run_dir)}
+    listening = listening_sockets(pids)
+    assert len({pid for pid, _ in listening}) == len(pids), "every process of the lab listens somewhere"
+    assert not [(pid, address) for pid, address in listening if not address.startswith("127.")], listening
+
+
+def listening_sockets(pids: set[int]) -> list[tuple[int, str]]:
+    """(pid, local address) of every listening TCP socket of these processes, from /proc."""
+    owners = {}
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                owners[target[8:-1]] = pid
+    found = []
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in owners:  # LISTEN
+                found.append((owners[fields[9]], _address(fields[1].split(":")[0], width)))
+    return found
+
+
+def _address(hexadecimal: str, width: int) -> str:
+    raw = bytes.fromhex(hexadecimal)
+    if width == 8:
+        return socket.inet_ntop(socket.AF_INET, raw[::-1])
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+    text = socket.inet_ntop(socket.AF_INET6, words)
+    return text.removeprefix("::ffff:") if text.startswith("::ffff:") else text
+
+
+def test_down_finds_the_lab_without_its_state_file_and_stops_a_server_restarted_by_hand(tmp_path):
+    run_dir, host = tmp_path / "var", f"127.0.0.1:{free_port()}"
+    config = lab_file(tmp_path)
+    try:
+        assert up(run_dir, host, config).returncode == 0
+        (run_dir / STATE_FILE).unlink()
+        status = tangolab("status", "--run-dir", str(run_dir))
+        assert status.returncode == 0 and "lab/cryocon/1" in status.stdout, status.stderr
+
+        # the user stops the chiller's server and starts it again by hand in a shell
+        stop = tangolab("call", "--tango-host", host, "supervisor", "Stop", "Chiller/lab")
+        assert stop.returncode == 0, stop.stderr
+        by_hand = subprocess.Popen([str(Path(sys.executable).parent / "Chiller"), "lab"],
+                                   env=dict(os.environ, TANGO_HOST=host), stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_until(lambda: tangolab("get", "--tango-host", host, "chiller/1/State").returncode == 0, 60,
+                   what="the chiller started by hand")
+
+        down = tangolab("down", "--tango-host", host)  # by its TANGO_HOST, as `up` took it
+        assert down.returncode == 0, down.stderr
+        assert "nothing of it runs" in down.stdout
+        assert by_hand.wait(timeout=30) is not None, "down left the server started by hand running"
+        assert not lab_processes(run_dir)
+
+        again = up(run_dir, host, config)  # the same folder again: the logs of the first run are kept
+        assert again.returncode == 0, again.stderr
+        log = (run_dir / "log" / "TemperatureController-lab.log").read_text()
+        assert log.count("----- ") == 2, log[:2000]
+        assert tangolab("down", "--run-dir", str(run_dir)).returncode == 0
+    finally:
+        kill_everything_of(run_dir)
+
+
+def test_a_misspelled_server_is_named_with_what_exists(tmp_path):
+    data = LabConfig.load().with_free_ports().data
+    data["servers"]["TemperatureControler"] = data["servers"].pop("TemperatureController")
+    (tmp_path / "lab.json").write_text(json.dumps(data))
+    result = up(tmp_path / "var", f"127.0.0.1:{free_port()}", tmp_path / "lab.json")
+    assert result.returncode == 1
+    assert "TemperatureControler" in result.stderr and "did you mean 'TemperatureController'" in result.stderr
+    assert "pip install" not in result.stderr
+    assert not lab_processes((tmp_path / "var").resolve())
+
+
+def test_tango_host_port_in_use_is_reported_with_a_way_out(tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        up = tangolab("up", "--detach", "--config", str(lab_file), "--tango-host", f"127.0.0.1:{port}",
-                      "--run-dir", str(tmp_path / "var"), timeout=60)
-    assert up.returncode == 1
-    assert f"port {port}" in up.stderr and "already in use" in up.stderr and "--tango-host" in up.stderr
+        result = up(tmp_path / "var", f"127.0.0.1:{port}", lab_file(tmp_path))
+    assert result.returncode == 1
+    assert f"port {port}" in result.stderr and "already in use" in result.stderr and "--tango-host" in result.stderr
 
 
 def test_status_without_a_lab_says_so(tmp_path):
@@ -85,43 +186,24 @@ def test_status_without_a_lab_says_so(tmp_path):
     assert "no lab is up" in result.stderr
 
 
-def test_foreground_lab_stops_everything_on_sigterm(tmp_path, lab_file):
+def test_foreground_lab_stops_everything_on_sigterm(tmp_path):
     run_dir = tmp_path / "var"
     process = subprocess.Popen(
-        [*TANGOLAB, "up", "--config", str(lab_file), "--tango-host", f"127.0.0.1:{free_port()}",
+        [*TANGOLAB, "up", "--config", str(lab_file(tmp_path)), "--tango-host", f"127.0.0.1:{free_port()}",
          "--run-dir", str(run_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     output: list[str] = []
     threading.Thread(target=lambda: output.extend(process.stdout), daemon=True).start()
-    state, pids = run_dir / STATE_FILE, []
     try:
         wait_until(lambda: any("Ctrl-C stops the lab" in line for line in output), 180, what="the lab up")
-        pids = [p["pid"] for p in json.loads(state.read_text())["processes"].values()]
+        assert len(lab_processes(run_dir.resolve())) > 20
         process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
+        process.wait(timeout=90)
     finally:
         if process.poll() is None:
-            process.send_signal(signal.SIGTERM)  # the launcher stops what it started
-            process.wait(timeout=60)
-        if state.exists():  # whatever happened, nothing of this test stays behind
-            pids = pids or [p["pid"] for p in json.loads(state.read_text())["processes"].values()]
-        for pid in pids:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
-    assert process.returncode == 0
-    assert not [pid for pid in pids if alive(pid)], "SIGTERM left lab processes running"
-
-
-def test_a_server_dying_at_start_up_is_named_with_its_log_and_nothing_stays(tmp_path):
-    from tangolab.launcher import Lab, LabError
-
-    data = LabConfig.load().with_free_ports().data
-    data["tangolab"]["commands"] = {"TemperatureController": [sys.executable, "-c", "raise SystemExit('no hardware')"]}
-    lab = Lab(LabConfig(data), tmp_path, f"127.0.0.1:{free_port()}")
-    with pytest.raises(LabError) as failure:
-        lab.start(timeout=60)
-    message = str(failure.value)
-    assert "TemperatureController-lab exited at start-up" in message and "no hardware" in message
-    assert str(tmp_path / "log" / "TemperatureController-lab.log") in message
-    assert not [p.name for p in lab.processes.values() if p.is_alive()]
+            process.kill()
+        leftovers = lab_processes(run_dir.resolve())
+        kill_everything_of(run_dir.resolve())
+    assert process.returncode == 0, "".join(output)
+    assert not leftovers, "SIGTERM left lab processes running"
