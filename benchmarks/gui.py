@@ -21,6 +21,7 @@ wall second (% of one core), Tango's client threads included.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import resource
 import socket
@@ -168,6 +169,16 @@ class Loop:
 
         self.gaps: list[tuple[float, float]] = []  # (wall, GUI thread CPU) between ticks
         self.samples: list[float] = []
+        self.longest_gc = 0.0
+        collecting = [0.0]
+
+        def on_gc(phase: str, info: dict) -> None:
+            if phase == "start":
+                collecting[0] = time.perf_counter()
+            else:
+                self.longest_gc = max(self.longest_gc, time.perf_counter() - collecting[0])
+
+        gc.callbacks.append(on_gc)
         last = [time.monotonic(), time.thread_time()]
 
         def tick() -> None:
@@ -189,6 +200,7 @@ class Loop:
         sampler.start(1000)
         loop.exec_()
         self.cpu = clock.percent()
+        gc.callbacks.remove(on_gc)
         ticker.stop()
         sampler.stop()
         if sample is not None:
@@ -200,7 +212,7 @@ class Loop:
             "cpu": self.cpu, "stall": wall - 0.010, "stall_busy": busy,
             "median_gap": statistics.median(g for g, _ in self.gaps),
             "stalls": sum(g > 0.110 for g, _ in self.gaps),
-            "busy_max": max(b for _, b in self.gaps),
+            "busy_max": max(b for _, b in self.gaps), "gc": self.longest_gc,
         }
 
 
@@ -240,7 +252,7 @@ def run_trend(trend, proxy: tango.DeviceProxy, rate: float, count: int, seconds:
     loop = Loop(seconds, lambda: time.time() - min(newest_drawn(trend)))
     proxy.Stop()
     pushed = proxy.Pushed()
-    stored = sum(len(ts._xBuffer) for ts in trend.getTrendSets() if ts._xBuffer is not None)
+    stored = settled_count(trend)
     redraw = getattr(trend, "longest_redraw", None)
     trend.setModel([])
     trend.close()
@@ -248,6 +260,21 @@ def run_trend(trend, proxy: tango.DeviceProxy, rate: float, count: int, seconds:
     app.processEvents()
     return {**loop.figures(), "lag_end": loop.samples[-1], "lag_median": statistics.median(loop.samples),
             "pushed": pushed, "stored": stored, "redraw": redraw}
+
+
+def settled_count(trend) -> int:
+    """Points stored once the events still on their way are in (the count still for half a second)."""
+    from taurus.external.qt import Qt
+
+    app, counts = Qt.QApplication.instance(), []
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline and (len(counts) < 6 or counts[-1] != counts[-6]):
+        app.processEvents()
+        if hasattr(trend, "take_in"):
+            trend.take_in()
+        counts.append(sum(len(ts._xBuffer) for ts in trend.getTrendSets() if ts._xBuffer is not None))
+        time.sleep(0.1)
+    return counts[-1]
 
 
 def newest_drawn(trend) -> list[float | None]:
@@ -323,13 +350,15 @@ def report(title: str, figures: dict, base: dict | None = None) -> None:
     ratio = f" ({figures['cpu'] / max(base['cpu'], 0.1):.1f} x the bare subscriber)" if base else ""
     counted = (f"{figures['received']} of {figures['pushed']} events received" if "received" in figures
                else f"{figures['stored']} points stored of {figures['pushed']} events pushed (+ the first values)")
-    print(f"{title}: CPU {figures['cpu']:5.1f} % of a core{ratio}; longest stall {figures['stall'] * 1000:.0f} ms "
-          f"(GUI thread busy {figures['stall_busy'] * 1000:.0f} ms of it; longest busy stretch "
-          f"{figures['busy_max'] * 1000:.0f} ms), {figures['stalls']} over 100 ms, median timer gap "
-          f"{figures['median_gap'] * 1000:.1f} ms of 10; behind {figures['lag_end'] * 1000:.0f} ms at the end "
-          f"(median {figures['lag_median'] * 1000:.0f} ms); {counted}"
-          + (f"; longest intake+redraw {figures['redraw'] * 1000:.0f} ms" if figures.get("redraw") else ""),
-          flush=True)
+    redraw = f", intake+redraw {figures['redraw'] * 1000:.0f} ms" if figures.get("redraw") else ""
+    ms = {key: figures[key] * 1000 for key in ("stall", "stall_busy", "busy_max", "gc", "median_gap", "lag_end",
+                                                "lag_median")}
+    print(f"{title}\n"
+          f"  CPU {figures['cpu']:.1f} % of a core{ratio}\n"
+          f"  event loop: longest stall {ms['stall']:.0f} ms (GUI thread busy {ms['stall_busy']:.0f} ms of it), "
+          f"{figures['stalls']} stalls over 100 ms, median tick {ms['median_gap']:.1f} ms of 10\n"
+          f"  GUI thread: longest busy stretch {ms['busy_max']:.0f} ms, garbage collection {ms['gc']:.0f} ms{redraw}\n"
+          f"  behind {ms['lag_end']:.0f} ms at the end (median {ms['lag_median']:.0f} ms); {counted}", flush=True)
 
 
 if __name__ == "__main__":
