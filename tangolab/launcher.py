@@ -12,8 +12,10 @@ order and checks that nothing of it is left. Tests use exactly this code, on fre
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
+import io
 import json
 import os
 import signal
@@ -169,10 +171,11 @@ class Lab:
         gets its host and start-up level, as Astor registers them."""
         applied = self.run_dir / APPLIED_FILE
         current = self.config.dsconfig()
-        if self.reset or not self._database_existed or not applied.exists():
-            apply_config(prepare_config(current), self.database, write=True)
-        elif changes := _changes(json.loads(applied.read_text()), current):
-            apply_config(prepare_config(changes), self.database, write=True, update=True)
+        with contextlib.redirect_stderr(io.StringIO()):  # dsconfig's progress bar
+            if self.reset or not self._database_existed or not applied.exists():
+                apply_config(prepare_config(current), self.database, write=True)
+            elif changes := _changes(json.loads(applied.read_text()), current):
+                apply_config(prepare_config(changes), self.database, write=True, update=True)
         applied.write_text(json.dumps(current, indent=2))
         for server in self.config.servers:
             info = tango.DbServerInfo()
