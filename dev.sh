@@ -8,7 +8,7 @@ set -eu
 cd "$(dirname "$0")"
 VENV=.venv
 # Qt's xcb plugin (a real display) needs the libxcb-* ones; offscreen needs the first six
-SYSTEM_PACKAGES="libgl1 libegl1 libfontconfig1 libxkbcommon0 libdbus-1-3 libglib2.0-0 postgresql tango-test
+SYSTEM_PACKAGES="libgl1 libegl1 libfontconfig1 libxkbcommon0 libdbus-1-3 libglib2.0-0 postgresql tango-test tango-starter
  libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-xinerama0 libxcb-xkb1
  libxkbcommon-x11-0 libxcb-shape0 libxcb-xfixes0"
 

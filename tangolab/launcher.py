@@ -95,8 +95,8 @@ class Lab:
         try:
             self._start_database(timeout)
             self._apply_config()
-            self._start_supervisor(timeout)
-            self._save_state()
+            self._register_supervisor()
+            self.start_supervisor(timeout)
             self.supervisor.command_inout("StartAll")
             self._wait_devices(timeout, began)
         except BaseException:
@@ -183,21 +183,28 @@ class Lab:
             info.host = self.config.host_of(server.name) or host_name()
             self.database.put_server_info(info)
 
-    def _start_supervisor(self, timeout: float) -> None:
-        """This host's supervisor, registered and started; it reads the lab file from the run folder."""
+    def _register_supervisor(self) -> None:
+        """This host's supervisor in the database; it reads the lab file from the run folder."""
         (self.run_dir / CONFIG_FILE).write_text(json.dumps(self.config.data, indent=2))
-        server = f"{SUPERVISOR}/{host_name()}"
         info = tango.DbDevInfo()
-        info.name, info._class, info.server = self.supervisor_name, SUPERVISOR, server
+        info.name, info._class, info.server = self.supervisor_name, SUPERVISOR, f"{SUPERVISOR}/{host_name()}"
         self.database.add_device(info)
         self.database.put_device_property(self.supervisor_name, {
             "RunDir": [str(self.run_dir)], "LabFile": [CONFIG_FILE], **self.config.supervisor_properties,
         })
+
+    def start_supervisor(self, timeout: float = 60.0) -> None:
+        """Start this host's supervisor (again): it adopts the programs that still run."""
+        server = f"{SUPERVISOR}/{host_name()}"
         argv = [str(Path(sys.executable).parent / SUPERVISOR), host_name()]
-        self.pids["supervisor"] = spawn(f"{SUPERVISOR}/{host_name()}", argv, self.run_dir, self.tango_host,
-                                        (self._lock,)).pid
+        self.pids["supervisor"] = spawn(server, argv, self.run_dir, self.tango_host,
+                                        (self._lock,) if self._lock is not None else ()).pid
+        self._save_state()
         self._wait_for(server, "the supervisor", lambda: self.supervisor.ping() is not None, timeout,
                        watch="supervisor")
+
+    def supervisor_alive(self) -> bool:
+        return is_alive(self.pids.get("supervisor", 0))
 
     def _wait_devices(self, timeout: float, began: float) -> None:
         """Until every program runs and every device answers, or its server failed for good (the

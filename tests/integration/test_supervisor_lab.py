@@ -149,3 +149,20 @@ def test_unknown_program_or_level_is_refused_with_what_exists(lab):
     with pytest.raises(tango.DevFailed) as refused:
         lab.supervisor.command_inout("StopLevel", 7)
     assert refused.value.args[0].reason == "UnknownLevel" and "[1, 2, 3]" in refused.value.args[0].desc
+
+
+def test_a_new_supervisor_adopts_the_running_programs(lab):
+    before = {name: p["pid"] for name, p in programs(lab).items() if p["phase"] == "running"}
+    old = lab.pids["supervisor"]
+    os.kill(old, signal.SIGKILL)
+    wait_until(lambda: not lab.supervisor_alive(), 30, what="the supervisor gone")
+    assert all(os.path.exists(f"/proc/{pid}") for pid in before.values()), "the lab went down with its supervisor"
+
+    lab.start_supervisor()
+    wait_until(lambda: all(p["phase"] == "running" for name, p in programs(lab).items() if name in before), 60,
+               what="every program watched again")
+    assert {name: p["pid"] for name, p in programs(lab).items() if name in before} == before  # not restarted
+    adopted = before[CRYOCON]
+    os.kill(adopted, signal.SIGKILL)  # not the new supervisor's child: still seen at once
+    wait_until(lambda: lab.pid(CRYOCON) not in (0, adopted), 60, what="the adopted server restarted")
+    lab.wait_device("lab/cryocon/1")
