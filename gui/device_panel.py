@@ -13,6 +13,7 @@ import time
 
 from taurus.external.qt import Qt
 
+from .form import GradualForm
 from .models import CommandButton, Keeper
 from .watch import Background, DeviceInfo, Health, LabWatch
 
@@ -135,21 +136,22 @@ class DevicePanel(Qt.QWidget):
 
     def _fill(self, info: DeviceInfo, ready: list[str]) -> None:
         from taurus.qt.qtgui.display import TaurusLabel
-        from taurus.qt.qtgui.panel import TaurusForm
 
-        self._building = False
-        if self.built:
+        if self.built or self.form is not None:
+            return
+        if not ready:  # it went down meanwhile: build when it answers again
+            self._building = False
             return
         status_model = f"{self.full}/Status"
         self.status = TaurusLabel()
         self.status.setBgRole("none")
         self.status.setWordWrap(True)
+        self.status.setAlignment(Qt.Qt.AlignLeft | Qt.Qt.AlignVCenter)
         if status_model in ready:
             self.status.setModel(status_model)
-        form = TaurusForm()
-        form.setWithButtons(False)
-        form.setModel([model for model in ready if model != status_model])
-        self.form = form
+        self.form = form = GradualForm()
+        form.filled.connect(self._filled)
+        form.add_models([model for model in ready if model != status_model])
         commands = Qt.QGroupBox("Commands")
         grid = Qt.QGridLayout(commands)
         row = 0
@@ -158,19 +160,25 @@ class DevicePanel(Qt.QWidget):
                 continue
             button = CommandButton(self.full, command, self.background)
             button.result.connect(self.say)
-            grid.addWidget(button, row, 0)
+            grid.addWidget(button, row // 2, 2 * (row % 2))
             if button.argument is not None:
-                grid.addWidget(button.argument, row, 1)
+                grid.addWidget(button.argument, row // 2, 2 * (row % 2) + 1)
             self.commands[command.cmd_name] = button
             row += 1
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(3, 1)
         self.waiting.hide()
         self.body_layout.addWidget(self.status)
-        self.body_layout.addWidget(form, 1)
+        self.body_layout.addWidget(form)
         if self.commands:
             self.body_layout.addWidget(commands)
-        self.built = True
+        self.body_layout.addStretch(1)
         if self.health is not None and not self.health.alive:
             grey(self.body, True)
+
+    def _filled(self) -> None:
+        self._building = False
+        self.built = True
 
     def say(self, text: str, ok: bool = True) -> None:
         """A result line under the panel: a write or command done, or why it was refused."""

@@ -48,7 +48,8 @@ class DeviceTree(Qt.QTreeWidget):
         self.watch = watch
         self.lab_order = [(device.lower(), tango_class) for device, tango_class in lab_order]
         self.setHeaderLabels(["device", "state"])
-        self.setColumnWidth(0, 210)
+        self.setColumnWidth(0, 230)
+        self.setMinimumWidth(330)
         self.devices: dict[str, Qt.QTreeWidgetItem] = {}
         self.groups: dict[str, Qt.QTreeWidgetItem] = {}
         self._icons: dict[str, Qt.QIcon] = {}

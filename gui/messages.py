@@ -46,7 +46,8 @@ class MessagesPanel(DevicesPanel):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setEditTriggers(Qt.QAbstractItemView.NoEditTriggers)
         self.table.verticalHeader().hide()
-        self.table.setColumnWidth(0, 150)
+        self.table.setColumnWidth(0, 170)
+        self.table.setColumnWidth(1, 90)
         self.table.setColumnWidth(2, 160)
         bar = Qt.QHBoxLayout()
         for widget in (Qt.QLabel("level"), self.level, Qt.QLabel("source"), self.source):

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from taurus.external.qt import Qt
 
 from .device_panel import down_text, grey
+from .form import GradualForm
 from .models import CommandButton, Keeper
 from .watch import DeviceInfo, Health
 
@@ -76,6 +77,15 @@ class DevicesPanel(Qt.QWidget):
     def full(self, device: str) -> str:
         return self.watch.full(device)
 
+    def rank(self, device: str) -> tuple[int, str]:
+        """Lab-file order first, then by name: where a device's section goes."""
+        order = [spec.name.lower() for spec in self.window_.config.devices]
+        return (order.index(device) if device in order else len(order), device)
+
+    def place(self, device: str, placed: dict) -> int:
+        """Index among the sections already placed at which a new device's section goes."""
+        return sum(1 for other in placed if self.rank(other) < self.rank(device))
+
     def wants(self, info: DeviceInfo) -> bool:
         raise NotImplementedError
 
@@ -133,7 +143,7 @@ class StagesPanel(DevicesPanel):
         self.grid = Qt.QGridLayout(inner)
         for column, title in enumerate(self.COLUMNS):
             self.grid.addWidget(Qt.QLabel(f"<b>{title}</b>"), 0, column)
-        self.grid.setRowStretch(100, 1)
+        self.grid.setRowStretch(1000, 1)
         scroll = Qt.QScrollArea()
         scroll.setWidget(inner)
         scroll.setWidgetResizable(True)
@@ -153,7 +163,8 @@ class StagesPanel(DevicesPanel):
         from taurus.qt.qtgui.input import TaurusValueLineEdit
 
         model = self.full(info.name)
-        row = len(self.rows) + 1
+        known = len(self.window_.config.devices)
+        row = 1 + self.rank(info.name)[0] if self.rank(info.name)[0] < known else 1 + known + len(self.rows)
         widgets: dict = {"state": TaurusLabel(), "position": TaurusLabel(), "target": TaurusValueLineEdit(),
                          "velocity": TaurusLabel(), "homed": TaurusLed()}
         widgets["state"].setModel(f"{model}/State")
@@ -162,7 +173,8 @@ class StagesPanel(DevicesPanel):
         widgets["velocity"].setModel(f"{model}/Velocity")
         widgets["homed"].setModel(f"{model}/Homed")
         for key in ("position", "target", "velocity"):
-            widgets[key].setMinimumWidth(120)
+            widgets[key].setMinimumWidth(130)
+        widgets["state"].setMinimumWidth(90)
         widgets["move"] = Qt.QPushButton("Move")
         widgets["move"].setToolTip("move to the target (or press Enter in the target field)")
         widgets["move"].clicked.connect(lambda: widgets["target"].writeValue(forceApply=True))
@@ -226,7 +238,6 @@ class HeadsPanel(DevicesPanel):
 
     def add(self, info: DeviceInfo) -> list[Qt.QWidget]:
         from taurus.qt.qtgui.display import TaurusLabel
-        from taurus.qt.qtgui.panel import TaurusForm
 
         model = self.full(info.name)
         box = Qt.QGroupBox(info.name)
@@ -239,12 +250,11 @@ class HeadsPanel(DevicesPanel):
         box.reason.setModel(f"{model}/reason")
         box.reason.setWordWrap(True)
         box.reason.setBgRole("none")
-        box.form = TaurusForm()
-        box.form.setWithButtons(False)
-        box.form.setModel(self.models(info)[len(HEAD_ATTRIBUTES):])
+        box.form = GradualForm()
+        box.form.add_models(self.models(info)[len(HEAD_ATTRIBUTES):])
         for widget in (box.health, box.reason, box.form):
             layout.addWidget(widget)
-        self.row.addWidget(box)
+        self.row.insertWidget(self.place(info.name, self.heads), box)
         self.heads[info.name] = box
         return [box]
 
@@ -261,6 +271,7 @@ class TemperaturesPanel(DevicesPanel):
     def __init__(self, window, parent=None) -> None:
         super().__init__(window, parent)
         self.trends: dict[str, Qt.QWidget] = {}
+        self.boxes: dict[str, Qt.QGroupBox] = {}
         self.archive: str | None = None
         inner = Qt.QWidget()
         self.grid = Qt.QGridLayout(inner)
@@ -291,9 +302,10 @@ class TemperaturesPanel(DevicesPanel):
         layout = Qt.QVBoxLayout(box)
         trend = make_trend(self.models(info), self.archive)
         layout.addWidget(trend)
-        index = len(self.trends)
-        self.grid.addWidget(box, index // 2, index % 2)
         self.trends[info.name] = trend
+        self.boxes[info.name] = box
+        for index, device in enumerate(sorted(self.boxes, key=self.rank)):
+            self.grid.addWidget(self.boxes[device], index // 2, index % 2)
         return [box]
 
 
@@ -336,13 +348,10 @@ class RelayPanel(DevicesPanel):
         return [f"{self.full(info.name)}/Variables"]
 
     def add(self, info: DeviceInfo) -> list[Qt.QWidget]:
-        from taurus.qt.qtgui.panel import TaurusForm
-
         model = self.full(info.name)
         box = Qt.QGroupBox(info.name)
         layout = Qt.QVBoxLayout(box)
-        box.form = TaurusForm()
-        box.form.setWithButtons(False)
+        box.form = GradualForm()
         layout.addWidget(box.form, 1)
         put = Qt.QHBoxLayout()
         box.name, box.value = Qt.QLineEdit(), Qt.QLineEdit()
@@ -368,7 +377,7 @@ class RelayPanel(DevicesPanel):
 
         def show(ready: list[str]) -> None:
             if box.shown == models:
-                box.form.setModel(ready)
+                box.form.set_models(ready)
 
         self.keeper.prepare_then(models, show)
 
