@@ -12,11 +12,15 @@ What Starter does and does not do (Debian's tango-starter 9.3.4, measured on thi
   within about 2 s (state MOVING, then FAULT); a hung one (SIGSTOP) is seen as MOVING ("running
   but not responding") after about 10 s and is never restarted, nor stopped by `DevStop`;
 - it restarts a dead controlled server only when `AutoRestartDuration` > 0 and the server had
-  run longer than that many minutes before it died: one threshold, no back-off, no cap;
+  run longer than that many minutes before it died (answering again about 4 s after the kill):
+  one threshold, no back-off, no cap; one that dies sooner stays dead;
 - servers run in a session of their own (they outlive the Starter), stdout goes to /dev/null
   and stderr to `<LogFileHome>/ds.log/<Executable>_<instance>.log` (default /var/tmp), the
   previous file renamed with its date, `KeepLogFiles` kept;
-- the Starter's instance must be the host's short name (it refuses to run elsewhere).
+- `DevStart` returns at once (a started server is listed running 2 to 4 s later); Starter's own
+  check of a start comes 4 s or more after it, and Starter stays MOVING until then;
+- the Starter's instance must be the machine's short host name (it refuses to run elsewhere),
+  and it runs the servers the database places on that name.
 """
 
 from __future__ import annotations
@@ -173,11 +177,17 @@ class StarterClient:
 
     def running(self) -> list[str]:
         """Controlled servers that run and answer."""
-        return list(self._call("read RunningServers", lambda proxy: proxy.read_attribute("RunningServers").value) or ())
+        return list(
+            self._call("read RunningServers", lambda proxy: proxy.read_attribute("RunningServers").value)
+            or ()
+        )
 
     def stopped(self) -> list[str]:
         """Controlled servers that do not run or do not answer."""
-        return list(self._call("read StoppedServers", lambda proxy: proxy.read_attribute("StoppedServers").value) or ())
+        return list(
+            self._call("read StoppedServers", lambda proxy: proxy.read_attribute("StoppedServers").value)
+            or ()
+        )
 
     def state(self) -> tuple[str, str]:
         """The Starter's state and status: ON all controlled servers run, ALARM some do not, MOVING
@@ -271,8 +281,14 @@ class StarterClient:
             error = exc.args[0]
             reason, desc = error.reason, error.desc.strip()
             if reason.startswith("API_") and any(
-                e.reason in ("API_DeviceNotExported", "API_CantConnectToDevice", "API_DeviceNotDefined",
-                             "API_DeviceTimedOut", "API_CorbaException")
+                e.reason
+                in (
+                    "API_DeviceNotExported",
+                    "API_CantConnectToDevice",
+                    "API_DeviceNotDefined",
+                    "API_DeviceTimedOut",
+                    "API_CorbaException",
+                )
                 for e in exc.args
             ):
                 raise StarterError(
