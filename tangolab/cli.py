@@ -12,6 +12,7 @@ import time
 import tango
 
 from .commands import EXIT_CODES, add_commands
+from .discovery import add_discover_command
 from .history import add_history_command, run_history
 from .lab_config import DEFAULT_CONFIG, LabConfig
 from .launcher import Lab, LabError
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
     history = add_history_command(commands)
     history.set_defaults(run=_history)
+    add_discover_command(commands)
 
     add_commands(commands)
 

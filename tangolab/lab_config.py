@@ -117,7 +117,9 @@ class LabConfig:
 
     @property
     def supervisor_properties(self) -> dict[str, list[str]]:
-        return {name: [str(value)] for name, value in self._tangolab.get("supervisor", {}).items()}
+        """The supervisor's properties: the lab's name (it announces the lab by it), and `tangolab.supervisor`."""
+        named = {"LabName": [self._tangolab["name"]]} if "name" in self._tangolab else {}
+        return named | {name: [str(value)] for name, value in self._tangolab.get("supervisor", {}).items()}
 
     def server_argv(self, server: ServerSpec) -> list[str]:
         """The command line of a server: its console script (beside the running Python), or the

@@ -109,17 +109,16 @@ def spawn(name: str, argv: list[str], run_dir: Path, tango_host: str, pass_fds: 
         )
 
 
-def is_loopback(host: str) -> bool:
-    """True for localhost and 127.x / ::1, by name or address."""
-    if host == "localhost":
+def is_loopback(host: str, resolve: bool = False) -> bool:
+    """True for localhost and 127.x / ::1; with `resolve`, also for a name that resolves there (as
+    Debian's own host name often does, 127.0.1.1). A lab named by its host name is meant for the
+    network: it listens where Tango normally does, so the launcher does not resolve."""
+    if host.lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        try:
-            return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
-        except OSError:
-            return False
+        return ipaddress.ip_address(socket.gethostbyname(host) if resolve else host).is_loopback
+    except (OSError, ValueError):
+        return False
 
 
 def lab_processes(

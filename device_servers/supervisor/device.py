@@ -27,6 +27,7 @@ import tango
 from tango import AttrWriteType, DevState, Except
 from tango.server import Device, attribute, command, device_property
 
+from tangolab.discovery import Beacon
 from tangolab.lab_config import LabConfig
 from tangolab.processes import lab_log, lab_processes, log_path, simulator_ports, spawn
 
@@ -56,6 +57,11 @@ class Supervisor(Device):
         dtype=int, default_value=5, doc="Crashes within CrashWindow after which a program is left failed"
     )
     CrashWindow = device_property(dtype=float, default_value=120.0, doc="Seconds over which crashes are counted")
+    Announce = device_property(
+        dtype=bool, default_value=True,
+        doc="Announce the lab's TANGO_HOST on the local network (UDP beacon; `tangolab discover` hears it)",
+    )
+    LabName = device_property(dtype=str, default_value="", doc="The lab's name in its announcements")
     FirstBackoff = device_property(
         dtype=float, default_value=0.2, doc="Seconds before the first restart; each further crash triples it"
     )
@@ -84,12 +90,17 @@ class Supervisor(Device):
         self._started_devices: list[str] = []
         for name in (*ATTRIBUTES, RESTART_ATTRIBUTE, "State", "Status"):
             self.set_change_event(name, True, False)
+        self.beacon = None
+        if self.Announce:
+            self.beacon = Beacon(self.tango_host, self.LabName or f"lab on {self.host}").start()
         running = {p.name: p.pid for p in lab_processes(self.run_dir) if p.name in self.supervision.programs}
         self.supervision.begin(running)
         self.log.info("supervisor of %s up: %d programs, %d already running", self.host,
                       len(self.supervision.programs), len(running))
 
     def delete_device(self) -> None:
+        if getattr(self, "beacon", None) is not None:
+            self.beacon.stop()
         if getattr(self, "supervision", None) is not None:
             self.supervision.end()  # the programs keep running
         super().delete_device()

@@ -67,6 +67,13 @@ def test_up_prints_the_devices_and_status_the_programs(detached):
     assert "running" in status.stdout
 
 
+def test_the_lab_is_heard_on_the_network(detached):
+    _, host, _ = detached
+    heard = tangolab("discover", "--all", "--timeout", "5")
+    assert heard.returncode == 0, heard.stderr
+    assert any(line.startswith(f"{host}\ttangolab demo lab\t") for line in heard.stdout.splitlines()), heard.stdout
+
+
 def test_second_up_in_the_same_folder_is_refused_and_changes_nothing(detached, tmp_path):
     run_dir, host, _ = detached
     before = {p.pid for p in lab_processes(run_dir)}
