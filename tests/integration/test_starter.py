@@ -171,7 +171,10 @@ def test_a_server_started_through_starter_answers_and_is_listed_running(lab: Sta
     device = tango.DeviceProxy(f"tango://{lab.tango_host}/lab/cryocon/1")
     wait_until(lambda: device.state() == tango.DevState.ON, 30, what="lab/cryocon/1 ON with its simulator")
     assert -300 < device.read_attribute("temperatureA").value < 500
-    command_line = Path(f"/proc/{lab.server_pid(CRYOCON)}/cmdline").read_bytes().split(b"\0")
+    pid = lab.server_pid(CRYOCON)
+    # Starter's children work in its log folder: a relative path in a property lands there
+    assert Path(f"/proc/{pid}/cwd").resolve() == lab.log_home / "ds.log"
+    command_line = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     assert command_line[1:3] == [
         str(Path(sys.executable).parent / "TemperatureController").encode(),
         INSTANCE.encode(),
@@ -254,7 +257,13 @@ def test_starter_restarts_a_dead_server_only_if_it_had_run_longer_than_auto_rest
     the module's Starter by one in that mode)."""
     threshold, server = 10, RELAY
     _stop(lab.popen.pop("starter"))
-    lab.database().put_device_property(lab.starter.device, {"AutoRestartDuration": [str(threshold)]})
+    register_servers(  # again, while the Starter is down
+        lab.database(),
+        [(server, lab.host, level) for server, level in LEVELS.items()],
+        str(Path(sys.executable).parent),
+        log_home=str(lab.log_home),
+        auto_restart_minutes=threshold,
+    )
     lab.spawn("debug-starter", [STARTER_EXECUTABLE, lab.host], DEBUG="true")
     starter = lab.starter
     wait_until(starter.ping, 30, what=f"Starter {starter.device} in debug mode")
