@@ -6,7 +6,9 @@ not stall the event loop, and the layout remembered. Screenshots go to the test'
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -317,7 +319,7 @@ def slow_device(lab):
     database.add_device(info)
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "tests" / "gui" / "slow_device.py"), "gui"],
-        env={**__import__("os").environ, "TANGO_HOST": lab.tango_host},
+        env={**os.environ, "TANGO_HOST": lab.tango_host},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
@@ -370,3 +372,75 @@ def test_the_open_panels_are_remembered(window, lab, qtbot, tmp_path):
     finally:
         again.shut_down()
         again.deleteLater()
+
+
+# -- tangolab gui itself ---------------------------------------------------------------------------
+
+TANGOLAB = Path(sys.executable).parent / "tangolab"
+
+
+def without_display() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+
+
+def test_without_a_display_tangolab_gui_says_so_in_one_line():
+    run = subprocess.run([str(TANGOLAB), "gui"], env=without_display(), capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert run.returncode == 2
+    assert run.stdout == ""
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert "no display" in run.stderr
+
+
+def green_pixels(png: Path) -> int:
+    """Pixels in Taurus's lime (ON states, valid values), counted on a grid of every other pixel."""
+    from taurus.external.qt import Qt
+
+    image = Qt.QImage(str(png))
+    return sum(1 for x in range(0, image.width(), 2) for y in range(0, image.height(), 2)
+               if (colour := Qt.QColor(image.pixel(x, y))).green() > 200 and colour.red() < 60 and colour.blue() < 60)
+
+
+@pytest.mark.skipif(not shutil.which("Xvfb") or not shutil.which("xwininfo") or not shutil.which("import"),
+                    reason="needs Xvfb, xwininfo (x11-utils) and import (imagemagick)")
+def test_under_xvfb_tangolab_gui_shows_the_lab(lab, tmp_path):
+    """What CI checks: from the set-up as it is, `tangolab gui` on a real X server (Xvfb, Qt's xcb
+    plugin and the libraries it needs) opens its window and paints the lab's live states."""
+    read, write = os.pipe()
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1400x1000x24", "-nolisten", "tcp"],
+                            pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write)
+    gui = None
+    try:
+        display = ":" + os.read(read, 16).decode().strip()
+        env = {**without_display(), "DISPLAY": display, "TANGO_HOST": lab.tango_host,
+               "TANGOLAB_GUI_SETTINGS": str(tmp_path / "gui.ini")}
+        log = tmp_path / "gui.log"  # not a pipe: Taurus logs much, and a full pipe would stop the GUI
+        gui = subprocess.Popen([str(TANGOLAB), "gui"], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+        title = f"tangolab — {lab.tango_host}"
+
+        def window_shown() -> bool:
+            assert gui.poll() is None, f"tangolab gui ended: {log.read_text()[-2000:]}"
+            tree = subprocess.run(["xwininfo", "-root", "-tree"], env=env, capture_output=True, text=True, check=False)
+            return title in tree.stdout
+
+        wait_until(window_shown, 120, what="the window of tangolab gui on Xvfb")
+        screen = tmp_path / "xvfb.png"
+
+        def lab_painted() -> bool:
+            subprocess.run(["import", "-window", "root", str(screen)], env=env, capture_output=True, check=True)
+            return green_pixels(screen) > 200
+
+        wait_until(lab_painted, 120, what="live states painted in the window")
+        print(f"screenshot: {screen}")
+    finally:
+        if gui is not None:
+            gui.terminate()
+            try:
+                gui.wait(10)
+            except subprocess.TimeoutExpired:
+                gui.kill()
+                gui.wait(10)
+        xvfb.terminate()
+        xvfb.wait(10)
+        os.close(read)
