@@ -30,10 +30,9 @@ VERSION = 1
 DEFAULT_PORT = 10099  # UDP, beside Tango's 10000; unassigned, below Linux's ephemeral range
 LOOPBACK_BROADCAST = "127.255.255.255"
 MAX_DATAGRAM = 1024
-TANGO_HOST = re.compile(
-    r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})?:\d{1,5}(,[A-Za-z0-9]([A-Za-z0-9.-]{0,252})?:\d{1,5})*$"
-)
-NAME = re.compile(r"^[\w .@+-]{1,64}$")  # printable, no control characters for a terminal
+_HOST_PORT = r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}:\d{1,5}"
+TANGO_HOST = re.compile(rf"{_HOST_PORT}(,{_HOST_PORT})*")  # whole string (fullmatch): one or more HOST:PORT
+NAME = re.compile(r"[\w .@+-]{1,64}")  # printable, no control characters for a terminal
 _SIOCGIFFLAGS, _SIOCGIFBRDADDR, _IFF_UP, _IFF_BROADCAST = 0x8913, 0x8919, 0x1, 0x2
 
 
@@ -54,9 +53,9 @@ class Beacon:
     """Announces one lab every `period` seconds from a thread of its own, until `stop()`."""
 
     def __init__(self, tango_host: str, lab: str, port: int = DEFAULT_PORT, period: float = 1.0) -> None:
-        if not TANGO_HOST.match(tango_host):
+        if not TANGO_HOST.fullmatch(tango_host):
             raise ValueError(f"TANGO_HOST must be HOST:PORT, got {tango_host!r}")
-        if not NAME.match(lab):
+        if not NAME.fullmatch(lab):
             raise ValueError(f"a lab's name is 1 to 64 letters, digits, spaces or . @ + -, got {lab!r}")
         self.tango_host, self.lab, self.port, self.period = tango_host, lab, port, period
         self.message = json.dumps(
@@ -155,7 +154,7 @@ def parse(datagram: bytes, sender: str) -> Announcement | None:
     tango_host, lab, host = fields.get("tango_host"), fields.get("lab"), fields.get("host")
     if not all(isinstance(value, str) for value in (tango_host, lab, host)):
         return None
-    if not TANGO_HOST.match(tango_host) or not NAME.match(lab) or not NAME.match(host):
+    if not TANGO_HOST.fullmatch(tango_host) or not NAME.fullmatch(lab) or not NAME.fullmatch(host):
         return None
     if not all(0 < int(part.rpartition(":")[2]) < 65536 for part in tango_host.split(",")):
         return None
@@ -223,7 +222,7 @@ def run_discover(args: argparse.Namespace) -> int:
     if args.lab:
         heard = [announcement for announcement in heard if announcement.lab == args.lab]
     if not heard:
-        which = f"lab {args.lab!r}" if args.lab else "no lab"
+        which = f"no lab named {args.lab!r}" if args.lab else "no lab"
         print(
             f"tangolab discover: {which} heard on UDP port {args.port} within {args.timeout:g} s "
             "(is the lab up, on this network, and is the port let through?)",

@@ -116,6 +116,8 @@ def test_a_beacon_is_heard_through_garbage(port: int, noise: None) -> None:
         announcement(lab=""),
         announcement(host=None),
         announcement(lab="x" * 2000),
+        announcement(lab="demo\n"),
+        announcement(tango_host="127.0.0.1:10000\n"),
     ],
 )
 def test_a_datagram_that_is_not_a_valid_announcement_is_dropped(datagram: bytes) -> None:
@@ -182,3 +184,6 @@ def test_discover_all_lists_every_lab_and_several_labs_need_a_name(
 
         assert run_discover(command("--port", str(port), "--timeout", "10", "--lab", "second")) == 0
         assert capsys.readouterr().out == "localhost:41003\n"
+
+        assert run_discover(command("--port", str(port), "--timeout", "1", "--lab", "third")) == 1
+        assert "no lab named 'third' heard" in capsys.readouterr().err
