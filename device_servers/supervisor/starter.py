@@ -29,6 +29,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import tango
 
@@ -80,10 +81,8 @@ def register_servers(
         properties["LogFileHome"] = [log_home]
     hosts: dict[str, None] = {}
     for server, host, level in servers:
-        host = short_host(host)
-        _check_server_name(server)
-        _put_server_info(database, server, host, level)
-        hosts[host] = None
+        put_server_info(database, server, host, level)
+        hosts[short_host(host)] = None
     devices = []
     for host in hosts:
         device = starter_device(host)
@@ -96,13 +95,22 @@ def register_servers(
     return devices
 
 
+def starter_log(run_dir: str | Path, server: str) -> Path:
+    """Where Starter writes `server`'s stderr for a lab registered with `log_home=<run_dir>/log`."""
+    executable, _, instance = server.partition("/")
+    return Path(run_dir) / "log" / "ds.log" / f"{executable}_{instance}.log"
+
+
 def _check_server_name(server: str) -> None:
     executable, _, instance = server.partition("/")
     if not executable or not instance or "/" in instance:
         raise StarterError(f"a server name is Executable/instance, got {server!r}")
 
 
-def _put_server_info(database: tango.Database, server: str, host: str, level: int) -> None:
+def put_server_info(database: tango.Database, server: str, host: str, level: int) -> None:
+    """Record `server`'s host and start-up level in the database as controlled, as Astor does."""
+    _check_server_name(server)
+    host = short_host(host)
     admin = f"dserver/{server}"
     try:
         device = database.get_device_info(admin)

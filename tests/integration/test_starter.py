@@ -27,6 +27,7 @@ from device_servers.supervisor.starter import (
     StarterError,
     register_servers,
     short_host,
+    starter_log,
 )
 from simulators import SIMULATORS, run_in_thread
 from tangolab.lab_config import LabConfig, free_port
@@ -214,6 +215,22 @@ def test_a_server_stopped_through_starter_is_gone(lab: StarterLab) -> None:
     wait_until(lambda: not _is_alive(pid), 10, what="the stopped server's process gone")
 
 
+def test_a_hung_server_is_reported_not_answering_and_stop_kills_it(lab: StarterLab) -> None:
+    """Starter never restarts a hung server and its DevStop refuses one; StarterClient.stop kills it."""
+    lab.starter.start(CRYOCON)
+    lab.starter.wait_running(CRYOCON, timeout=60)
+    pid = lab.server_pid(CRYOCON)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: lab.starter.servers()[CRYOCON].state == "MOVING", 60, what="Starter sees it hung")
+        assert CRYOCON not in lab.starter.running()
+        lab.starter.stop(CRYOCON)
+        lab.starter.wait_stopped(CRYOCON, timeout=30)
+        wait_until(lambda: not _is_alive(pid), 10, what="the hung server's process gone")
+    finally:
+        _kill(pid, signal.SIGCONT)
+
+
 def test_a_level_starts_and_stops_its_servers_only(lab: StarterLab) -> None:
     lab.starter.wait_stopped(CRYOCON, timeout=30)
     lab.starter.start_level(1)
@@ -225,8 +242,8 @@ def test_a_level_starts_and_stops_its_servers_only(lab: StarterLab) -> None:
 
 
 def test_server_logs_are_under_the_log_home_and_readable_through_starter(lab: StarterLab) -> None:
-    log = lab.log_home / "ds.log" / f"TemperatureController_{INSTANCE}.log"
-    assert log.exists()
+    log = starter_log(lab.folder, CRYOCON)  # the lab's log home is <run dir>/log
+    assert log == lab.log_home / "ds.log" / f"TemperatureController_{INSTANCE}.log" and log.exists()
     assert str(log) in lab.starter.read_log(CRYOCON)
     # Starter writes "<server> started" only when it sees the server answer 4 s or more after
     # launching it; these tests stop servers sooner. Its log folder must exist when it starts.
