@@ -35,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     up.add_argument("--detach", action="store_true", help="return once the lab is up; stop it with `tangolab down`")
     up.add_argument(
+        "--starter", action="store_true",
+        help="start the device servers through Tango's Starter (Debian's tango-starter), as a lab over "
+        "several hosts runs; tangolab starts this host's Starter",
+    )
+    up.add_argument(
         "--reset", action="store_true",
         help="apply the whole lab file again, undoing changes made while the lab ran "
         "(archived attributes, attribute configuration, properties)",
@@ -74,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    lab = Lab(LabConfig.load(args.config), args.run_dir, args.tango_host, reset=args.reset)
+    lab = Lab(LabConfig.load(args.config), args.run_dir, args.tango_host, reset=args.reset, use_starter=args.starter)
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the lab in order, as Ctrl-C does
     print(f"starting the lab of {args.config} in {lab.run_dir} ...", flush=True)
     try:

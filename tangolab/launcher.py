@@ -30,6 +30,14 @@ from typing import TypeVar
 import tango
 from dsconfig.json2tango import apply_config, prepare_config
 
+from device_servers.supervisor.starter import (
+    STARTER_EXECUTABLE,
+    StarterClient,
+    StarterError,
+    put_server_info,
+    register_servers,
+)
+
 from .lab_config import ConfigError, LabConfig
 from .processes import (
     LabProcess,
@@ -64,10 +72,12 @@ class Lab:
     """One lab: its database, its supervisor, and through the supervisor its simulators and servers."""
 
     def __init__(
-        self, config: LabConfig, run_dir: str | Path = "var", tango_host: str = "localhost:10000", reset: bool = False
+        self, config: LabConfig, run_dir: str | Path = "var", tango_host: str = "localhost:10000", reset: bool = False,
+        use_starter: bool = False,
     ):
         self.config = config
         self.reset = reset  # apply the whole lab file, undoing what was changed at run time
+        self.use_starter = use_starter  # device servers started by Tango's Starter, which tangolab starts
         self.run_dir = Path(run_dir).resolve()
         self.tango_host = tango_host
         host, _, port = tango_host.rpartition(":")
@@ -96,6 +106,8 @@ class Lab:
             self._start_database(timeout)
             self._apply_config()
             self._register_supervisor()
+            if self.use_starter:
+                self._start_starter(timeout)
             self.start_supervisor(timeout)
             self.supervisor.command_inout("StartAll")
             self._wait_devices(timeout, began)
@@ -177,11 +189,14 @@ class Lab:
             elif changes := _changes(json.loads(applied.read_text()), current):
                 apply_config(prepare_config(changes), self.database, write=True, update=True)
         applied.write_text(json.dumps(current, indent=2))
-        for server in self.config.servers:
-            info = tango.DbServerInfo()
-            info.name, info.mode, info.level = server.name, 1, self.config.level(server.name)
-            info.host = self.config.host_of(server.name) or host_name()
-            self.database.put_server_info(info)
+        placed = [(server.name, self.config.host_of(server.name) or host_name(), self.config.level(server.name))
+                  for server in self.config.servers]
+        if self.use_starter:
+            (self.run_dir / "log" / "ds.log").mkdir(parents=True, exist_ok=True)  # else Starter loses lines
+            register_servers(self.database, placed, str(Path(sys.executable).parent), log_home=str(self.run_dir / "log"))
+        else:
+            for server, host, level in placed:
+                put_server_info(self.database, server, host, level)
 
     def _register_supervisor(self) -> None:
         """This host's supervisor in the database; it reads the lab file from the run folder."""
@@ -190,8 +205,17 @@ class Lab:
         info.name, info._class, info.server = self.supervisor_name, SUPERVISOR, f"{SUPERVISOR}/{host_name()}"
         self.database.add_device(info)
         self.database.put_device_property(self.supervisor_name, {
-            "RunDir": [str(self.run_dir)], "LabFile": [CONFIG_FILE], **self.config.supervisor_properties,
+            "RunDir": [str(self.run_dir)], "LabFile": [CONFIG_FILE], "UseStarter": [str(self.use_starter).lower()],
+            **self.config.supervisor_properties,
         })
+
+    def _start_starter(self, timeout: float) -> None:
+        """Tango's Starter for this host, as a process of the lab (on a production host it is a service)."""
+        argv = [STARTER_EXECUTABLE, host_name()]
+        self.pids["starter"] = spawn(f"Starter/{host_name()}", argv, self.run_dir, self.tango_host).pid
+        starter = StarterClient(host_name(), self.tango_host)
+        self._wait_for(f"Starter/{host_name()}", "Tango's Starter", lambda: starter.ping() is not None, timeout,
+                       watch="starter")
 
     def start_supervisor(self, timeout: float = 60.0) -> None:
         """Start this host's supervisor (again): it adopts the programs that still run."""
@@ -382,7 +406,7 @@ class Lab:
                 if result := answer():
                     return result
                 reason = "no answer yet"
-            except (tango.DevFailed, OSError) as exc:
+            except (tango.DevFailed, OSError, StarterError) as exc:
                 reason = exc.args[-1].desc.strip() if isinstance(exc, tango.DevFailed) else str(exc)
             if time.monotonic() > deadline:
                 raise LabError(f"{what} did not answer within {timeout:g} s ({reason}); "

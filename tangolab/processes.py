@@ -147,6 +147,15 @@ def lab_processes(
     return found
 
 
+def server_pid(tango_host: str, server: str) -> int:
+    """The process ID of `Executable/instance` running on this host for `tango_host`, 0 if none."""
+    executable, _, instance = server.partition("/")
+    for process in lab_processes(tango_host=tango_host, servers=((executable, instance),)):
+        if _runs_server(process.argv, ((executable, instance),)):
+            return process.pid
+    return 0
+
+
 def is_alive(pid: int) -> bool:
     """Running (a zombie is not)."""
     try:

@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import tango
@@ -29,12 +30,14 @@ from tango.server import Device, attribute, command, device_property
 
 from tangolab.discovery import Beacon
 from tangolab.lab_config import LabConfig
-from tangolab.processes import lab_log, lab_processes, log_path, simulator_ports, spawn
+from tangolab.processes import lab_log, lab_processes, log_path, server_pid, simulator_ports, spawn
 
 from ..core.server import serve
 from .programs import Phase, Program, RestartPolicy, Supervision, last_lines
+from .starter import StarterClient, StarterError, starter_log
 
 PROBE_TIMEOUT_MS = 1500
+STARTER_SPAWN_TIMEOUT = 8.0  # s for Starter to take a start (it sees a death within ~4 s) and run it
 ATTRIBUTES = ("names", "phases", "levels", "pids", "restartCounts", "uptimes", "runningServers",
               "stoppedServers", "failingServers")
 RESTART_ATTRIBUTE = "startedDevices"  # what subscribers watch to subscribe again at once (tangolab.restarts)
@@ -62,6 +65,11 @@ class Supervisor(Device):
         doc="Announce the lab's TANGO_HOST on the local network (UDP beacon; `tangolab discover` hears it)",
     )
     LabName = device_property(dtype=str, default_value="", doc="The lab's name in its announcements")
+    UseStarter = device_property(
+        dtype=bool, default_value=False,
+        doc="Start and stop device servers through this host's Tango Starter (tango/admin/<host>), as on a lab "
+        "spread over several hosts; simulators are still started by the supervisor",
+    )
     FirstBackoff = device_property(
         dtype=float, default_value=0.2, doc="Seconds before the first restart; each further crash triples it"
     )
@@ -84,7 +92,8 @@ class Supervisor(Device):
             first_backoff=self.FirstBackoff, max_restarts=self.MaxRestarts, window=self.CrashWindow,
             hang_after=self.HangTimeout, start_timeout=self.StartTimeout,
         )
-        self.runner = LocalRunner(self.run_dir, self.tango_host)
+        local = LocalRunner(self.run_dir, self.tango_host)
+        self.runner = StarterRunner(local, StarterClient(self.host, self.tango_host)) if self.UseStarter else local
         self.supervision = Supervision(self._programs(config), self.runner, policy, self.log, self._push_changes)
         self.devices_of = {server.name: [device.name for device in server.devices] for server in config.servers}
         self._started_devices: list[str] = []
@@ -94,6 +103,8 @@ class Supervisor(Device):
         if self.Announce:
             self.beacon = Beacon(self.tango_host, self.LabName or f"lab on {self.host}").start()
         running = {p.name: p.pid for p in lab_processes(self.run_dir) if p.name in self.supervision.programs}
+        if self.UseStarter:  # Starter's children carry Starter's marks, not their own names
+            running |= {name: pid for name in self.supervision.programs if (pid := server_pid(self.tango_host, name))}
         self.supervision.begin(running)
         self.log.info("supervisor of %s up: %d programs, %d already running", self.host,
                       len(self.supervision.programs), len(running))
@@ -114,8 +125,9 @@ class Supervisor(Device):
                                         self._simulator_probe(name), str(log_path(self.run_dir, name))))
         for server in config.servers:
             if config.host_of(server.name) in (None, self.host):
+                log = starter_log(self.run_dir, server.name) if self.UseStarter else log_path(self.run_dir, server.name)
                 programs.append(Program(server.name, config.server_argv(server), config.level(server.name),
-                                        self._server_probe(server.name), str(log_path(self.run_dir, server.name))))
+                                        self._server_probe(server.name), str(log)))
         return programs
 
     def _server_probe(self, name: str):
@@ -321,6 +333,46 @@ class LocalRunner:
         if code < 0:
             return f"killed by {signal.Signals(-code).name}"
         return f"exited with status {code}"
+
+
+class StarterRunner:
+    """Device servers through this host's Tango Starter (DevStart, DevStop, HardKillServer);
+    simulators, which Starter cannot run, as local processes."""
+
+    def __init__(self, local: LocalRunner, starter: StarterClient) -> None:
+        self.local, self.starter = local, starter
+
+    def launch(self, program: Program) -> int:
+        if program.name.startswith("simulator/"):
+            return self.local.launch(program)
+        deadline = time.monotonic() + STARTER_SPAWN_TIMEOUT
+        while True:
+            try:
+                self.starter.start(program.name)
+                break
+            except StarterError as exc:  # Starter looks at the process table every 2 s: it may not
+                if exc.reason != "ALREADY_RUNNING" or time.monotonic() > deadline:  # know of the death yet
+                    raise
+                if pid := server_pid(self.local.tango_host, program.name):
+                    return pid  # it does run: started by someone else
+                time.sleep(0.2)
+        deadline = time.monotonic() + STARTER_SPAWN_TIMEOUT  # DevStart returns before the process exists
+        while not (pid := server_pid(self.local.tango_host, program.name)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return pid  # 0: not seen yet; its probe will tell
+
+    def kill(self, program: Program, sig: int) -> None:
+        if program.name.startswith("simulator/"):
+            self.local.kill(program, sig)
+        elif sig == signal.SIGKILL:
+            self.starter.kill(program.name)
+        else:
+            self.starter.stop(program.name)
+
+    def exit_status(self, program: Program) -> str:
+        if program.name.startswith("simulator/"):
+            return self.local.exit_status(program)
+        return "exited (a child of Starter)"
 
 
 def _lab_log(run_dir: Path) -> logging.Logger:

@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -72,6 +72,7 @@ class Program:
     reason: str = ""  # why it is not running, in words
     pidfd: int = -1
     probing: Future | None = None
+    launches: int = 0  # launches asked so far: a launch finishing after a newer request is undone
 
     @property
     def uptime(self) -> float:
@@ -113,6 +114,7 @@ class Supervision:
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
         self._probes = ThreadPoolExecutor(max_workers=4, thread_name_prefix="probe")
+        self._launcher = ThreadPoolExecutor(max_workers=8, thread_name_prefix="launch")
         self._sequence: threading.Thread | None = None
         self._cancel_sequence = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="supervision", daemon=True)
@@ -134,6 +136,7 @@ class Supervision:
         self._wake()
         self._thread.join(5)
         self._probes.shutdown(wait=False, cancel_futures=True)
+        self._launcher.shutdown(wait=False, cancel_futures=True)
         for program in self.programs.values():
             self._close_pidfd(program)
         os.close(self._wake_r)
@@ -284,8 +287,8 @@ class Supervision:
         if answered and program.phase == Phase.RUNNING:
             self._wake()
 
-    def _exited(self, program: Program, now: float) -> None:
-        status = self.runner.exit_status(program)
+    def _exited(self, program: Program, now: float, status: str | None = None) -> None:
+        status = status or self.runner.exit_status(program)
         self._close_pidfd(program)
         if program.phase == Phase.STOPPED:  # we stopped it
             self._note(program, f"{program.name} stopped ({status})")
@@ -309,18 +312,30 @@ class Supervision:
     # -- helpers -------------------------------------------------------------------------------
 
     def _launch(self, program: Program, why: str) -> None:
+        """Mark it starting and launch it outside the lock: a launch through Starter can take seconds."""
         self._close_pidfd(program)
+        program.launches += 1
+        program.pid, program.phase, program.reason = 0, Phase.STARTING, "starting"
+        program.started_at, program.launched_at, program.answered_at = time.time(), time.monotonic(), 0.0
+        self._launcher.submit(self._launched, program, program.launches, why)
+
+    def _launched(self, program: Program, launch: int, why: str) -> None:
         try:
             pid = self.runner.launch(program)
         except Exception as exc:  # noqa: BLE001 - could not even start it: counts as a crash
-            program.phase, program.pid = Phase.STARTING, 0
-            self._note(program, f"{program.name} could not start: {exc}", logging.ERROR)
-            self._exited(program, time.monotonic())
+            with self.lock:
+                if program.launches == launch and program.phase == Phase.STARTING:
+                    self._note(program, f"{program.name} could not start: {exc}", logging.ERROR)
+                    self._exited(program, time.monotonic(), f"could not start: {exc}")
             return
-        program.pid, program.phase, program.reason = pid, Phase.STARTING, "starting"
-        program.started_at, program.launched_at, program.answered_at = time.time(), time.monotonic(), 0.0
-        self._open_pidfd(program)
-        self._note(program, f"started {program.name} ({why}, pid {pid})")
+        with self.lock:
+            if program.launches != launch or program.phase != Phase.STARTING:  # stopped meanwhile
+                if pid:
+                    self.runner.kill(replace(program, pid=pid), signal.SIGKILL)
+                return
+            program.pid = pid
+            self._open_pidfd(program)
+            self._note(program, f"started {program.name} ({why}, pid {pid})")
 
     def _adopt(self, program: Program, pid: int) -> None:
         program.pid, program.phase, program.reason = pid, Phase.STARTING, "adopted"

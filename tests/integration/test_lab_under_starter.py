@@ -1,0 +1,63 @@
+"""The demo lab with its device servers run by Debian's Tango Starter (`tangolab up --starter`), the
+supervisor watching and restarting them through Starter's commands."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from device_servers.supervisor.starter import STARTER_EXECUTABLE, StarterClient
+from tangolab.lab_config import LabConfig, free_port
+from tangolab.launcher import Lab, host_name
+from tangolab.processes import lab_log
+from tangolab.scripting import wait_until
+
+pytestmark = pytest.mark.skipif(not os.access(STARTER_EXECUTABLE, os.X_OK),
+                                reason=f"Tango's Starter is not installed ({STARTER_EXECUTABLE})")
+
+INSTANCE = f"st{os.getpid()}"  # Starter knows servers by name and instance host-wide: not another lab's "lab"
+CRYOCON = f"TemperatureController/{INSTANCE}"
+
+
+def renamed(config: LabConfig, instance: str) -> LabConfig:
+    """The same lab with every server's instance renamed."""
+    data = config.data
+    data["servers"] = {executable: {instance: next(iter(instances.values()))}  # one instance each
+                       for executable, instances in data["servers"].items()}
+    tangolab = data["tangolab"]
+    tangolab["levels"] = {f"{name.split('/')[0]}/{instance}": level for name, level in tangolab["levels"].items()}
+    return LabConfig(data)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    lab = Lab(renamed(LabConfig.load().with_free_ports(), INSTANCE), tmp_path_factory.mktemp("starter"),
+              f"127.0.0.1:{free_port()}", use_starter=True)
+    lab.start(timeout=180)
+    try:
+        yield lab
+    finally:
+        lab.stop()
+    assert not lab.leftovers(), "the lab left processes behind"
+
+
+def test_starter_runs_every_server_of_the_lab(lab):
+    starter = StarterClient(host_name(), lab.tango_host)
+    servers = {server.name for server in lab.config.servers}
+    wait_until(lambda: servers <= set(starter.running()), 30, what="Starter listing every server running")
+    assert " started" in starter.starter_log()  # Starter keeps only its latest lines
+    for device in lab.config.devices:
+        assert lab.proxy(device.name).ping()
+
+
+def test_a_killed_server_is_restarted_through_starter(lab):
+    pid = lab.pid(CRYOCON)
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: lab.pid(CRYOCON) not in (0, pid), 90, what="the server started again by Starter")
+    lab.wait_device("lab/cryocon/1")
+    assert any(CRYOCON in line and "killed by SIGKILL" not in line and "exited" in line
+               for line in lab_log(lab.run_dir).read_text().splitlines())
+    starter = StarterClient(host_name(), lab.tango_host)
+    wait_until(lambda: CRYOCON in starter.running(), 30, what="Starter listing it running again")
