@@ -38,7 +38,13 @@ CONTROLLED = 1  # DbServerInfo.mode: the Starter of the server's host starts and
 
 
 class StarterError(RuntimeError):
-    """A Starter refused or could not be reached; the message says which, and why."""
+    """A Starter refused or could not be reached; the message says which, and why. `reason` is
+    Starter's own (e.g. SERVER_NOT_RUNNING, ALREADY_RUNNING, CANNOT_RUN_FILE), or UNREACHABLE,
+    NOT_REGISTERED, TIMEOUT."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def short_host(host: str | None = None) -> str:
@@ -220,18 +226,63 @@ class StarterClient:
 
     # -- actions -----------------------------------------------------------------------------
 
-    def start(self, server: str) -> None:
-        """Ask Starter to start `server` (it returns at once; see `wait_running`)."""
-        self._call(f"DevStart('{server}')", lambda proxy: proxy.command_inout("DevStart", server))
+    def start(self, server: str, confirm: float = 10.0) -> None:
+        """Ask Starter to start `server` and see that it launched it (`wait_running`: it answers).
+
+        Starter's view lags: it looks every 2 s, and until then it refuses to start a server that
+        has just died (ALREADY_RUNNING) or skips the start, silently, while its list of processes
+        (zombies included) still shows one. So the start is asked again until the server's log
+        file is a new one (Starter begins one at each launch) or the server answers, for up to
+        `confirm` s. A server that answers already is refused (reason ALREADY_RUNNING)."""
+        before = self._log_stamp(server)
+        deadline = time.monotonic() + confirm
+        while True:
+            try:
+                self._call(f"DevStart('{server}')", lambda proxy: proxy.command_inout("DevStart", server))
+            except StarterError as exc:
+                if exc.reason != "ALREADY_RUNNING" or self._admin_answers(server):
+                    raise
+            asked = time.monotonic()
+            while time.monotonic() - asked < 2.5:  # Starter renews its process list every 2 s
+                if self._log_stamp(server) != before or self._admin_answers(server):
+                    return
+                if time.monotonic() > deadline:
+                    raise StarterError(
+                        f"Starter {self.device} did not launch {server} within {confirm:g} s "
+                        f"(it still sees a process of it: {self.servers().get(server)})",
+                        "NOT_LAUNCHED",
+                    )
+                time.sleep(0.3)
+
+    def _admin_answers(self, server: str) -> bool:
+        name = f"tango://{self.tango_host}/dserver/{server}" if self.tango_host else f"dserver/{server}"
+        try:
+            admin = tango.DeviceProxy(name)
+            admin.set_timeout_millis(1000)
+            admin.ping()
+        except tango.DevFailed:
+            return False
+        return True
+
+    def _log_stamp(self, server: str) -> str | None:
+        """The first lines of DevReadLog: the server's log file and its time (None: no log yet)."""
+        try:
+            return "\n".join(self.read_log(server).splitlines()[:2])
+        except StarterError as exc:
+            if exc.reason == "UNREACHABLE":
+                raise
+            return None
 
     def stop(self, server: str) -> None:
-        """Stop `server` through its admin device's Kill; a server that does not answer is killed."""
+        """Stop `server` through its admin device's Kill (what DevStop does), also one Starter has not
+        yet seen running (it looks every 2 s); a server that does not answer is killed (-9)."""
         try:
             self._call(f"DevStop('{server}')", lambda proxy: proxy.command_inout("DevStop", server))
         except StarterError as exc:
-            if "SERVER_NOT_RESPONDING" not in str(exc):
+            if exc.reason == "SERVER_NOT_RESPONDING":
+                self.kill(server)
+            elif exc.reason != "SERVER_NOT_RUNNING" or not self._kill_through_admin(server):
                 raise
-            self.kill(server)
 
     def kill(self, server: str) -> None:
         """kill -9 of `server` by Starter, on its host."""
@@ -261,8 +312,11 @@ class StarterClient:
         self._wait(server, lambda status: status.state == "ON", "running", timeout)
 
     def wait_stopped(self, server: str, timeout: float = 30.0) -> None:
-        """Until Starter reports no process of `server` on the host."""
-        self._wait(server, lambda status: status.state == "FAULT", "stopped", timeout)
+        """Until Starter reports no process of `server` on the host (state FAULT alone may be one
+        still starting, or one gone that its process list still shows)."""
+        self._wait(
+            server, lambda status: status.state == "FAULT" and status.instances == 0, "stopped", timeout
+        )
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -271,15 +325,28 @@ class StarterClient:
         while True:
             status = self.servers().get(server)
             if status is None:
-                raise StarterError(f"{server} is not registered on host {self.host} (see register_servers)")
+                raise StarterError(
+                    f"{server} is not registered on host {self.host} (see register_servers)", "NOT_REGISTERED"
+                )
             if done(status):
                 return
             if time.monotonic() > deadline:
                 raise StarterError(
                     f"{server} not {what} within {timeout:g} s (Starter {self.device} says {status.state}); "
-                    f"its log: DevReadLog('{server}')"
+                    f"its log: DevReadLog('{server}')",
+                    "TIMEOUT",
                 )
             time.sleep(0.2)
+
+    def _kill_through_admin(self, server: str) -> bool:
+        name = f"tango://{self.tango_host}/dserver/{server}" if self.tango_host else f"dserver/{server}"
+        try:
+            admin = tango.DeviceProxy(name)
+            admin.set_timeout_millis(int(self.timeout * 1000))
+            admin.command_inout("Kill")
+        except tango.DevFailed:
+            return False
+        return True
 
     def _proxy_or_connect(self) -> tango.DeviceProxy:
         if self._proxy is None:
@@ -295,19 +362,27 @@ class StarterClient:
         except tango.DevFailed as exc:
             error = exc.args[0]
             reason, desc = error.reason, error.desc.strip()
-            if reason.startswith("API_") and any(
-                e.reason
-                in (
-                    "API_DeviceNotExported",
-                    "API_CantConnectToDevice",
-                    "API_DeviceNotDefined",
-                    "API_DeviceTimedOut",
-                    "API_CorbaException",
-                )
-                for e in exc.args
-            ):
+            if any(e.reason in _UNREACHABLE for e in exc.args) and not self._answers():
                 raise StarterError(
                     f"Starter {self.device} on {self.tango_host or 'TANGO_HOST'} does not answer ({desc}); "
-                    f"is `{STARTER_EXECUTABLE} {self.host}` running on host {self.host}?"
+                    f"is `{STARTER_EXECUTABLE} {self.host}` running on host {self.host}?",
+                    "UNREACHABLE",
                 ) from exc
-            raise StarterError(f"Starter {self.device}: {what} failed: {reason}: {desc}") from exc
+            raise StarterError(f"Starter {self.device}: {what} failed: {reason}: {desc}", reason) from exc
+
+    def _answers(self) -> bool:
+        try:
+            self._proxy_or_connect().ping()
+        except tango.DevFailed:
+            return False
+        return True
+
+
+_UNREACHABLE = {
+    "API_DeviceNotExported",
+    "API_CantConnectToDevice",
+    "API_DeviceNotDefined",
+    "API_DeviceTimedOut",
+    "API_CorbaException",
+    "API_ServerNotRunning",
+}

@@ -184,8 +184,9 @@ def test_a_server_started_through_starter_answers_and_is_listed_running(lab: Sta
 
 def test_starting_a_running_server_again_is_refused_with_the_reason(lab: StarterLab) -> None:
     lab.starter.wait_running(CRYOCON, timeout=60)
-    with pytest.raises(StarterError, match="already running"):
+    with pytest.raises(StarterError, match="already running") as refused:
         lab.starter.start(CRYOCON)
+    assert refused.value.reason == "ALREADY_RUNNING"
 
 
 def test_a_server_killed_with_sigkill_leaves_running_and_is_not_restarted_by_default(lab: StarterLab) -> None:
@@ -207,12 +208,34 @@ def test_a_server_killed_with_sigkill_leaves_running_and_is_not_restarted_by_def
     assert lab.starter.servers()[CRYOCON].state == "FAULT"
 
 
+def test_a_start_right_after_a_crash_is_not_lost_while_starter_still_sees_the_old_process(
+    lab: StarterLab,
+) -> None:
+    lab.starter.restart(CRYOCON, timeout=60)
+    pid = lab.server_pid(CRYOCON)
+    os.kill(pid, signal.SIGKILL)  # Starter still says ON for up to 2 s, then its list shows a zombie
+    lab.starter.start(CRYOCON)
+    lab.starter.wait_running(CRYOCON, timeout=60)
+    assert lab.server_pid(CRYOCON) != pid
+
+
 def test_a_server_stopped_through_starter_is_gone(lab: StarterLab) -> None:
     lab.starter.restart(CRYOCON, timeout=60)
     pid = lab.server_pid(CRYOCON)
     lab.starter.stop(CRYOCON)
     lab.starter.wait_stopped(CRYOCON, timeout=30)
     wait_until(lambda: not _is_alive(pid), 10, what="the stopped server's process gone")
+
+
+def test_a_server_stopped_before_starter_saw_it_running_is_stopped_all_the_same(lab: StarterLab) -> None:
+    lab.starter.wait_stopped(CRYOCON, timeout=30)
+    lab.starter.start(CRYOCON)
+    admin = tango.DeviceProxy(f"tango://{lab.tango_host}/dserver/{CRYOCON}")
+    wait_until(admin.ping, 60, what="the server's admin device")  # Starter sees it up to 2 s later
+    pid = lab.server_pid(CRYOCON)
+    lab.starter.stop(CRYOCON)
+    wait_until(lambda: not _is_alive(pid), 10, what="the server's process gone")
+    lab.starter.wait_stopped(CRYOCON, timeout=30)
 
 
 def test_a_hung_server_is_reported_not_answering_and_stop_kills_it(lab: StarterLab) -> None:
@@ -257,8 +280,9 @@ def test_unknown_executable_is_refused_naming_the_path_searched(lab: StarterLab)
 
 
 def test_a_host_without_a_starter_gives_a_clear_error(lab: StarterLab) -> None:
-    with pytest.raises(StarterError, match="nohost"):
+    with pytest.raises(StarterError, match="is `/usr/lib/tango/Starter nohost` running") as failed:
         StarterClient("nohost", lab.tango_host, timeout=1.0).running()
+    assert failed.value.reason == "UNREACHABLE"
 
 
 def test_registering_a_server_not_in_the_database_says_to_apply_the_lab_file(lab: StarterLab) -> None:
