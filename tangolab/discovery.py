@@ -5,9 +5,9 @@ version, the lab's TANGO_HOST, its name and its host. `tangolab discover` listen
 TANGO_HOST it hears, so that `export TANGO_HOST=$(tangolab discover)` configures a shell.
 
 The beacon only announces: a listener parses the fields of what it receives, checks them, and
-does nothing else with them. A lab whose TANGO_HOST is on the loopback announces only on the
-loopback (to 127.255.255.255, which every listener on the machine hears; a datagram to 127.0.0.1
-reaches only one of several listeners sharing the port).
+does nothing else with them. A lab whose TANGO_HOST is on the loopback (localhost, 127.x)
+announces only on the loopback, to 127.255.255.255, which every listener on the machine hears (a
+datagram to 127.0.0.1 reaches only one of several listeners sharing the port).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class Beacon:
                 "host": socket.gethostname(),
             }
         ).encode()
-        self.loopback_only = is_loopback(tango_host)
+        self.loopback_only = is_loopback(tango_host)  # as the launcher decides where the lab listens
         self.last_error: OSError | None = None  # the last send that failed (no network, say)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -108,9 +108,10 @@ class Beacon:
                 self._stop.wait(self.period)
 
 
-def is_loopback(tango_host: str, resolve: bool = True) -> bool:
-    """True when every database host of `tango_host` is the loopback: localhost, 127.x, or (with
-    `resolve`) a name that resolves there, as Debian's own host name often does (127.0.1.1)."""
+def is_loopback(tango_host: str, resolve: bool = False) -> bool:
+    """True when every database host of `tango_host` is the loopback: localhost, 127.x, ::1, or
+    (with `resolve`) a name that resolves there, as Debian's own host name often does (127.0.1.1).
+    A lab named by its host name is meant for the network (the launcher does not resolve either)."""
     hosts = [part.rpartition(":")[0] for part in tango_host.split(",")]
     return all(_on_loopback(host, resolve) for host in hosts)
 
@@ -158,7 +159,7 @@ def parse(datagram: bytes, sender: str) -> Announcement | None:
         return None
     if not all(0 < int(part.rpartition(":")[2]) < 65536 for part in tango_host.split(",")):
         return None
-    if is_loopback(tango_host, resolve=False) and not ipaddress.ip_address(sender).is_loopback:
+    if is_loopback(tango_host) and not ipaddress.ip_address(sender).is_loopback:
         return None  # another machine's loopback lab would point here, at the wrong database
     return Announcement(tango_host, lab, host, sender)
 

@@ -86,8 +86,9 @@ def test_a_beacon_is_heard_with_the_labs_tango_host_name_and_host(port: int) -> 
 def test_a_lab_on_the_loopback_announces_only_on_the_loopback() -> None:
     assert Beacon("localhost:10000", "demo").destinations() == [LOOPBACK_BROADCAST]
     assert Beacon("127.0.0.1:10000", "demo").destinations() == [LOOPBACK_BROADCAST]
-    network = Beacon("192.0.2.77:10000", "demo").destinations()
-    assert "255.255.255.255" in network and LOOPBACK_BROADCAST in network
+    for tango_host in ("192.0.2.77:10000", f"{socket.gethostname()}:10000"):  # a host name: the network's
+        network = Beacon(tango_host, "demo").destinations()
+        assert "255.255.255.255" in network and LOOPBACK_BROADCAST in network
 
 
 def test_garbage_and_other_protocols_are_ignored(port: int, noise: None) -> None:
