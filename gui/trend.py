@@ -22,6 +22,7 @@ What it changes in taurus_pyqtgraph's TaurusTrend (5.4.1 / 0.9.9), measured ther
 from __future__ import annotations
 
 import collections
+import contextlib
 import math
 import threading
 import time
@@ -33,7 +34,7 @@ from taurus.qt.qtgui.base import TaurusBaseComponent
 from taurus_pyqtgraph import TaurusTrend
 from taurus_pyqtgraph.taurustrendset import TaurusTrendSet
 
-from gui.trend_history import archive_of_lab, read_history
+from gui.trend_history import archive_of_lab, archived_name, read_history
 
 __all__ = ["LabTrend", "LabTrendSet", "archive_of_lab"]
 
@@ -47,6 +48,99 @@ SCROLL_SETTLE = 0.3  # s after the last scroll before more history is read
 def _plain(rvalue) -> np.ndarray:
     """A reading's number(s) as float64, without its unit (a curve has one unit)."""
     return np.asarray(getattr(rvalue, "magnitude", rvalue), dtype=np.float64).ravel()
+
+
+class Readings:
+    """One attribute's readings, kept aside until the redraw timer takes them, with no Python code
+    run per event until then: change events wait in Tango's own queue (C++). Subscribes in a
+    thread, again and again while the device is away. An attribute that pushes no events is read every POLL_PERIOD s in that
+    thread instead, never on the GUI thread."""
+
+    QUEUE_SIZE = 100_000  # events kept between two takes (100 s at 1 kHz)
+    POLL_PERIOD = 3.0  # s, as Taurus polls what pushes no events
+    RETRY = 2.0  # s between tries to subscribe to a device that is away
+    #: errors that mean the attribute will never push events, not that its device is away
+    REFUSALS = ("API_EventPropertiesNotSet", "API_AttributePollingNotStarted")
+
+    def __init__(self, attribute: str) -> None:
+        self.device, _, self.name = attribute.rpartition("/")
+        self.proxy = None
+        self.event_id: int | None = None
+        self.polled: collections.deque = collections.deque()
+        self.polling = False
+        self.closed = threading.Event()
+        threading.Thread(target=self._subscribe, name=f"subscribe {self.name}", daemon=True).start()
+
+    def _subscribe(self) -> None:
+        """Subscribe (SyncRead: the current value is the first event), trying again every RETRY s
+        while the device is away; once subscribed, Tango itself re-subscribes after a restart."""
+        import tango
+
+        while not self.closed.is_set():
+            try:
+                if self.proxy is None:
+                    self.proxy = tango.DeviceProxy(self.device)
+                self.event_id = self.proxy.subscribe_event(self.name, tango.EventType.CHANGE_EVENT, self.QUEUE_SIZE)
+                break
+            except tango.DevFailed as error:
+                if self.proxy is not None and {e.reason for e in error.args} & set(self.REFUSALS):
+                    self._poll()
+                    return
+                self.polled.append((time.time(), None))  # away: a gap, nothing held
+                self.closed.wait(self.RETRY)
+        if self.closed.is_set():
+            self.close()
+
+    def _poll(self) -> None:
+        import tango
+
+        self.polling = True
+        while not self.closed.is_set():
+            try:
+                reading = self.proxy.read_attribute(self.name)
+                self.polled.append((reading.time.totime(), reading.value))
+            except tango.DevFailed:
+                self.polled.append((time.time(), None))
+            self.closed.wait(self.POLL_PERIOD)
+
+    def take(self, into: collections.deque) -> None:
+        """Move what arrived into `into` as (time, values, or None where there was no reading)."""
+        while self.polled:
+            t, value = self.polled.popleft()
+            self._put(into, t, value)
+        if self.event_id is None:
+            return
+        for event in self.proxy.get_events(self.event_id):
+            if event.err:
+                reason = event.errors[0].reason if event.errors else ""
+                if reason in self.REFUSALS:  # no events configured: read it instead
+                    self.close()
+                    self.closed.clear()
+                    threading.Thread(target=self._poll, name=f"poll {self.name}", daemon=True).start()
+                    return
+                into.append((time.time(), None))  # away: a gap, nothing held
+            elif event.attr_value is not None:
+                self._put(into, event.attr_value.time.totime(), event.attr_value.value)
+
+    @staticmethod
+    def _put(into: collections.deque, t: float, value) -> None:
+        if value is None:  # INVALID, or no answer
+            into.append((t, None))
+            return
+        try:
+            into.append((t, np.asarray(value, dtype=np.float64).ravel()))
+        except (TypeError, ValueError):
+            pass  # not a number: nothing to draw
+
+    def close(self) -> None:
+        self.closed.set()
+        proxy, event_id, self.event_id = self.proxy, self.event_id, None
+        if event_id is not None:
+            def unsubscribe() -> None:
+                with contextlib.suppress(Exception):  # gone already: nothing to undo
+                    proxy.unsubscribe_event(event_id)
+
+            threading.Thread(target=unsubscribe, name=f"unsubscribe {self.name}", daemon=True).start()
 
 
 class LabTrendSet(TaurusTrendSet):
@@ -66,11 +160,32 @@ class LabTrendSet(TaurusTrendSet):
             self.setModel(model)
 
     def setModel(self, name):
-        """Attach without Taurus's blocking read on the GUI thread: the subscription's first event
-        brings the current value."""
+        """Taurus knows the model (names, configuration, tools); readings come from our own subscription."""
         TaurusBaseComponent.setModel(self, name)
 
-    # -- intake, on Taurus's thread ------------------------------------------------------------
+    def _attach(self, **kwargs):
+        """The model's Taurus attribute, without listening to it: Taurus would decode every event
+        on its thread (the GIL held ~10 % of the time at 1 kHz, and the GUI thread waiting on it
+        whenever the OS pauses that thread). Our subscription's events wait in Tango's own queue
+        (C++) until the redraw timer takes them; where it cannot subscribe (an attribute that
+        pushes no events), it is read every few seconds in a thread."""
+        import taurus
+
+        key = self._checkModelKey(kwargs["key"]) if "key" in kwargs else self.modelKeys[0]
+        name = self._modelName[key]
+        self._modelObj[key] = taurus.Attribute(name) if name else None
+        self._attached[key] = False
+        if name:
+            self._subscription = Readings(archived_name(self.getFullModelName() or name))
+        return False
+
+    def _detach(self, **kwargs):
+        if getattr(self, "_subscription", None) is not None:
+            self._subscription.close()
+            self._subscription = None
+        return super()._detach(**kwargs)
+
+    # -- intake from Taurus (forced reads) ------------------------------------------------------------
 
     def eventReceived(self, evt_src, evt_type, evt_value):
         if self._timer.isActive() and evt_src is not self:
@@ -123,6 +238,8 @@ class LabTrendSet(TaurusTrendSet):
 
     def take_in(self, now: float, draw: bool = True) -> bool:
         """Move queued readings into the buffers and, if `draw`, redraw what changed; whether any came."""
+        if getattr(self, "_subscription", None) is not None:
+            self._subscription.take(self._incoming)
         points = []
         while self._incoming:
             points.append(self._incoming.popleft())

@@ -233,3 +233,17 @@ def test_a_hidden_trend_keeps_its_points_and_draws_them_when_shown(lab, burst, o
     assert curve_data(trend)[1][-1] != value  # in the buffer, not drawn while hidden
     trend.show()
     qtbot.waitUntil(lambda: curve_data(trend)[1][-1] == value, timeout=30_000)
+
+
+def test_an_attribute_that_pushes_no_events_is_read_in_the_background_and_drawn(lab, burst, open_trend, qtbot):
+    trend = open_trend([f"tango://{lab.tango_host}/{DEVICE}/quiet"])
+    qtbot.waitUntil(lambda: trend_set(trend).point_count() >= 1, timeout=30_000)
+    assert trend_set(trend)._yBuffer.contents()[0, 0] == 1.0
+    assert len(curve_data(trend)[0]) >= 1
+
+
+def test_readings_come_from_the_trends_own_subscription_not_through_taurus(lab, burst, open_trend, qtbot):
+    trend = open_trend([level_model(lab)])
+    qtbot.waitUntil(lambda: trend_set(trend).point_count() >= 1, timeout=30_000)
+    assert trend_set(trend)._subscription.event_id is not None
+    assert trend_set(trend) not in trend_set(trend).getModelObj()._listeners
