@@ -4,7 +4,7 @@ pytango's database tells Tango's Starter (`tango/admin/<host>`, UpdateServersInf
 registered or exported, from inside the request; the proxy it builds for that asks the database
 itself, busy with that very request, so with TANGO_HOST pointing at itself each `DbPutServerInfo`
 stalls for the 3 s client time-out (measured). tangolab tells Starter itself (see
-`device_servers/supervisor/starter.py`), so this database does not.
+`tangolab/starter.py`), so this database does not.
 """
 
 from __future__ import annotations

@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass
 from typing import Self
 
+from .processes import is_loopback as host_is_loopback
+
 MAGIC = "tangolab-beacon"
 VERSION = 1
 DEFAULT_PORT = 10099  # UDP, beside Tango's 10000; unassigned, below Linux's ephemeral range
@@ -113,16 +115,7 @@ def is_loopback(tango_host: str, resolve: bool = False) -> bool:
     (with `resolve`) a name that resolves there, as Debian's own host name often does (127.0.1.1).
     A lab named by its host name is meant for the network (the launcher does not resolve either)."""
     hosts = [part.rpartition(":")[0] for part in tango_host.split(",")]
-    return all(_on_loopback(host, resolve) for host in hosts)
-
-
-def _on_loopback(host: str, resolve: bool) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(socket.gethostbyname(host) if resolve else host).is_loopback
-    except (OSError, ValueError):
-        return False  # unknown here (maybe known where the listeners are), or a name not resolved
+    return all(host_is_loopback(host, resolve) for host in hosts)
 
 
 def _interface_broadcasts() -> list[str]:

@@ -30,14 +30,6 @@ from typing import TypeVar
 import tango
 from dsconfig.json2tango import apply_config, prepare_config
 
-from device_servers.supervisor.starter import (
-    STARTER_EXECUTABLE,
-    StarterClient,
-    StarterError,
-    put_server_info,
-    register_servers,
-)
-
 from .lab_config import ConfigError, LabConfig
 from .processes import (
     LabProcess,
@@ -48,6 +40,13 @@ from .processes import (
     simulator_ports,
     spawn,
     terminate,
+)
+from .starter import (
+    STARTER_EXECUTABLE,
+    StarterClient,
+    StarterError,
+    put_server_info,
+    register_servers,
 )
 
 STATE_FILE = "lab.state.json"

@@ -20,6 +20,7 @@ from tango import DevState, Except
 from tango.server import Device, attribute, command, device_property
 
 from tangolab.archive_store import ArchiveError, Store, open_store, tango_type, without_password
+from tangolab.processes import RUN_DIR_MARK
 from tangolab.restarts import RestartListener, device_of
 
 from ..core.server import serve
@@ -38,7 +39,8 @@ class Archiver(Device):
 
     Store = device_property(
         dtype=str, default_value="archive.db",
-        doc="SQLite file (relative to the server's working folder) or postgresql://user@host:port/db URL",
+        doc="SQLite file (relative to the lab's run folder, else to the server's working folder) or "
+        "postgresql://user@host:port/db URL",
     )
     ArchivedAttributes = device_property(
         dtype=(str,), default_value=[],
@@ -190,7 +192,7 @@ class Archiver(Device):
     def _open_store(self) -> bool:
         """Open the store, or say why not in FAULT and plan the next try (back-off up to 30 s)."""
         try:
-            store = open_store(self.Store)
+            store = open_store(self._store_location)
         except Exception as exc:  # noqa: BLE001 - any store failure must show, with the store named
             reason = str(exc) if isinstance(exc, ArchiveError) else f"{type(exc).__name__}: {exc}"
             delay = min(max(2 * self._store_retry[1], STORE_RETRY_FIRST), STORE_RETRY_MAX)
@@ -311,7 +313,7 @@ class Archiver(Device):
         with self._restart_lock:
             restarted, self._restarted = self._restarted, set()
         for name, archived in list(self.archived.items()):
-            if restarted and device_of(archived.device) in restarted and archived.mode != "polling":
+            if restarted and device_of(archived.device) in restarted and archived.mode not in (None, "polling"):
                 archived.failed(f"{device_of(archived.device)} restarted; values are missing since it stopped")
                 archived.disconnect()
                 archived.mode = None
@@ -324,9 +326,18 @@ class Archiver(Device):
                 archived.drain()
 
     @property
+    def _store_location(self) -> str:
+        """A relative SQLite file is in the lab's run folder, where `tangolab history` looks, whoever
+        started the server (Tango's Starter runs it in its log folder)."""
+        run_dir = os.environ.get(RUN_DIR_MARK)
+        if run_dir and "://" not in self.Store and not os.path.isabs(self.Store):
+            return os.path.join(run_dir, self.Store)
+        return self.Store
+
+    @property
     def _store_shown(self) -> str:
         """The Store for the status, which anyone may read."""
-        return without_password(self.Store)
+        return without_password(self._store_location)
 
     def _report(self) -> None:
         stats = self._stats()

@@ -31,10 +31,10 @@ from tango.server import Device, attribute, command, device_property
 from tangolab.discovery import Beacon
 from tangolab.lab_config import LabConfig
 from tangolab.processes import lab_log, lab_processes, log_path, server_pid, simulator_ports, spawn
+from tangolab.starter import StarterClient, StarterError, starter_log
 
 from ..core.server import serve
 from .programs import Phase, Program, RestartPolicy, Supervision, last_lines
-from .starter import StarterClient, StarterError, starter_log
 
 PROBE_TIMEOUT_MS = 1500
 STARTER_SPAWN_TIMEOUT = 8.0  # s for Starter to take a start (it sees a death within ~4 s) and run it
@@ -364,10 +364,11 @@ class StarterRunner:
     def kill(self, program: Program, sig: int) -> None:
         if program.name.startswith("simulator/"):
             self.local.kill(program, sig)
-        elif sig == signal.SIGKILL:
-            self.starter.kill(program.name)
         else:
-            self.starter.stop(program.name)
+            try:
+                (self.starter.kill if sig == signal.SIGKILL else self.starter.stop)(program.name)
+            except StarterError:  # Starter has not seen it yet (it looks every 2 s): signal it here
+                self.local.kill(program, sig)
 
     def exit_status(self, program: Program) -> str:
         if program.name.startswith("simulator/"):

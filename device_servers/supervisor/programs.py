@@ -73,6 +73,7 @@ class Program:
     pidfd: int = -1
     probing: Future | None = None
     launches: int = 0  # launches asked so far: a launch finishing after a newer request is undone
+    has_run: bool = False  # a process of it has answered (or was adopted) since the supervisor started
 
     @property
     def uptime(self) -> float:
@@ -108,7 +109,7 @@ class Supervision:
         self.policy = policy
         self.log = log or logging.getLogger("tangolab.supervisor")
         self.on_change = on_change  # called from the watcher thread after a change, outside the lock
-        self.came_up: deque[Program] = deque()  # programs that began answering since on_change last ran
+        self.came_up: deque[Program] = deque()  # programs that answer again (after a restart) since on_change ran
         self.lock = threading.RLock()
         self._changed = False
         self._stop = threading.Event()
@@ -281,7 +282,9 @@ class Supervision:
                 program.answered_at = time.monotonic()
                 if program.phase == Phase.STARTING:
                     program.phase, program.reason = Phase.RUNNING, ""
-                    self.came_up.append(program)
+                    if program.has_run:  # a new process where clients knew an old one
+                        self.came_up.append(program)
+                    program.has_run = True
                     self._note(program, f"{program.name} answers (pid {pid}, "
                                f"{time.monotonic() - program.launched_at:.2f} s after its start)")
         if answered and program.phase == Phase.RUNNING:
@@ -338,7 +341,7 @@ class Supervision:
             self._note(program, f"started {program.name} ({why}, pid {pid})")
 
     def _adopt(self, program: Program, pid: int) -> None:
-        program.pid, program.phase, program.reason = pid, Phase.STARTING, "adopted"
+        program.pid, program.phase, program.reason, program.has_run = pid, Phase.STARTING, "adopted", False
         program.started_at, program.launched_at, program.answered_at = _start_time(pid), time.monotonic(), 0.0
         self._open_pidfd(program)
         self._note(program, f"watching {program.name} again (pid {pid}, already running)")

@@ -8,11 +8,11 @@ import signal
 
 import pytest
 
-from device_servers.supervisor.starter import STARTER_EXECUTABLE, StarterClient
 from tangolab.lab_config import LabConfig, free_port
 from tangolab.launcher import Lab, host_name
 from tangolab.processes import lab_log
 from tangolab.scripting import wait_until
+from tangolab.starter import STARTER_EXECUTABLE, StarterClient
 
 pytestmark = pytest.mark.skipif(not os.access(STARTER_EXECUTABLE, os.X_OK),
                                 reason=f"Tango's Starter is not installed ({STARTER_EXECUTABLE})")
@@ -50,6 +50,8 @@ def test_starter_runs_every_server_of_the_lab(lab):
     assert " started" in starter.starter_log()  # Starter keeps only its latest lines
     for device in lab.config.devices:
         assert lab.proxy(device.name).ping()
+    # Starter runs servers in its log folder: the archive is still the run folder's, where `history` looks
+    wait_until(lambda: (lab.run_dir / "archive.db").exists(), 30, what="the archive in the run folder")
 
 
 def test_a_killed_server_is_restarted_through_starter(lab):

@@ -21,7 +21,10 @@ import pytest
 import tango
 from dsconfig.json2tango import apply_config, prepare_config
 
-from device_servers.supervisor.starter import (
+from simulators import SIMULATORS, run_in_thread
+from tangolab.lab_config import LabConfig, free_port
+from tangolab.scripting import wait_until
+from tangolab.starter import (
     STARTER_EXECUTABLE,
     StarterClient,
     StarterError,
@@ -29,9 +32,6 @@ from device_servers.supervisor.starter import (
     short_host,
     starter_log,
 )
-from simulators import SIMULATORS, run_in_thread
-from tangolab.lab_config import LabConfig, free_port
-from tangolab.scripting import wait_until
 
 pytestmark = pytest.mark.skipif(
     not os.access(STARTER_EXECUTABLE, os.X_OK),
