@@ -50,6 +50,11 @@ def _plain(rvalue) -> np.ndarray:
     return np.asarray(getattr(rvalue, "magnitude", rvalue), dtype=np.float64).ravel()
 
 
+#: Held while one of our threads subscribes. PyTango's get_events (GUI thread, GIL held) and a
+#: subscribe_event in another thread deadlock each other (seen with pytango 10.3.1): never both.
+SUBSCRIBING = threading.Lock()
+
+
 class Readings:
     """One attribute's readings, kept aside until the redraw timer takes them, with no Python code
     run per event until then: change events wait in Tango's own queue (C++). Subscribes in a
@@ -80,7 +85,9 @@ class Readings:
             try:
                 if self.proxy is None:
                     self.proxy = tango.DeviceProxy(self.device)
-                self.event_id = self.proxy.subscribe_event(self.name, tango.EventType.CHANGE_EVENT, self.QUEUE_SIZE)
+                with SUBSCRIBING:
+                    self.event_id = self.proxy.subscribe_event(
+                        self.name, tango.EventType.CHANGE_EVENT, self.QUEUE_SIZE)
                 break
             except tango.DevFailed as error:
                 if self.proxy is not None and {e.reason for e in error.args} & set(self.REFUSALS):
@@ -108,9 +115,13 @@ class Readings:
         while self.polled:
             t, value = self.polled.popleft()
             self._put(into, t, value)
-        if self.event_id is None:
-            return
-        for event in self.proxy.get_events(self.event_id):
+        if self.event_id is None or not SUBSCRIBING.acquire(blocking=False):
+            return  # a subscription is being made: take these the next time
+        try:
+            events = self.proxy.get_events(self.event_id)
+        finally:
+            SUBSCRIBING.release()
+        for event in events:
             if event.err:
                 reason = event.errors[0].reason if event.errors else ""
                 if reason in self.REFUSALS:  # no events configured: read it instead
