@@ -7,9 +7,10 @@ What it changes in taurus_pyqtgraph's TaurusTrend (5.4.1 / 0.9.9), measured ther
   second time, connecting taurusEvent twice) and the Config event sent on subscription carries
   the same reading as the Change after it: a point is stored once here (a reading whose time is
   not after the last one is dropped).
-- Every event redrew its curve on the GUI thread (a core at 1 kHz, seconds of freeze at 3 kHz):
-  here events only go into a queue from Taurus's thread; a timer takes them in and redraws at
-  most 10 times a second, whatever the rate.
+- Every event was decoded by Taurus (a TaurusAttrValue with units) and redrew its curve on the
+  GUI thread (a core at 1 kHz, seconds of freeze at 3 kHz): here the trend subscribes itself, a
+  callback only appends (time, value) to a deque, and a timer takes them in and redraws at most
+  10 times a second, whatever the rate. Taurus still holds the model (names, labels, tools).
 - A value that does not change came as one point, drawn as nothing until it changed: the last
   value is drawn held up to now.
 - History comes from the lab's archive (tangolab's store, SQLite or PostgreSQL), read in a
@@ -50,18 +51,18 @@ def _plain(rvalue) -> np.ndarray:
     return np.asarray(getattr(rvalue, "magnitude", rvalue), dtype=np.float64).ravel()
 
 
-#: Held while one of our threads subscribes. PyTango's get_events (GUI thread, GIL held) and a
-#: subscribe_event in another thread deadlock each other (seen with pytango 10.3.1): never both.
-SUBSCRIBING = threading.Lock()
-
-
 class Readings:
-    """One attribute's readings, kept aside until the redraw timer takes them, with no Python code
-    run per event until then: change events wait in Tango's own queue (C++). Subscribes in a
-    thread, again and again while the device is away. An attribute that pushes no events is read every POLL_PERIOD s in that
-    thread instead, never on the GUI thread."""
+    """One attribute's readings, kept aside until the redraw timer takes them.
 
-    QUEUE_SIZE = 100_000  # events kept between two takes (100 s at 1 kHz)
+    Change events come to a callback that only appends (time, value) to a deque: the least
+    Python per event (Taurus decodes each into a TaurusAttrValue with units first, on the same
+    thread). Not Tango's event queue with get_events: pytango 10.3.1 holds the GIL in get_events
+    while it waits for the event-map lock, which the keep-alive thread holds while it calls back
+    into Python (re-subscribing), and the GUI froze for good. Subscribes in a thread, again every
+    RETRY s while the device is away (then Tango itself re-subscribes after a restart); an
+    attribute that pushes no events is read every POLL_PERIOD s in that thread, never on the GUI's.
+    """
+
     POLL_PERIOD = 3.0  # s, as Taurus polls what pushes no events
     RETRY = 2.0  # s between tries to subscribe to a device that is away
     #: errors that mean the attribute will never push events, not that its device is away
@@ -71,32 +72,35 @@ class Readings:
         self.device, _, self.name = attribute.rpartition("/")
         self.proxy = None
         self.event_id: int | None = None
-        self.polled: collections.deque = collections.deque()
+        self.arrived: collections.deque = collections.deque()  # (time, value or None), from any thread
         self.polling = False
         self.closed = threading.Event()
         threading.Thread(target=self._subscribe, name=f"subscribe {self.name}", daemon=True).start()
 
     def _subscribe(self) -> None:
-        """Subscribe (SyncRead: the current value is the first event), trying again every RETRY s
-        while the device is away; once subscribed, Tango itself re-subscribes after a restart."""
         import tango
 
         while not self.closed.is_set():
             try:
                 if self.proxy is None:
                     self.proxy = tango.DeviceProxy(self.device)
-                with SUBSCRIBING:
-                    self.event_id = self.proxy.subscribe_event(
-                        self.name, tango.EventType.CHANGE_EVENT, self.QUEUE_SIZE)
+                self.event_id = self.proxy.subscribe_event(self.name, tango.EventType.CHANGE_EVENT, self._on_event)
                 break
             except tango.DevFailed as error:
                 if self.proxy is not None and {e.reason for e in error.args} & set(self.REFUSALS):
                     self._poll()
                     return
-                self.polled.append((time.time(), None))  # away: a gap, nothing held
+                self.arrived.append((time.time(), None))  # away: a gap, nothing held
                 self.closed.wait(self.RETRY)
         if self.closed.is_set():
             self.close()
+
+    def _on_event(self, event) -> None:
+        """On Tango's event thread: as little as possible."""
+        if event.err:
+            self.arrived.append((time.time(), None))  # away: a gap, nothing held
+        elif event.attr_value is not None:
+            self.arrived.append((event.attr_value.time.totime(), event.attr_value.value))
 
     def _poll(self) -> None:
         import tango
@@ -105,43 +109,22 @@ class Readings:
         while not self.closed.is_set():
             try:
                 reading = self.proxy.read_attribute(self.name)
-                self.polled.append((reading.time.totime(), reading.value))
+                self.arrived.append((reading.time.totime(), reading.value))
             except tango.DevFailed:
-                self.polled.append((time.time(), None))
+                self.arrived.append((time.time(), None))
             self.closed.wait(self.POLL_PERIOD)
 
     def take(self, into: collections.deque) -> None:
-        """Move what arrived into `into` as (time, values, or None where there was no reading)."""
-        while self.polled:
-            t, value = self.polled.popleft()
-            self._put(into, t, value)
-        if self.event_id is None or not SUBSCRIBING.acquire(blocking=False):
-            return  # a subscription is being made: take these the next time
-        try:
-            events = self.proxy.get_events(self.event_id)
-        finally:
-            SUBSCRIBING.release()
-        for event in events:
-            if event.err:
-                reason = event.errors[0].reason if event.errors else ""
-                if reason in self.REFUSALS:  # no events configured: read it instead
-                    self.close()
-                    self.closed.clear()
-                    threading.Thread(target=self._poll, name=f"poll {self.name}", daemon=True).start()
-                    return
-                into.append((time.time(), None))  # away: a gap, nothing held
-            elif event.attr_value is not None:
-                self._put(into, event.attr_value.time.totime(), event.attr_value.value)
-
-    @staticmethod
-    def _put(into: collections.deque, t: float, value) -> None:
-        if value is None:  # INVALID, or no answer
-            into.append((t, None))
-            return
-        try:
-            into.append((t, np.asarray(value, dtype=np.float64).ravel()))
-        except (TypeError, ValueError):
-            pass  # not a number: nothing to draw
+        """Move what arrived into `into` as (time, float values, or None where there was no reading)."""
+        while self.arrived:
+            t, value = self.arrived.popleft()
+            if value is None:  # INVALID, or no answer
+                into.append((t, None))
+                continue
+            try:
+                into.append((t, np.asarray(value, dtype=np.float64).ravel()))
+            except (TypeError, ValueError):
+                pass  # not a number: nothing to draw
 
     def close(self) -> None:
         self.closed.set()
@@ -155,7 +138,7 @@ class Readings:
 
 
 class LabTrendSet(TaurusTrendSet):
-    """A TaurusTrendSet that queues readings from Taurus's thread and draws them when asked."""
+    """A TaurusTrendSet whose readings wait in a queue until the trend's timer draws them."""
 
     def __init__(self, *args, **kwargs):
         model = kwargs.pop("yModel", None)
@@ -176,10 +159,8 @@ class LabTrendSet(TaurusTrendSet):
 
     def _attach(self, **kwargs):
         """The model's Taurus attribute, without listening to it: Taurus would decode every event
-        on its thread (the GIL held ~10 % of the time at 1 kHz, and the GUI thread waiting on it
-        whenever the OS pauses that thread). Our subscription's events wait in Tango's own queue
-        (C++) until the redraw timer takes them; where it cannot subscribe (an attribute that
-        pushes no events), it is read every few seconds in a thread."""
+        on Tango's thread, holding the GIL the GUI thread needs (a stall whenever the OS pauses
+        that thread on a busy machine). Readings come from our own subscription (see Readings)."""
         import taurus
 
         key = self._checkModelKey(kwargs["key"]) if "key" in kwargs else self.modelKeys[0]
