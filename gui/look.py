@@ -7,7 +7,10 @@ Three things Taurus 5.4 does that the lab cannot use as they are:
   pressure of 2e-6 mbar with format `%.2e` reads 0.00: a format in e or g notation is kept;
 - a write widget keeps what it first showed, so a write value the device changes later (another
   client, a script, the device's own start-up) reads as the user's pending edit: a write widget
-  follows the device's write value unless the user is editing it.
+  follows the device's write value unless the user is editing it;
+- taurus_pyqtgraph's TaurusTrend.setModel with several attributes raises AttributeError when a
+  curve has no value yet (TaurusTrendSet._update reads buffers made by the first event): a curve
+  without values is left undrawn.
 """
 
 from __future__ import annotations
@@ -61,6 +64,16 @@ def apply() -> None:
         original(self, evt_src, evt_type, evt_value)
 
     TaurusBaseWritableWidget.handleEvent = follow_write_value
+
+    from taurus_pyqtgraph.taurustrendset import TaurusTrendSet
+
+    original_update = TaurusTrendSet._update
+
+    def update_once_filled(self):
+        if self._xBuffer is not None and self._yBuffer is not None:  # no value yet: nothing to draw
+            original_update(self)
+
+    TaurusTrendSet._update = update_once_filled
 
 
 def _same(a: object, b: object) -> bool:

@@ -28,18 +28,26 @@ HEALTH_COLOURS = {"OK": "#3c3", "WARNING": "#fd0", "ERROR": "#e22"}
 TEMPERATURE_UNITS = {"k", "degc", "°c", "c", "deg c"}
 
 
+#: Part B's LabTrend drains its events with DeviceProxy.get_events on the GUI thread; pytango holds
+#: the GIL there while waiting for cppTango's event-map lock, which the client library's keep-alive
+#: thread holds while it re-subscribes (every 10 s, e.g. Taurus's subscriptions to attributes that
+#: push no events) and calls back into Python: the window froze for good (gdb, 2026-12-01). Until
+#: LabTrend drains its queues without that risk, the window uses TaurusTrend. Switch here.
+USE_LAB_TREND = False
+
+
 def make_trend(models: list[str], archive: str | None = None, parent=None):
     """The window's trend widget: part B's LabTrend (history from the archive, then live) when
-    it is there, else taurus_pyqtgraph's TaurusTrend."""
-    try:
+    USE_LAB_TREND, else taurus_pyqtgraph's TaurusTrend."""
+    if USE_LAB_TREND:
         from .trend import LabTrend
-    except ImportError:
-        from taurus_pyqtgraph import TaurusTrend
 
-        trend = TaurusTrend(parent)
-        trend.setModel(models)
-        return trend
-    return LabTrend(models, archive, parent)
+        return LabTrend(models, archive, parent)
+    from taurus_pyqtgraph import TaurusTrend
+
+    trend = TaurusTrend(parent)
+    trend.setModel(models)
+    return trend
 
 
 def archive_for(tango_host: str) -> str | None:
@@ -324,10 +332,17 @@ class TrendsPanel(Qt.QTabWidget):
         )
 
     def _ready(self, result, error) -> None:
-        archive = result[0] if error is None else None
-        for title, models in self.groups.items():
-            self.trends[title] = make_trend(models, archive)
+        self.archive = result[0] if error is None else None
+        self._waiting = list(self.groups)
+        Qt.QTimer.singleShot(0, self._add_next)
+
+    def _add_next(self) -> None:
+        """One trend per turn of the event loop: a trend takes 50-150 ms to make."""
+        if self._waiting:
+            title = self._waiting.pop(0)
+            self.trends[title] = make_trend(self.groups[title], self.archive)
             self.addTab(self.trends[title], title)
+            Qt.QTimer.singleShot(0, self._add_next)
 
 
 class RelayPanel(DevicesPanel):

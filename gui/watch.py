@@ -27,6 +27,8 @@ PERIOD = 0.5  # seconds between two State reads of one device
 TIMEOUT_MS = 1000  # a device that does not answer within this is shown as not answering
 LIST_PERIOD = 5.0  # seconds between two listings of the database's devices
 SKIPPED_CLASSES = {"DServer", "DataBase"}
+NOT_EXPORTED = "its server is not running (not exported in the database)"
+NOT_RUNNING_PERIOD = 2.0  # seconds between two looks at a device whose server the database says is not running
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ def reason_of(error: tango.DevFailed, timeout_s: float = TIMEOUT_MS / 1000) -> s
     if reasons & {"API_DeviceTimedOut", "API_DeviceTimeout"} or any("TIMEOUT" in r for r in reasons):
         return f"not answering within {timeout_s:g} s"
     if "API_DeviceNotExported" in reasons:
-        return "its server is not running (not exported in the database)"
+        return NOT_EXPORTED
     if "DB_DeviceNotDefined" in reasons:
         return "not defined in the database"
     if reasons & {"API_CantConnectToDevice", "API_ServerNotRunning"} or any("TRANSIENT" in r for r in reasons):
@@ -203,7 +205,8 @@ class LabWatch(Qt.QObject):
                 last = health
                 self.healths[device] = health
                 self._emit(self.health, device, health)
-            self._stop.wait(max(0.0, self.period - (time.monotonic() - started)))
+            period = NOT_RUNNING_PERIOD if health.reason == NOT_EXPORTED else self.period
+            self._stop.wait(max(0.0, period - (time.monotonic() - started)))
 
     def _describe(self, device: str, proxy: tango.DeviceProxy) -> None:
         proxy.set_timeout_millis(3000)

@@ -86,8 +86,11 @@ def window(lab, qapp, tmp_path_factory):
     proxy = lab.proxy("lab/cryocon/1")
     wait_until(lambda: proxy.state() in (tango.DevState.ON, tango.DevState.RUNNING), 60, what="cryocon up")
     settings = tmp_path_factory.mktemp("gui") / "gui.ini"
+    meter = StallMeter()
     window = build_window(lab.config, lab.tango_host, settings)
     window.show()
+    wait_until(lambda: qapp.processEvents() or (len(window.panels) == 4 and settled(window)), 60, what="panels built")
+    print(f"\nlongest event-loop stall while the window opened its four panels: {meter.stop() * 1000:.0f} ms")
     yield window
     window.close()  # saves the settings, stops the watch
     window.deleteLater()
@@ -235,6 +238,15 @@ def test_the_temperatures_panel_trends_each_temperature_with_its_setpoint(window
 
     qtbot.waitUntil(lambda: points("temperatureA") >= 2 and points("setpoint1") >= 1, timeout=60_000)
     shot(window, tmp_path, "temperatures")
+
+
+def test_the_trends_panel_shows_the_lab_files_trends(window, lab, qtbot):
+    panel = window.open_panel("Trends")
+    titles = list(lab.config.data["tangolab"]["gui"]["trends"])
+    qtbot.waitUntil(lambda: list(panel.trends) == titles, timeout=30_000)
+    trend = panel.trends[titles[0]]
+    qtbot.waitUntil(lambda: len([item for item in trend.getPlotItem().listDataItems() if item.name()])
+                    == len(lab.config.data["tangolab"]["gui"]["trends"][titles[0]]), timeout=30_000)
 
 
 def test_the_relay_panel_shows_its_variables_and_puts_new_ones(window, lab, qtbot, tmp_path):
