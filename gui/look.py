@@ -10,7 +10,7 @@ Three things Taurus 5.4 does that the lab cannot use as they are:
   follows the device's write value unless the user is editing it;
 - taurus_pyqtgraph's TaurusTrend.setModel with several attributes raises AttributeError when a
   curve has no value yet (TaurusTrendSet._update reads buffers made by the first event): a curve
-  without values is left undrawn.
+  without values is left undrawn; and a scalar's curve is named `temperatureA[0]`: the `[0]` goes.
 """
 
 from __future__ import annotations
@@ -74,6 +74,15 @@ def apply() -> None:
             original_update(self)
 
     TaurusTrendSet._update = update_once_filled
+    original_view = TaurusTrendSet._updateViewBox
+
+    def scalar_curves_without_index(self, viewbox):
+        for curve in self._curves if len(self._curves) == 1 else ():
+            if (name := curve.opts.get("name") or "").endswith("[0]"):
+                curve.opts["name"] = name[:-3]  # before the curve joins the plot and its legend
+        original_view(self, viewbox)
+
+    TaurusTrendSet._updateViewBox = scalar_curves_without_index
 
 
 def _same(a: object, b: object) -> bool:
