@@ -55,8 +55,7 @@ class Ticker(Device):
     def init_device(self) -> None:
         super().init_device()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pushed = 0
+        self._pushed = [0]
         self.set_state(tango.DevState.ON)
 
     def initialize_dynamic_attributes(self) -> None:
@@ -69,37 +68,33 @@ class Ticker(Device):
 
     @command(dtype_out=int)
     def Pushed(self) -> int:
-        return self._pushed
+        return self._pushed[0]
 
     @command(dtype_in=(float,), doc_in="[events/s per attribute, first attribute, count (0: fast)]")
     def Start(self, argin: list[float]) -> None:
         self.Stop()
         rate, first, count = argin[0], int(argin[1]), int(argin[2])
         names = ["fast"] if count == 0 else [f"a{i:02d}" for i in range(first, first + count)]
-        self._stop.clear()
-        self._pushed = 0
-        self._thread = threading.Thread(target=self._push, args=(names, rate), daemon=True)
-        self._thread.start()
+        self._stop, self._pushed = threading.Event(), [0]
+        threading.Thread(target=self._push, args=(names, rate, self._stop, self._pushed), daemon=True).start()
 
     @command
     def Stop(self) -> None:
+        """Not joined: the pushing thread waits for the device's lock, which a command holds."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
 
-    def _push(self, names: list[str], rate: float) -> None:
+    def _push(self, names: list[str], rate: float, stop: threading.Event, pushed: list[int]) -> None:
         """Round robin over the attributes, each `rate` times a second, on an absolute schedule."""
         period = 1.0 / (rate * len(names))
         due = time.monotonic()
         index = 0
-        while not self._stop.is_set():
+        while not stop.is_set():
             now = time.monotonic()
             if now < due:
                 time.sleep(due - now)
                 continue
             self.push_change_event(names[index], time.time())
-            self._pushed += 1
+            pushed[0] += 1
             index = (index + 1) % len(names)
             due += period
 
@@ -233,6 +228,8 @@ def baseline(proxy: tango.DeviceProxy, names: list[str], rate: float, count: int
     proxy.Start([rate, 0, count])
     loop = Loop(seconds, lambda: time.time() - min(newest.values()))
     proxy.Stop()
+    counts = [-1]
+    wait_until(lambda: counts.append(received[0]) or counts[-1] == counts[-2], 10, interval=0.3, what="the last events")
     pushed = proxy.Pushed()
     for event_id in ids:
         proxy.unsubscribe_event(event_id)
@@ -251,8 +248,8 @@ def run_trend(trend, proxy: tango.DeviceProxy, rate: float, count: int, seconds:
     proxy.Start([rate, 0, count])
     loop = Loop(seconds, lambda: time.time() - min(newest_drawn(trend)))
     proxy.Stop()
-    pushed = proxy.Pushed()
     stored = settled_count(trend)
+    pushed = proxy.Pushed()
     redraw = getattr(trend, "longest_redraw", None)
     trend.setModel([])
     trend.close()
