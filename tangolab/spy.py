@@ -109,8 +109,7 @@ class Spy:
     _next_rescan: float = 0.0
     _seen: dict[str, set[str]] = field(default_factory=dict)  # device -> attributes subscribed or unwatched
     _globs: dict[str, str] = field(default_factory=dict)  # device -> its attribute glob
-    _restarted: deque = field(default_factory=deque)  # devices a supervisor says came up again
-    _restarts: RestartListener | None = None
+    _restarts: RestartListener | None = None  # devices a supervisor says came up again
 
     def start(self) -> list[dict]:
         """Subscribe what the pattern matches; records of what could not be (down, unwatched)."""
@@ -122,7 +121,7 @@ class Spy:
             records += self._subscribe_device(device, attribute_glob)
         self._next_rescan = time.monotonic() + self.rescan_period
         trls = [device for device in devices if "://" in device]
-        self._restarts = RestartListener(self._restarted.extend, trls[0].split("/")[2] if trls else None)
+        self._restarts = RestartListener(trls[0].split("/")[2] if trls else None)
         try:
             self._restarts.start()
         except tango.DevFailed:
@@ -136,8 +135,8 @@ class Spy:
         records: list[dict] = []
         while self._health:
             records.append(self._health.popleft())
-        while self._restarted:
-            records += self._subscribe_again(self._restarted.popleft())
+        for device in self._restarts.restarted() if self._restarts is not None else ():
+            records += self._subscribe_again(device)
         for sub in self.subscriptions:
             try:
                 events = sub.proxy.get_events(sub.event_id)

@@ -73,9 +73,7 @@ class Archiver(Device):
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.set_change_event("lastMessage", True, False)
-        self._restarted: set[str] = set()  # devices whose server came up again: subscribe again now
-        self._restart_lock = threading.Lock()
-        self._restarts = RestartListener(self._servers_restarted)
+        self._restarts = RestartListener()  # devices whose server came up again: subscribe again now
         try:
             self._restarts.start()
         except tango.DevFailed as exc:  # no supervisor to listen to: Tango's keep-alive will do, slower
@@ -302,16 +300,9 @@ class Archiver(Device):
             self._wake.wait(max(min(self.PollPeriod, next_retry - time.monotonic()), 0.05))
             self._wake.clear()
 
-    def _servers_restarted(self, devices: list[str]) -> None:
-        """From a supervisor's event: these devices' server came up again."""
-        with self._restart_lock:
-            self._restarted.update(devices)
-        self._wake.set()
-
     def _subscribe_restarted(self) -> None:
         """Drop the subscriptions to devices whose server restarted; the loop subscribes again at once."""
-        with self._restart_lock:
-            restarted, self._restarted = self._restarted, set()
+        restarted = set(self._restarts.restarted())
         for name, archived in list(self.archived.items()):
             if restarted and device_of(archived.device) in restarted and archived.mode not in (None, "polling"):
                 archived.failed(f"{device_of(archived.device)} restarted; values are missing since it stopped")
