@@ -43,13 +43,22 @@ class TrendLab:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
         self.tango_host = f"127.0.0.1:{free_port()}"
-        self.processes: list[subprocess.Popen] = []
+        self.processes: dict[str, subprocess.Popen] = {}
 
     def spawn(self, name: str, argv: list[str]) -> None:
         env = dict(os.environ, TANGO_HOST=self.tango_host, PYTHONUNBUFFERED="1")
-        with open(self.run_dir / f"{name.replace('/', '-')}.log", "w") as log:
-            self.processes.append(subprocess.Popen(
-                argv, cwd=self.run_dir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT))
+        with open(self.run_dir / f"{name.replace('/', '-')}.log", "a") as log:
+            self.processes[name] = subprocess.Popen(
+                argv, cwd=self.run_dir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+
+    def kill(self, server: str) -> None:
+        self.processes[server].kill()
+        self.processes[server].wait(10)
+
+    def start_server(self, server: str) -> None:
+        _, device, _, command = SERVERS[server]
+        self.spawn(server, [*command, server.split("/")[1]])
+        wait_until(lambda: self.proxy(device).ping() is not None, 60, what=f"{device} answering")
 
     def start(self) -> None:
         host, port = self.tango_host.split(":")
@@ -61,14 +70,13 @@ class TrendLab:
             database.add_device(info)
             if properties:
                 database.put_device_property(device, properties)
-            self.spawn(server, [*command, server.split("/")[1]])
-            wait_until(lambda name=device: self.proxy(name).ping() is not None, 60, what=f"{device} answering")
+            self.start_server(server)
 
     def proxy(self, device: str) -> tango.DeviceProxy:
         return tango.DeviceProxy(f"tango://{self.tango_host}/{device}")
 
     def stop(self) -> None:
-        for process in reversed(self.processes):
+        for process in reversed(self.processes.values()):
             process.terminate()
             try:
                 process.wait(10)
@@ -247,3 +255,15 @@ def test_readings_come_from_the_trends_own_subscription_not_through_taurus(lab, 
     qtbot.waitUntil(lambda: trend_set(trend).point_count() >= 1, timeout=30_000)
     assert trend_set(trend)._subscription.event_id is not None
     assert trend_set(trend) not in trend_set(trend).getModelObj()._listeners
+
+
+def test_a_server_killed_and_started_again_shows_as_a_gap_then_comes_back_by_itself(lab, open_trend, qtbot):
+    trend = open_trend([level_model(lab)])
+    qtbot.waitUntil(lambda: trend_set(trend).point_count() >= 1, timeout=30_000)
+    lab.kill("Burst/test")
+    qtbot.waitUntil(lambda: not trend_set(trend)._held, timeout=60_000)  # no longer drawn up to now
+    assert np.isnan(trend_set(trend)._yBuffer.contents()[-1, 0])  # a gap in the line
+    lab.start_server("Burst/test")
+    lab.proxy(DEVICE).level = 55.5
+    qtbot.waitUntil(lambda: curve_data(trend)[1][-1] == 55.5, timeout=60_000)
+    assert trend_set(trend)._held
