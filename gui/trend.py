@@ -80,6 +80,7 @@ class Readings:
     def _subscribe(self) -> None:
         import tango
 
+        attempts = 0
         while not self.closed.is_set():
             try:
                 if self.proxy is None:
@@ -90,7 +91,9 @@ class Readings:
                 if self.proxy is not None and {e.reason for e in error.args} & set(self.REFUSALS):
                     self._poll()
                     return
-                self.arrived.append((time.time(), None))  # away: a gap, nothing held
+                if attempts == 0:
+                    self.arrived.append((time.time(), None))  # away: a gap, nothing held
+                attempts += 1
                 self.closed.wait(self.RETRY)
         if self.closed.is_set():
             self.close()
@@ -165,7 +168,12 @@ class LabTrendSet(TaurusTrendSet):
 
         key = self._checkModelKey(kwargs["key"]) if "key" in kwargs else self.modelKeys[0]
         name = self._modelName[key]
-        self._modelObj[key] = taurus.Attribute(name) if name else None
+        try:
+            self._modelObj[key] = taurus.Attribute(name) if name else None
+        except Exception as error:  # noqa: BLE001 - as Taurus's own attach: say why, keep the window
+            self.warning("cannot use %r: %s", name, error)
+            self._modelObj[key] = None
+            return False
         self._attached[key] = False
         if name:
             self._subscription = Readings(archived_name(self.getFullModelName() or name))
