@@ -28,6 +28,7 @@ TIMEOUT_MS = 1000  # a device that does not answer within this is shown as not a
 LIST_PERIOD = 5.0  # seconds between two listings of the database's devices
 SKIPPED_CLASSES = {"DServer", "DataBase"}
 NOT_EXPORTED = "its server is not running (not exported in the database)"
+OVERSEER_PERIOD = 0.2  # seconds between two looks for calls in flight too long
 NOT_RUNNING_PERIOD = 2.0  # seconds between two looks at a device whose server the database says is not running
 
 
@@ -127,14 +128,17 @@ class LabWatch(Qt.QObject):
         self._threads: dict[str, threading.Thread] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._calling: dict[str, float] = {}  # device -> when its State call in flight started
         self._lister = threading.Thread(target=self._list_loop, name="gui-watch-list", daemon=True)
+        self._overseer = threading.Thread(target=self._overseer_loop, name="gui-watch-overseer", daemon=True)
 
     def start(self) -> None:
         self._lister.start()
+        self._overseer.start()
 
     def stop(self) -> None:
         self._stop.set()
-        for thread in [self._lister, *self._threads.values()]:
+        for thread in [self._lister, self._overseer, *self._threads.values()]:
             if thread.is_alive():
                 thread.join(timeout=3)
 
@@ -184,9 +188,9 @@ class LabWatch(Qt.QObject):
     def _device_loop(self, device: str) -> None:
         proxy = None
         described = False
-        last: Health | None = None
         while not self._stop.is_set():
             started = time.monotonic()
+            self._calling[device] = started
             try:
                 if proxy is None:
                     proxy = tango.DeviceProxy(self.full(device))
@@ -199,14 +203,32 @@ class LabWatch(Qt.QObject):
             except tango.DevFailed as error:
                 health = Health(False, "UNKNOWN", reason_of(error, self.timeout_ms / 1000))
                 described = False  # read the interface again when it is back (it may have changed)
-            if last is None or (health.alive, health.state, health.reason) != (last.alive, last.state, last.reason):
-                if last is not None and last.alive == health.alive:
-                    health = Health(health.alive, health.state, health.reason, last.since)
-                last = health
-                self.healths[device] = health
-                self._emit(self.health, device, health)
+            finally:
+                self._calling.pop(device, None)
+            self._report(device, health)
             period = NOT_RUNNING_PERIOD if health.reason == NOT_EXPORTED else self.period
             self._stop.wait(max(0.0, period - (time.monotonic() - started)))
+
+    def _overseer_loop(self) -> None:
+        """A hung server (stopped, deadlocked, swapping) holds a call far longer than its time-out
+        (omniORB: 3-5 s on a stopped process): say so once a call is late, not when it returns."""
+        late = self.timeout_ms / 1000
+        while not self._stop.wait(OVERSEER_PERIOD):
+            now = time.monotonic()
+            for device, started in list(self._calling.items()):
+                if now - started > late and self.healths.get(device, Health(True)).alive:
+                    self._report(device, Health(False, "UNKNOWN", f"not answering within {late:g} s"))
+
+    def _report(self, device: str, health: Health) -> None:
+        """Announce a device's health if it changed (alive kept since when it became so)."""
+        with self._lock:
+            last = self.healths.get(device)
+            if last is not None and (health.alive, health.state, health.reason) == (last.alive, last.state, last.reason):
+                return
+            if last is not None and last.alive == health.alive:
+                health = Health(health.alive, health.state, health.reason, last.since)
+            self.healths[device] = health
+        self._emit(self.health, device, health)
 
     def _describe(self, device: str, proxy: tango.DeviceProxy) -> None:
         proxy.set_timeout_millis(3000)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -341,8 +342,9 @@ def slow_device(lab):
     try:
         proxy = lab.proxy("test/slow/1")
         wait_until(lambda: proxy.ping() is not None, 60, what="the slow device up")
-        yield "test/slow/1"
+        yield process
     finally:
+        process.send_signal(signal.SIGCONT)
         process.terminate()
         try:
             process.wait(10)
@@ -364,9 +366,9 @@ def settled(window) -> bool:
 
 def test_a_slow_or_broken_device_does_not_stall_the_event_loop(window, slow_device, qtbot, tmp_path):
     qtbot.waitUntil(lambda: settled(window), timeout=60_000)
-    qtbot.waitUntil(lambda: slow_device in window.tree.devices, timeout=20_000)
+    qtbot.waitUntil(lambda: "test/slow/1" in window.tree.devices, timeout=20_000)
     meter = StallMeter()
-    panel = window.open_device(slow_device)
+    panel = window.open_device("test/slow/1")
     qtbot.waitUntil(lambda: panel.built, timeout=60_000)
     panel.commands["Nap"].click()  # a 3 s command
     panel.keeper.attributes[f"{panel.full}/level"].write(3.0)  # as a write widget does; waits behind `slow`
@@ -375,6 +377,21 @@ def test_a_slow_or_broken_device_does_not_stall_the_event_loop(window, slow_devi
     print(f"longest event-loop stall with a 3 s device open: {longest * 1000:.0f} ms")
     shot(window, tmp_path, "slow_device")
     assert longest < 1.0, f"the event loop stalled {longest:.2f} s"  # one 3 s read on it would show 3 s
+
+
+def test_a_hung_server_greys_its_panel_and_comes_back_when_it_answers(window, slow_device, qtbot, tmp_path):
+    panel = window.open_device("test/slow/1")
+    qtbot.waitUntil(lambda: panel.built and not panel.banner.isVisible(), timeout=60_000)
+    stopped = time.monotonic()
+    slow_device.send_signal(signal.SIGSTOP)  # the process is there, its port open, nothing answers
+    qtbot.waitUntil(lambda: panel.banner.isVisible(), timeout=15_000)
+    took = time.monotonic() - stopped
+    print(f"a hung server greyed {took:.2f} s after SIGSTOP")
+    assert took < 4.0, f"a hung server was shown down only after {took:.1f} s"  # its calls fail after 3-5 s
+    assert "not answering within" in panel.banner.text() or "does not answer" in panel.banner.text()
+    shot(window, tmp_path, "hung_device")
+    slow_device.send_signal(signal.SIGCONT)
+    qtbot.waitUntil(lambda: not panel.banner.isVisible() and panel.body.isEnabled(), timeout=30_000)
 
 
 def test_the_open_panels_are_remembered(window, lab, qtbot, tmp_path):
