@@ -434,8 +434,12 @@ def green_pixels(png: Path) -> int:
                if (colour := Qt.QColor(image.pixel(x, y))).green() > 200 and colour.red() < 60 and colour.blue() < 60)
 
 
-@pytest.mark.skipif(not shutil.which("Xvfb") or not shutil.which("xwininfo") or not shutil.which("import"),
-                    reason="needs Xvfb, xwininfo (x11-utils) and import (imagemagick)")
+GRAB_SCREEN = ("import sys; from PyQt5.QtWidgets import QApplication; app = QApplication([]);"
+               " sys.exit(0 if app.primaryScreen().grabWindow(0).save(sys.argv[1]) else 1)")
+
+
+@pytest.mark.skipif(not shutil.which("Xvfb") or not shutil.which("xwininfo"),
+                    reason="needs Xvfb (Debian xvfb) and xwininfo (x11-utils)")
 def test_under_xvfb_tangolab_gui_shows_the_lab(lab, tmp_path):
     """What CI checks: from the set-up as it is, `tangolab gui` on a real X server (Xvfb, Qt's xcb
     plugin and the libraries it needs) opens its window and paints the lab's live states."""
@@ -461,7 +465,7 @@ def test_under_xvfb_tangolab_gui_shows_the_lab(lab, tmp_path):
         screen = tmp_path / "xvfb.png"
 
         def lab_painted() -> bool:
-            subprocess.run(["import", "-window", "root", str(screen)], env=env, capture_output=True, check=True)
+            subprocess.run([sys.executable, "-c", GRAB_SCREEN, str(screen)], env=env, capture_output=True, check=True)
             return green_pixels(screen) > 200
 
         wait_until(lab_painted, 120, what="live states painted in the window")
