@@ -237,7 +237,7 @@ def baseline(proxy: tango.DeviceProxy, names: list[str], rate: float, count: int
             "received": received[0], "pushed": pushed}
 
 
-def run_trend(trend, proxy: tango.DeviceProxy, rate: float, count: int, seconds: float) -> dict:
+def run_trend(trend, proxy: tango.DeviceProxy, rate: float, count: int, seconds: float, freeze: bool = False) -> dict:
     """Show a trend, push at `rate` for `seconds` with the event loop running; the figures."""
     from taurus.external.qt import Qt
 
@@ -245,6 +245,9 @@ def run_trend(trend, proxy: tango.DeviceProxy, rate: float, count: int, seconds:
     trend.show()
     app = Qt.QApplication.instance()
     wait_until(lambda: app.processEvents() or None not in newest_drawn(trend), 60, what="every curve's first value")
+    if freeze:
+        gc.collect()
+        gc.freeze()  # what exists now is never collected again: a full collection walks only what is new
     proxy.Start([rate, 0, count])
     loop = Loop(seconds, lambda: time.time() - min(newest_drawn(trend)))
     proxy.Stop()
@@ -287,24 +290,30 @@ def newest_drawn(trend) -> list[float | None]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="15 s instead of a minute, shorter rounds")
+    parser.add_argument("--gc-freeze", action="store_true",
+                        help="gc.freeze() once the window is built, as an application may: shorter collections")
+    parser.add_argument("--switch-interval", type=float, default=None, metavar="S",
+                        help="sys.setswitchinterval(S) for the GUI process (Python's default: 0.005)")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         Ticker.run_server([args.serve])
         return 0
     slow_seconds, fast_seconds, base_seconds = (15.0, 8.0, 4.0) if args.quick else (60.0, 20.0, 10.0)
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
 
     with tempfile.TemporaryDirectory(prefix="gui-bench-") as folder:
         lab = BenchLab(Path(folder))
         try:
             proxy = lab.start()
-            return measure(lab, proxy, slow_seconds, fast_seconds, base_seconds)
+            return measure(lab, proxy, slow_seconds, fast_seconds, base_seconds, args.gc_freeze)
         finally:
             lab.stop()
 
 
 def measure(lab: BenchLab, proxy: tango.DeviceProxy, slow_seconds: float, fast_seconds: float,
-            base_seconds: float) -> int:
+            base_seconds: float, freeze: bool = False) -> int:
     from taurus.qt.qtgui.application import TaurusApplication
 
     app = TaurusApplication(sys.argv[:1], cmd_line_parser=None)  # noqa: F841 - the Qt application lives here
@@ -314,7 +323,9 @@ def measure(lab: BenchLab, proxy: tango.DeviceProxy, slow_seconds: float, fast_s
 
     slow_names = [f"a{i:02d}" for i in range(SLOW_ATTRIBUTES)]
     model = f"tango://{lab.tango_host}/{DEVICE}/"
-    print(f"Ticker on {lab.tango_host}; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; offscreen", flush=True)
+    print(f"Ticker on {lab.tango_host}; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; offscreen"
+          + ("; gc.freeze() once each trend is up" if freeze else "")
+          + f"; GIL switch interval {sys.getswitchinterval() * 1000:g} ms", flush=True)
     slow_title, fast_title = f"{SLOW_ATTRIBUTES} x {SLOW_RATE:g}/s", f"1 x {FAST_RATE:g}/s"
 
     base_slow = baseline(proxy, slow_names, SLOW_RATE, SLOW_ATTRIBUTES, base_seconds)
@@ -323,11 +334,11 @@ def measure(lab: BenchLab, proxy: tango.DeviceProxy, slow_seconds: float, fast_s
     report(f"bare PyTango subscriber, {fast_title}, {base_seconds:g} s", base_fast)
 
     trend = LabTrend([model + name for name in slow_names])
-    slow = run_trend(trend, proxy, SLOW_RATE, SLOW_ATTRIBUTES, slow_seconds)
+    slow = run_trend(trend, proxy, SLOW_RATE, SLOW_ATTRIBUTES, slow_seconds, freeze)
     report(f"LabTrend {slow_title}, {slow_seconds:g} s", slow, base_slow)
 
     trend = LabTrend([model + "fast"])
-    fast = run_trend(trend, proxy, FAST_RATE, 0, fast_seconds)
+    fast = run_trend(trend, proxy, FAST_RATE, 0, fast_seconds, freeze)
     report(f"LabTrend {fast_title}, {fast_seconds:g} s", fast, base_fast)
 
     stock = TaurusTrend()
