@@ -28,12 +28,10 @@ HEALTH_COLOURS = {"OK": "#3c3", "WARNING": "#fd0", "ERROR": "#e22"}
 TEMPERATURE_UNITS = {"k", "degc", "°c", "c", "deg c"}
 
 
-#: Part B's LabTrend drains its events with DeviceProxy.get_events on the GUI thread; pytango holds
-#: the GIL there while waiting for cppTango's event-map lock, which the client library's keep-alive
-#: thread holds while it re-subscribes (every 10 s, e.g. Taurus's subscriptions to attributes that
-#: push no events) and calls back into Python: the window froze for good (gdb, 2026-12-01). Until
-#: LabTrend drains its queues without that risk, the window uses TaurusTrend. Switch here.
-USE_LAB_TREND = False
+#: Part B's LabTrend (history from the archive, then live). Its first version drained events with
+#: DeviceProxy.get_events on the GUI thread, which deadlocked with the client library's keep-alive
+#: thread (pytango holds the GIL there); it now takes events by callback. False: TaurusTrend.
+USE_LAB_TREND = True
 
 
 def make_trend(models: list[str], archive: str | None = None, parent=None):
