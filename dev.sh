@@ -7,8 +7,9 @@
 set -eu
 cd "$(dirname "$0")"
 VENV=.venv
-# Qt's xcb plugin (a real display) needs the libxcb-* ones; offscreen needs the first six
-SYSTEM_PACKAGES="libgl1 libegl1 libfontconfig1 libxkbcommon0 libdbus-1-3 libglib2.0-0 postgresql tango-test tango-starter
+# Qt's xcb plugin (a real display) needs the libxcb-* ones; offscreen needs the first six; xvfb and
+# x11-utils run the test of `tangolab gui` on a virtual display
+SYSTEM_PACKAGES="libgl1 libegl1 libfontconfig1 libxkbcommon0 libdbus-1-3 libglib2.0-0 postgresql tango-test tango-starter xvfb x11-utils
  libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-xinerama0 libxcb-xkb1
  libxkbcommon-x11-0 libxcb-shape0 libxcb-xfixes0"
 
