@@ -121,7 +121,7 @@ def assess(head: HeadReadings, limits: Thresholds, now: float) -> Verdict:
     temperature, target = head.temperature.value, head.target.value
     if temperature is not None and target is not None and abs(temperature - target) > limits.max_temperature_error:
         warnings.append(
-            f"temperature more than {limits.max_temperature_error:g} °C from its target "
+            f"temperature more than {limits.max_temperature_error:g} degC from its target "
             f"({head.temperature.source}); still cooling down, or the Peltier cannot hold it"
         )
     health = Health.ERROR if errors else Health.WARNING if warnings else Health.OK

@@ -59,11 +59,11 @@ class Chiller(HardwareDevice):
 
     def operating_state(self, values: dict[str, Any]) -> tuple[DevState, str]:
         mode = list(MODES)[values["mode"]]
-        bath = f"bath {values['temperature']:.2f} °C"
+        bath = f"bath {values['temperature']:.2f} degC"
         if values["alarm"]:
             return DevState.ALARM, f"The chiller reports an alarm (mode {mode}, {bath}): see its display"
         if mode == "COOL":
-            return DevState.RUNNING, f"Cooling to {values['setpoint']:.2f} °C, {bath}"
+            return DevState.RUNNING, f"Cooling to {values['setpoint']:.2f} degC, {bath}"
         if mode == "PUMP":
             return DevState.ON, f"Pump only, no temperature control; {bath}"
         return DevState.OFF, f"Off; {bath}"

@@ -56,7 +56,7 @@ def hundredths(celsius: float) -> str:
     """°C as the four hex digits of a 16-bit two's complement count of 0.01 °C (-4 → FE70)."""
     count = round(celsius * 100)
     if not -0x8000 <= count <= 0x7FFF:
-        raise RejectedValue(f"{celsius!r} °C does not fit the protocol's -327.68 to 327.67 °C")
+        raise RejectedValue(f"{celsius!r} degC does not fit the protocol's -327.68 to 327.67 degC")
     return f"{count & 0xFFFF:04X}"
 
 
@@ -111,7 +111,7 @@ class HuberChiller:
         value = SETPOINT_LIMITS.check("set-point", degrees)
         status = self._general("*", hundredths(value))
         if abs(status.setpoint - value) > 0.006:
-            raise InstrumentError(f"the unit did not take set-point {value:g} °C: it reads {status.setpoint:g} °C")
+            raise InstrumentError(f"the unit did not take set-point {value:g} degC: it reads {status.setpoint:g} degC")
         return status.setpoint
 
     def set_mode(self, mode: str) -> str:

@@ -151,6 +151,7 @@ class Relay(Device):
             raise
         self.set_change_event(spec.name, True, False)
         self.set_archive_event(spec.name, True, False)
+        self._show_written(spec, value)
         if not saved:
             self._wake.set()
         self._push(spec, value)
@@ -177,7 +178,14 @@ class Relay(Device):
             value = self.values[spec.key] = spec.written(self.values[spec.key], value)
             self._dirty.add(spec.key)
         self._wake.set()
+        self._show_written(spec, value)
         self._push(spec, value)
+
+    def _show_written(self, spec: VariableSpec, value: Value) -> None:
+        """A scalar's write value is its last value, however it came (a Put, a write, a restore), so a
+        GUI's write field shows what the variable holds."""
+        if not spec.is_array:
+            self.get_device_attr().get_w_attr_by_name(spec.name).set_write_value(value)
 
     def _push(self, spec: VariableSpec, value: Value) -> None:
         """Change and archive events, from the request thread that wrote (no lock held); without a

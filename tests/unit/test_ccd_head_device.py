@@ -161,9 +161,9 @@ def test_vacuum_lost_is_an_error(bench: Bench) -> None:
 def test_temperature_off_its_target_is_a_warning_shown_in_the_status_not_an_alarm(bench: Bench) -> None:
     head, tec = bench.head(3), bench.source("tec", 3)
     tec.targetTemperature = -100.0
-    wait_until(lambda: health_is(head, Health.WARNING, "temperature more than 2 °C from its target"), 10,
+    wait_until(lambda: health_is(head, Health.WARNING, "temperature more than 2 degC from its target"), 10,
                what="temperature WARNING")
-    assert head.state() == DevState.ON and head.status().startswith("WARNING: temperature more than 2 °C")
+    assert head.state() == DevState.ON and head.status().startswith("WARNING: temperature more than 2 degC")
     assert head.read_attribute("health").quality == AttrQuality.ATTR_WARNING
     assert head.target == pytest.approx(-100.0) and head.temperature == pytest.approx(-90.0)
     tec.objectTemperature = -99.0

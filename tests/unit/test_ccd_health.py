@@ -56,7 +56,7 @@ def test_temperature_off_its_target_is_a_warning_either_way() -> None:
     for temperature in (-87.9, -92.1):
         verdict = assess(head(temperature=temperature), LIMITS, NOW)
         assert verdict.health is Health.WARNING
-        assert verdict.reason.startswith("temperature more than 2 °C from its target (lab/tec/1/objectTemperature)")
+        assert verdict.reason.startswith("temperature more than 2 degC from its target (lab/tec/1/objectTemperature)")
 
 
 def test_errors_come_before_warnings_and_all_are_said() -> None:
@@ -101,7 +101,7 @@ def test_thresholds_are_the_given_ones() -> None:
     verdict = assess(head(pressure=2e-6, flow=1.5, temperature=-89.0), strict, NOW)
     assert "pressure above 1.0e-06 mbar" in verdict.reason
     assert "coolant flow below 2 l/min" in verdict.reason
-    assert "more than 0.5 °C" in verdict.reason
+    assert "more than 0.5 degC" in verdict.reason
 
 
 def test_the_interlock_triggers_on_a_measured_low_flow_only() -> None:
