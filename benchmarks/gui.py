@@ -6,16 +6,19 @@ what CPU it takes; beside a plain PyTango subscriber and Taurus's own TaurusTren
 A `Ticker` device server (below, in a process of its own, on a Tango database of its own in a
 temporary folder) pushes change events whose value is the time they were pushed, so that
 `now - the newest value drawn` is how far behind the trend is (for 50 attributes the oldest of
-their newest values: one pushed every 100 ms is up to 100 ms old even when nothing lags). Scenarios, in this order:
+their newest values: one pushed every 100 ms is up to 100 ms old even when nothing lags).
+Scenarios, in this order:
 
 1. baseline: a plain PyTango subscriber (a callback per event, no GUI) at 50 x 10 events/s and 1 kHz;
 2. LabTrend of 50 attributes each pushing 10 events/s, for a minute (15 s with --quick);
 3. LabTrend of one attribute at 1 kHz;
 4. Taurus's TaurusTrend of the same attribute at 1 kHz (what LabTrend replaces).
 
-Offscreen (QT_QPA_PLATFORM=offscreen), the window shown. The event loop's stalls are measured
-with a 10 ms timer (longest gap beyond its period); CPU is this process's user+system time per
-wall second (% of one core), Tango's client threads included.
+Offscreen (QT_QPA_PLATFORM=offscreen), the window shown. Once a LabTrend is up, the benchmark
+calls gui.trend.responsive_interpreter() as `tangolab gui` should once its window is built
+(0.5 ms GIL switch interval, gc.freeze()); --python-defaults measures without. The event loop's
+stalls are measured with a 10 ms timer (longest gap beyond its period); CPU is this process's
+user+system time per wall second (% of one core), Tango's client threads included.
 """
 
 from __future__ import annotations
@@ -60,7 +63,9 @@ class Ticker(Device):
 
     def initialize_dynamic_attributes(self) -> None:
         for name in [f"a{i:02d}" for i in range(SLOW_ATTRIBUTES)] + ["fast"]:
-            self.add_attribute(tango.Attr(name, tango.DevDouble, tango.AttrWriteType.READ), r_meth=self.read_now)
+            self.add_attribute(
+                tango.Attr(name, tango.DevDouble, tango.AttrWriteType.READ), r_meth=self.read_now
+            )
             self.set_change_event(name, True, False)
 
     def read_now(self, attr: tango.Attribute) -> None:
@@ -110,12 +115,23 @@ class BenchLab:
     def spawn(self, name: str, argv: list[str]) -> None:
         env = dict(os.environ, TANGO_HOST=self.tango_host, PYTHONUNBUFFERED="1")
         with open(self.folder / f"{name}.log", "w") as log:
-            self.processes.append(subprocess.Popen(argv, cwd=self.folder, env=env, stdin=subprocess.DEVNULL,
-                                                   stdout=log, stderr=subprocess.STDOUT))
+            self.processes.append(
+                subprocess.Popen(
+                    argv,
+                    cwd=self.folder,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
 
     def start(self) -> tango.DeviceProxy:
         host, port = self.tango_host.split(":")
-        self.spawn("database", [sys.executable, "-m", "tango.databaseds.database", "--host", host, "--port", port, "2"])
+        self.spawn(
+            "database",
+            [sys.executable, "-m", "tango.databaseds.database", "--host", host, "--port", port, "2"],
+        )
         database = wait_until(lambda: _database(host, int(port)), 60, what="the Tango database")
         info = tango.DbDevInfo()
         info.name, info._class, info.server = DEVICE, "Ticker", "Ticker/bench"
@@ -204,10 +220,13 @@ class Loop:
     def figures(self) -> dict:
         wall, busy = max(self.gaps)
         return {
-            "cpu": self.cpu, "stall": wall - 0.010, "stall_busy": busy,
+            "cpu": self.cpu,
+            "stall": wall - 0.010,
+            "stall_busy": busy,
             "median_gap": statistics.median(g for g, _ in self.gaps),
             "stalls": sum(g > 0.110 for g, _ in self.gaps),
-            "busy_max": max(b for _, b in self.gaps), "gc": self.longest_gc,
+            "busy_max": max(b for _, b in self.gaps),
+            "gc": self.longest_gc,
         }
 
 
@@ -229,25 +248,40 @@ def baseline(proxy: tango.DeviceProxy, names: list[str], rate: float, count: int
     loop = Loop(seconds, lambda: time.time() - min(newest.values()))
     proxy.Stop()
     counts = [-1]
-    wait_until(lambda: counts.append(received[0]) or counts[-1] == counts[-2], 10, interval=0.3, what="the last events")
+    wait_until(
+        lambda: counts.append(received[0]) or counts[-1] == counts[-2],
+        10,
+        interval=0.3,
+        what="the last events",
+    )
     pushed = proxy.Pushed()
     for event_id in ids:
         proxy.unsubscribe_event(event_id)
-    return {**loop.figures(), "lag_end": loop.samples[-1], "lag_median": statistics.median(loop.samples),
-            "received": received[0], "pushed": pushed}
+    return {
+        **loop.figures(),
+        "lag_end": loop.samples[-1],
+        "lag_median": statistics.median(loop.samples),
+        "received": received[0],
+        "pushed": pushed,
+    }
 
 
-def run_trend(trend, proxy: tango.DeviceProxy, rate: float, count: int, seconds: float, freeze: bool = False) -> dict:
+def run_trend(
+    trend, proxy: tango.DeviceProxy, rate: float, count: int, seconds: float, tuned: bool = True
+) -> dict:
     """Show a trend, push at `rate` for `seconds` with the event loop running; the figures."""
     from taurus.external.qt import Qt
 
     trend.resize(1000, 500)
     trend.show()
     app = Qt.QApplication.instance()
-    wait_until(lambda: app.processEvents() or None not in newest_drawn(trend), 60, what="every curve's first value")
-    if freeze:
-        gc.collect()
-        gc.freeze()  # what exists now is never collected again: a full collection walks only what is new
+    wait_until(
+        lambda: app.processEvents() or None not in newest_drawn(trend), 60, what="every curve's first value"
+    )
+    if tuned:  # as `tangolab gui` once its window is built
+        from gui.trend import responsive_interpreter
+
+        responsive_interpreter()
     proxy.Start([rate, 0, count])
     loop = Loop(seconds, lambda: time.time() - min(newest_drawn(trend)))
     proxy.Stop()
@@ -258,8 +292,14 @@ def run_trend(trend, proxy: tango.DeviceProxy, rate: float, count: int, seconds:
     trend.close()
     trend.deleteLater()
     app.processEvents()
-    return {**loop.figures(), "lag_end": loop.samples[-1], "lag_median": statistics.median(loop.samples),
-            "pushed": pushed, "stored": stored, "redraw": redraw}
+    return {
+        **loop.figures(),
+        "lag_end": loop.samples[-1],
+        "lag_median": statistics.median(loop.samples),
+        "pushed": pushed,
+        "stored": stored,
+        "redraw": redraw,
+    }
 
 
 def settled_count(trend) -> int:
@@ -282,38 +322,46 @@ def newest_drawn(trend) -> list[float | None]:
     found = []
     for trend_set in trend.getTrendSets():
         curves = trend_set[:]
-        found.append(None if not curves or curves[0].yData is None or not len(curves[0].yData)
-                     else float(curves[0].yData.max()))
+        found.append(
+            None
+            if not curves or curves[0].yData is None or not len(curves[0].yData)
+            else float(curves[0].yData.max())
+        )
     return found or [None]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="15 s instead of a minute, shorter rounds")
-    parser.add_argument("--gc-freeze", action="store_true",
-                        help="gc.freeze() once the window is built, as an application may: shorter collections")
-    parser.add_argument("--switch-interval", type=float, default=None, metavar="S",
-                        help="sys.setswitchinterval(S) for the GUI process (Python's default: 0.005)")
+    parser.add_argument(
+        "--python-defaults",
+        action="store_true",
+        help="without gui.trend.responsive_interpreter() (5 ms GIL switch interval, no gc.freeze)",
+    )
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         Ticker.run_server([args.serve])
         return 0
     slow_seconds, fast_seconds, base_seconds = (15.0, 8.0, 4.0) if args.quick else (60.0, 20.0, 10.0)
-    if args.switch_interval is not None:
-        sys.setswitchinterval(args.switch_interval)
 
     with tempfile.TemporaryDirectory(prefix="gui-bench-") as folder:
         lab = BenchLab(Path(folder))
         try:
             proxy = lab.start()
-            return measure(lab, proxy, slow_seconds, fast_seconds, base_seconds, args.gc_freeze)
+            return measure(lab, proxy, slow_seconds, fast_seconds, base_seconds, not args.python_defaults)
         finally:
             lab.stop()
 
 
-def measure(lab: BenchLab, proxy: tango.DeviceProxy, slow_seconds: float, fast_seconds: float,
-            base_seconds: float, freeze: bool = False) -> int:
+def measure(
+    lab: BenchLab,
+    proxy: tango.DeviceProxy,
+    slow_seconds: float,
+    fast_seconds: float,
+    base_seconds: float,
+    tuned: bool = True,
+) -> int:
     from taurus.qt.qtgui.application import TaurusApplication
 
     app = TaurusApplication(sys.argv[:1], cmd_line_parser=None)  # noqa: F841 - the Qt application lives here
@@ -323,9 +371,11 @@ def measure(lab: BenchLab, proxy: tango.DeviceProxy, slow_seconds: float, fast_s
 
     slow_names = [f"a{i:02d}" for i in range(SLOW_ATTRIBUTES)]
     model = f"tango://{lab.tango_host}/{DEVICE}/"
-    print(f"Ticker on {lab.tango_host}; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; offscreen"
-          + ("; gc.freeze() once each trend is up" if freeze else "")
-          + f"; GIL switch interval {sys.getswitchinterval() * 1000:g} ms", flush=True)
+    print(
+        f"Ticker on {lab.tango_host}; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; offscreen"
+        + ("; LabTrends with responsive_interpreter()" if tuned else "; Python's defaults"),
+        flush=True,
+    )
     slow_title, fast_title = f"{SLOW_ATTRIBUTES} x {SLOW_RATE:g}/s", f"1 x {FAST_RATE:g}/s"
 
     base_slow = baseline(proxy, slow_names, SLOW_RATE, SLOW_ATTRIBUTES, base_seconds)
@@ -334,39 +384,59 @@ def measure(lab: BenchLab, proxy: tango.DeviceProxy, slow_seconds: float, fast_s
     report(f"bare PyTango subscriber, {fast_title}, {base_seconds:g} s", base_fast)
 
     trend = LabTrend([model + name for name in slow_names])
-    slow = run_trend(trend, proxy, SLOW_RATE, SLOW_ATTRIBUTES, slow_seconds, freeze)
+    slow = run_trend(trend, proxy, SLOW_RATE, SLOW_ATTRIBUTES, slow_seconds, tuned)
     report(f"LabTrend {slow_title}, {slow_seconds:g} s", slow, base_slow)
 
     trend = LabTrend([model + "fast"])
-    fast = run_trend(trend, proxy, FAST_RATE, 0, fast_seconds, freeze)
+    fast = run_trend(trend, proxy, FAST_RATE, 0, fast_seconds, tuned)
     report(f"LabTrend {fast_title}, {fast_seconds:g} s", fast, base_fast)
 
     stock = TaurusTrend()
     stock.setModel([model + "fast"])
     seconds = min(fast_seconds, 10.0)
-    report(f"Taurus's TaurusTrend {fast_title}, {seconds:g} s", run_trend(stock, proxy, FAST_RATE, 0, seconds), base_fast)
+    report(
+        f"Taurus's TaurusTrend {fast_title}, {seconds:g} s",
+        run_trend(stock, proxy, FAST_RATE, 0, seconds),
+        base_fast,
+    )
 
-    met = (slow["lag_end"] < TARGETS["lag"] and slow["stall"] < TARGETS["stall"]
-           and fast["stall"] < TARGETS["stall"] and fast["cpu"] < TARGETS["fast_cpu"])
-    print(f"targets (behind < {TARGETS['lag']} s at the end, no stall over {TARGETS['stall'] * 1000:.0f} ms, "
-          f"1 kHz under {TARGETS['fast_cpu']:.0f} % of a core): {'met' if met else 'NOT met'}; "
-          f"load now {os.getloadavg()[0]:.1f}")
+    met = (
+        slow["lag_end"] < TARGETS["lag"]
+        and slow["stall"] < TARGETS["stall"]
+        and fast["stall"] < TARGETS["stall"]
+        and fast["cpu"] < TARGETS["fast_cpu"]
+    )
+    print(
+        f"targets (behind < {TARGETS['lag']} s at the end, no stall over {TARGETS['stall'] * 1000:.0f} ms, "
+        f"1 kHz under {TARGETS['fast_cpu']:.0f} % of a core): {'met' if met else 'NOT met'}; "
+        f"load now {os.getloadavg()[0]:.1f}"
+    )
     return 0 if met else 1
 
 
 def report(title: str, figures: dict, base: dict | None = None) -> None:
     ratio = f" ({figures['cpu'] / max(base['cpu'], 0.1):.1f} x the bare subscriber)" if base else ""
-    counted = (f"{figures['received']} of {figures['pushed']} events received" if "received" in figures
-               else f"{figures['stored']} points stored of {figures['pushed']} events pushed (+ the first values)")
+    counted = (
+        f"{figures['received']} of {figures['pushed']} events received"
+        if "received" in figures
+        else f"{figures['stored']} points stored of {figures['pushed']} events pushed (+ the first values)"
+    )
     redraw = f", intake+redraw {figures['redraw'] * 1000:.0f} ms" if figures.get("redraw") else ""
-    ms = {key: figures[key] * 1000 for key in ("stall", "stall_busy", "busy_max", "gc", "median_gap", "lag_end",
-                                                "lag_median")}
-    print(f"{title}\n"
-          f"  CPU {figures['cpu']:.1f} % of a core{ratio}\n"
-          f"  event loop: longest stall {ms['stall']:.0f} ms (GUI thread busy {ms['stall_busy']:.0f} ms of it), "
-          f"{figures['stalls']} stalls over 100 ms, median tick {ms['median_gap']:.1f} ms of 10\n"
-          f"  GUI thread: longest busy stretch {ms['busy_max']:.0f} ms, garbage collection {ms['gc']:.0f} ms{redraw}\n"
-          f"  behind {ms['lag_end']:.0f} ms at the end (median {ms['lag_median']:.0f} ms); {counted}", flush=True)
+    ms = {
+        key: figures[key] * 1000
+        for key in ("stall", "stall_busy", "busy_max", "gc", "median_gap", "lag_end", "lag_median")
+    }
+    print(
+        f"{title}\n"
+        f"  CPU {figures['cpu']:.1f} % of a core{ratio}\n"
+        f"  event loop: longest stall {ms['stall']:.0f} ms "
+        f"(GUI thread busy {ms['stall_busy']:.0f} ms of it), "
+        f"{figures['stalls']} stalls over 100 ms, median tick {ms['median_gap']:.1f} ms of 10\n"
+        f"  GUI thread: longest busy stretch {ms['busy_max']:.0f} ms, "
+        f"garbage collection {ms['gc']:.0f} ms{redraw}\n"
+        f"  behind {ms['lag_end']:.0f} ms at the end (median {ms['lag_median']:.0f} ms); {counted}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,15 @@ SERVE_BURST = (
 
 SERVERS = {  # server: (class, device, properties, command line less the instance)
     "Burst/test": ("Burst", DEVICE, {}, [sys.executable, "-c", SERVE_BURST]),
-    "Archiver/test": ("Archiver", "test/archiver/1", {  # its Store relative to its working folder, as in the demo lab
-        "Store": ["archive.db"], "ArchivedAttributes": [f"{DEVICE}/level"]}, [str(Path(sys.executable).parent / "Archiver")]),
+    "Archiver/test": (
+        "Archiver",
+        "test/archiver/1",
+        {  # its Store relative to its working folder, as in the demo lab
+            "Store": ["archive.db"],
+            "ArchivedAttributes": [f"{DEVICE}/level"],
+        },
+        [str(Path(sys.executable).parent / "Archiver")],
+    ),
 }
 
 
@@ -49,7 +56,13 @@ class TrendLab:
         env = dict(os.environ, TANGO_HOST=self.tango_host, PYTHONUNBUFFERED="1")
         with open(self.run_dir / f"{name.replace('/', '-')}.log", "a") as log:
             self.processes[name] = subprocess.Popen(
-                argv, cwd=self.run_dir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                argv,
+                cwd=self.run_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def kill(self, server: str) -> None:
         self.processes[server].kill()
@@ -62,7 +75,10 @@ class TrendLab:
 
     def start(self) -> None:
         host, port = self.tango_host.split(":")
-        self.spawn("database", [sys.executable, "-m", "tango.databaseds.database", "--host", host, "--port", port, "2"])
+        self.spawn(
+            "database",
+            [sys.executable, "-m", "tango.databaseds.database", "--host", host, "--port", port, "2"],
+        )
         database = wait_until(lambda: _answering_database(host, int(port)), 60, what="the Tango database")
         for server, (tango_class, device, properties, command) in SERVERS.items():
             info = tango.DbDevInfo()
@@ -222,7 +238,9 @@ def test_legends_read_the_attribute_label_without_an_index(lab, burst, open_tren
     trend.grab().save(str(tmp_path / "trend_legend.png"))
 
 
-def test_an_archive_that_cannot_be_read_says_why_and_the_trend_goes_on_live(lab, burst, open_trend, qtbot, tmp_path):
+def test_an_archive_that_cannot_be_read_says_why_and_the_trend_goes_on_live(
+    lab, burst, open_trend, qtbot, tmp_path
+):
     trend = open_trend([level_model(lab)], str(tmp_path / "nothing-here.db"))
     qtbot.waitUntil(lambda: trend.history_error is not None, timeout=30_000)
     assert "nothing-here.db" in trend.history_error
@@ -243,7 +261,9 @@ def test_a_hidden_trend_keeps_its_points_and_draws_them_when_shown(lab, burst, o
     qtbot.waitUntil(lambda: curve_data(trend)[1][-1] == value, timeout=30_000)
 
 
-def test_an_attribute_that_pushes_no_events_is_read_in_the_background_and_drawn(lab, burst, open_trend, qtbot):
+def test_an_attribute_that_pushes_no_events_is_read_in_the_background_and_drawn(
+    lab, burst, open_trend, qtbot
+):
     trend = open_trend([f"tango://{lab.tango_host}/{DEVICE}/quiet"])
     qtbot.waitUntil(lambda: trend_set(trend).point_count() >= 1, timeout=30_000)
     assert trend_set(trend)._yBuffer.contents()[0, 0] == 1.0
