@@ -61,8 +61,11 @@ def run(config: LabConfig, tango_host: str | None = None, settings_path: str | P
         return 2
     from taurus.qt.qtgui.application import TaurusApplication
 
+    from gui.trend import responsive_interpreter
+
     tango_host = tango_host or os.environ.get("TANGO_HOST", "localhost:10000")
     app = TaurusApplication(sys.argv[:1], cmd_line_parser=None, app_name="tangolab")
     window = build_window(config, tango_host, settings_path)
     window.show()
+    responsive_interpreter()  # a GUI taking events on other threads stalls on the GIL and on full collections
     return app.exec_()
