@@ -43,6 +43,7 @@ import tango
 from tango.server import Device, command
 
 from tangolab.lab_config import free_port
+from tangolab.processes import terminate
 from tangolab.scripting import wait_until
 
 SLOW_ATTRIBUTES = 50
@@ -143,12 +144,7 @@ class BenchLab:
 
     def stop(self) -> None:
         for process in reversed(self.processes):
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+            terminate(process.pid)
 
 
 def _database(host: str, port: int) -> tango.Database:

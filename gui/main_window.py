@@ -68,4 +68,9 @@ def run(config: LabConfig, tango_host: str | None = None, settings_path: str | P
     window = build_window(config, tango_host, settings_path)
     window.show()
     responsive_interpreter()  # a GUI taking events on other threads stalls on the GIL and on full collections
-    return app.exec_()
+    status = app.exec_()
+    # leave at once: cppTango's exit handler can deadlock with a worker thread whose garbage
+    # collection unsubscribes an event, and the window's state is saved when it closes
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -73,6 +73,18 @@ class DevicesPanel(Qt.QWidget):
         self.message = Qt.QLabel()
         self.message.setWordWrap(True)
 
+    def scrolled_grid(self) -> Qt.QGridLayout:
+        """The panel's body: a grid in a scroll area, above the message line."""
+        inner = Qt.QWidget()
+        grid = Qt.QGridLayout(inner)
+        scroll = Qt.QScrollArea()
+        scroll.setWidget(inner)
+        scroll.setWidgetResizable(True)
+        layout = Qt.QVBoxLayout(self)
+        layout.addWidget(scroll, 1)
+        layout.addWidget(self.message)
+        return grid
+
     def start(self) -> None:
         """Take the devices the watch already knows, then follow it."""
         self.watch.described.connect(self._described)
@@ -145,17 +157,10 @@ class StagesPanel(DevicesPanel):
     def __init__(self, window, parent=None) -> None:
         super().__init__(window, parent)
         self.rows: dict[str, dict] = {}
-        inner = Qt.QWidget()
-        self.grid = Qt.QGridLayout(inner)
+        self.grid = self.scrolled_grid()
         for column, title in enumerate(self.COLUMNS):
             self.grid.addWidget(Qt.QLabel(f"<b>{title}</b>"), 0, column)
         self.grid.setRowStretch(1000, 1)
-        scroll = Qt.QScrollArea()
-        scroll.setWidget(inner)
-        scroll.setWidgetResizable(True)
-        layout = Qt.QVBoxLayout(self)
-        layout.addWidget(scroll, 1)
-        layout.addWidget(self.message)
         self.start()
 
     def wants(self, info: DeviceInfo) -> bool:
@@ -279,14 +284,7 @@ class TemperaturesPanel(DevicesPanel):
         self.trends: dict[str, Qt.QWidget] = {}
         self.boxes: dict[str, Qt.QGroupBox] = {}
         self.archive: str | None = None
-        inner = Qt.QWidget()
-        self.grid = Qt.QGridLayout(inner)
-        scroll = Qt.QScrollArea()
-        scroll.setWidget(inner)
-        scroll.setWidgetResizable(True)
-        layout = Qt.QVBoxLayout(self)
-        layout.addWidget(scroll, 1)
-        layout.addWidget(self.message)
+        self.grid = self.scrolled_grid()
         self.background.run(lambda: archive_for(window.tango_host), self._archive_known)
 
     def _archive_known(self, archive: str | None, _error) -> None:

@@ -96,6 +96,10 @@ def _up(args: argparse.Namespace) -> int:
             while True:
                 for line in log:
                     print(line, end="", flush=True)
+                if not lab.supervisor_alive():  # who supervises the supervisor: this loop
+                    print("the supervisor died: starting it again (it adopts the running programs)",
+                          file=sys.stderr, flush=True)
+                    lab.start_supervisor()
                 time.sleep(0.5)
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)

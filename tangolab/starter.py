@@ -255,14 +255,7 @@ class StarterClient:
                 time.sleep(0.3)
 
     def _admin_answers(self, server: str) -> bool:
-        name = f"tango://{self.tango_host}/dserver/{server}" if self.tango_host else f"dserver/{server}"
-        try:
-            admin = tango.DeviceProxy(name)
-            admin.set_timeout_millis(1000)
-            admin.ping()
-        except tango.DevFailed:
-            return False
-        return True
+        return self._ask_admin(server, lambda admin: admin.ping(), 1.0)
 
     def _log_stamp(self, server: str) -> str | None:
         """The first lines of DevReadLog: the server's log file and its time (None: no log yet)."""
@@ -339,11 +332,15 @@ class StarterClient:
             time.sleep(0.2)
 
     def _kill_through_admin(self, server: str) -> bool:
+        return self._ask_admin(server, lambda admin: admin.command_inout("Kill"), self.timeout)
+
+    def _ask_admin(self, server: str, ask: Callable[[tango.DeviceProxy], object], timeout: float) -> bool:
+        """Something of the server's admin device itself; False if it does not answer."""
         name = f"tango://{self.tango_host}/dserver/{server}" if self.tango_host else f"dserver/{server}"
         try:
             admin = tango.DeviceProxy(name)
-            admin.set_timeout_millis(int(self.timeout * 1000))
-            admin.command_inout("Kill")
+            admin.set_timeout_millis(int(timeout * 1000))
+            ask(admin)
         except tango.DevFailed:
             return False
         return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,22 @@ from tangolab.lab_config import LabConfig, free_port
 from tangolab.launcher import Lab
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+_exit_status = 0
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Leave at once once pytest has said everything: cppTango's exit handler (leavefunc) can
+    deadlock with a worker thread whose garbage collection unsubscribes a Tango event (seen after
+    the GUI tests: hung for good at 0 % CPU, all tests passed)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_status)
 
 
 @contextmanager

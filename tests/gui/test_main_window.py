@@ -21,6 +21,7 @@ import pytest
 import tango
 
 from gui.main_window import build_window
+from tangolab.processes import terminate
 from tangolab.scripting import wait_until
 
 NUMBER = re.compile(r"-?\d+\.\d+(e-?\d+)?")
@@ -345,12 +346,7 @@ def slow_device(lab):
         yield process
     finally:
         process.send_signal(signal.SIGCONT)
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        terminate(process.pid)
         database.delete_server("SlowDevice/gui")
 
 
@@ -472,12 +468,6 @@ def test_under_xvfb_tangolab_gui_shows_the_lab(lab, tmp_path):
         print(f"screenshot: {screen}")
     finally:
         if gui is not None:
-            gui.terminate()
-            try:
-                gui.wait(10)
-            except subprocess.TimeoutExpired:
-                gui.kill()
-                gui.wait(10)
-        xvfb.terminate()
-        xvfb.wait(10)
+            terminate(gui.pid)
+        terminate(xvfb.pid)
         os.close(read)

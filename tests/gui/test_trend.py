@@ -18,6 +18,7 @@ import tango
 from gui.trend import LabTrend, LabTrendSet, archive_of_lab
 from tangolab.archive_store import open_store
 from tangolab.lab_config import free_port
+from tangolab.processes import terminate
 from tangolab.scripting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,12 +94,7 @@ class TrendLab:
 
     def stop(self) -> None:
         for process in reversed(self.processes.values()):
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+            terminate(process.pid)
 
 
 def _answering_database(host: str, port: int) -> tango.Database:

@@ -193,7 +193,7 @@ def test_status_without_a_lab_says_so(tmp_path):
     assert "no lab is up" in result.stderr
 
 
-def test_foreground_lab_stops_everything_on_sigterm(tmp_path):
+def test_foreground_lab_restarts_its_supervisor_and_stops_everything_on_sigterm(tmp_path):
     run_dir = tmp_path / "var"
     process = subprocess.Popen(
         [*TANGOLAB, "up", "--config", str(lab_file(tmp_path)), "--tango-host", f"127.0.0.1:{free_port()}",
@@ -205,6 +205,13 @@ def test_foreground_lab_stops_everything_on_sigterm(tmp_path):
     try:
         wait_until(lambda: any("Ctrl-C stops the lab" in line for line in output), 180, what="the lab up")
         assert len(lab_processes(run_dir.resolve())) > 20
+
+        def supervisors() -> list[int]:
+            return [p.pid for p in lab_processes(run_dir.resolve()) if p.name.startswith("Supervisor/")]
+
+        first = supervisors()
+        os.kill(first[0], signal.SIGKILL)  # the foreground `up` watches the supervisor
+        wait_until(lambda: supervisors() and supervisors() != first, 60, what="the supervisor started again")
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=90)
     finally:

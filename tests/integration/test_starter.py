@@ -23,6 +23,7 @@ from dsconfig.json2tango import apply_config, prepare_config
 
 from simulators import SIMULATORS, run_in_thread
 from tangolab.lab_config import LabConfig, free_port
+from tangolab.processes import terminate
 from tangolab.scripting import wait_until
 from tangolab.starter import (
     STARTER_EXECUTABLE,
@@ -100,19 +101,10 @@ class StarterLab:
 
     def stop(self) -> None:
         for name in reversed(list(self.popen)):  # the Starter before the database
-            _stop(self.popen[name])
+            terminate(self.popen[name].pid)
         for pid in self.processes_left():
             _kill(pid, signal.SIGKILL)
         wait_until(lambda: not self.processes_left(), 10, what="every process of the test lab gone")
-
-
-def _stop(popen: subprocess.Popen) -> None:
-    popen.terminate()
-    try:
-        popen.wait(10)
-    except subprocess.TimeoutExpired:
-        popen.kill()
-        popen.wait(10)
 
 
 def _kill(pid: int, sig: int) -> None:
@@ -297,7 +289,7 @@ def test_starter_restarts_a_dead_server_only_if_it_had_run_longer_than_auto_rest
     counts AutoRestartDuration in seconds instead of minutes (this test runs last: it replaces
     the module's Starter by one in that mode)."""
     threshold, server = 10, RELAY
-    _stop(lab.popen.pop("starter"))
+    terminate(lab.popen.pop("starter").pid)
     register_servers(  # again, while the Starter is down
         lab.database(),
         [(server, lab.host, level) for server, level in LEVELS.items()],
