@@ -74,6 +74,8 @@ class Archiver(Device):
         self._wake = threading.Event()
         self.set_change_event("lastMessage", True, False)
         self._restarts = RestartListener()  # devices whose server came up again: subscribe again now
+        self._restarted: set[str] = set()
+        self._restart_lock = threading.Lock()
         try:
             self._restarts.start()
         except tango.DevFailed as exc:  # no supervisor to listen to: Tango's keep-alive will do, slower
@@ -302,7 +304,8 @@ class Archiver(Device):
 
     def _subscribe_restarted(self) -> None:
         """Drop the subscriptions to devices whose server restarted; the loop subscribes again at once."""
-        restarted = set(self._restarts.restarted())
+        with self._restart_lock:
+            restarted, self._restarted = self._restarted, set()
         for name, archived in list(self.archived.items()):
             if restarted and device_of(archived.device) in restarted and archived.mode not in (None, "polling"):
                 archived.failed(f"{device_of(archived.device)} restarted; values are missing since it stopped")
@@ -313,6 +316,10 @@ class Archiver(Device):
     def _drain(self) -> None:
         """Move received events to the writer, in batches, until the device stops."""
         while not self._stop.wait(DRAIN_PERIOD):  # the pause makes the batches
+            if restarted := self._restarts.restarted():  # taken here, at once, for the connection loop
+                with self._restart_lock:
+                    self._restarted.update(restarted)
+                self._wake.set()
             for archived in list(self.archived.values()):
                 archived.drain()
 
