@@ -100,8 +100,15 @@ def recovery(lab: Lab) -> tuple[float, float, float]:
     """Kill the cryocon's server: seconds to its restart, to a subscriber's event, to an archived value."""
     spy = Spy(devices=[f"tango://{lab.tango_host}/lab/cryocon/1"], pattern="temperatureA")
     spy.start()
+    store = str(lab.run_dir / "archive.db")
+
+    def archived(since: float) -> bool:
+        found = history.values("lab/cryocon/1/temperatureA", since, store=store)
+        return bool(np.count_nonzero(~np.ma.getmaskarray(found["value"])))
+
     try:
         wait_until(lambda: any(r["kind"] == "event" for r in spy.poll()), 60, what="a first event")
+        wait_until(lambda: archived(0), 60, what="the archiver archiving it")  # subscribed, not retrying
         pid = lab.pid(CRYOCON)
         killed = time.time()
         os.kill(pid, signal.SIGKILL)
@@ -112,13 +119,7 @@ def recovery(lab: Lab) -> tuple[float, float, float]:
                                         and datetime.fromisoformat(r["time"]).timestamp() > killed) or heard,
                    60, what="an event after the restart")
         subscriber = time.time() - killed
-        store = str(lab.run_dir / "archive.db")
-
-        def archived() -> bool:
-            found = history.values("lab/cryocon/1/temperatureA", killed, store=store)
-            return bool(np.count_nonzero(~np.ma.getmaskarray(found["value"])))
-
-        wait_until(archived, 60, what="an archived value after the restart")
+        wait_until(lambda: archived(killed), 60, what="an archived value after the restart")
         return restarted, subscriber, time.time() - killed
     finally:
         spy.stop()
