@@ -125,12 +125,10 @@ def _status(args: argparse.Namespace) -> int:
         print(f"\nthe supervisor {lab.supervisor_name} does not answer: {exc.args[0].desc.strip()}")
         return 1
     print()
-    columns = ("program", "level", "phase", "pid", "uptime", "restarts")
-    rows = [(p["name"], str(p["level"]), p["phase"], str(p["pid"] or "-"), f"{p['uptime']:.0f} s", str(p["restarts"]))
-            for p in programs]
-    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(columns)]
-    for row in (tuple(c.upper() for c in columns), *rows):
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
+    _print_columns(("program", "level", "phase", "pid", "uptime", "restarts"), [
+        (p["name"], str(p["level"]), p["phase"], str(p["pid"] or "-"), f"{p['uptime']:.0f} s", str(p["restarts"]))
+        for p in programs
+    ])
     return 1 if _report_failed(lab) else 0
 
 
@@ -160,13 +158,16 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _print_table(lab: Lab) -> None:
-    rows = lab.table()
     columns = ("device", "class", "state", "url")
-    widths = {c: max(len(c), *(len(row[c]) for row in rows)) for c in columns}
-    print("  ".join(c.upper().ljust(widths[c]) for c in columns))
-    for row in rows:
-        print("  ".join(row[c].ljust(widths[c]) for c in columns))
+    _print_columns(columns, [tuple(row[c] for c in columns) for row in lab.table()])
     print(f"\nexport TANGO_HOST={lab.tango_host}", flush=True)
+
+
+def _print_columns(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A table: upper-case headings, each column as wide as its widest cell."""
+    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(columns)]
+    for row in (tuple(c.upper() for c in columns), *rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
 
 
 def _interrupt(signum: int, frame: object) -> None:

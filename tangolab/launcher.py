@@ -87,6 +87,7 @@ class Lab:
         self.pids: dict[str, int] = {}  # database and supervisor; the supervisor knows the rest
         self.answered: dict[str, float] = {}  # device → seconds from start() to its first answer
         self._lock: int | None = None
+        self._supervisor: tango.DeviceProxy | None = None
 
     # -- bring up -----------------------------------------------------------------------------
 
@@ -233,6 +234,7 @@ class Lab:
         """Until every program runs and every device answers, or its server failed for good (the
         supervisor gave up on it)."""
         waiting = {device.name: device.server for device in self.config.devices}
+        proxies = {device: self.proxy(device) for device in waiting}
         deadline = time.monotonic() + timeout
         while True:
             self._check_alive("supervisor", f"{SUPERVISOR}/{host_name()}")
@@ -242,7 +244,7 @@ class Lab:
                     del waiting[device]
                     continue
                 try:
-                    self.proxy(device).ping()
+                    proxies[device].ping()
                 except tango.DevFailed:
                     continue
                 self.answered[device] = time.monotonic() - began
@@ -259,9 +261,10 @@ class Lab:
 
     @property
     def supervisor(self) -> tango.DeviceProxy:
-        proxy = self.proxy(self.supervisor_name)
-        proxy.set_timeout_millis(120_000)  # StopAll waits until every program has gone
-        return proxy
+        if self._supervisor is None:  # one proxy: a new one asks the database each time
+            self._supervisor = self.proxy(self.supervisor_name)
+            self._supervisor.set_timeout_millis(120_000)  # StopAll waits until every program has gone
+        return self._supervisor
 
     def proxy(self, device: str) -> tango.DeviceProxy:
         """A DeviceProxy through this lab's database, whatever TANGO_HOST the caller has."""
@@ -269,9 +272,8 @@ class Lab:
 
     def programs(self) -> list[dict]:
         """Per program of the supervisor: name, phase, level, pid, restarts, uptime (s)."""
-        supervisor = self.supervisor
-        columns = {name: supervisor.read_attribute(name).value
-                   for name in ("names", "phases", "levels", "pids", "restartCounts", "uptimes")}
+        names = ("names", "phases", "levels", "pids", "restartCounts", "uptimes")
+        columns = {name: reading.value for name, reading in zip(names, self.supervisor.read_attributes(names))}
         if columns["names"] is None:
             return []
         return [dict(zip(("name", "phase", "level", "pid", "restarts", "uptime"), row))

@@ -33,9 +33,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @contextmanager
-def run_lab(config: LabConfig, folder: Path) -> Iterator[Lab]:
-    """Start `config` in `folder` on a free TANGO_HOST port; afterwards stop every process by PID."""
-    lab = Lab(config, folder, f"127.0.0.1:{free_port()}")
+def run_lab(config: LabConfig, folder: Path, **options: bool) -> Iterator[Lab]:
+    """Start `config` in `folder` on a free TANGO_HOST port (`options` as Lab takes them, e.g.
+    use_starter); afterwards stop every process by PID."""
+    lab = Lab(config, folder, f"127.0.0.1:{free_port()}", **options)
     lab.start(timeout=120)
     try:
         yield lab

@@ -8,11 +8,12 @@ import signal
 
 import pytest
 
-from tangolab.lab_config import LabConfig, free_port
-from tangolab.launcher import Lab, host_name
+from tangolab.lab_config import LabConfig
+from tangolab.launcher import host_name
 from tangolab.processes import lab_log
 from tangolab.scripting import wait_until
 from tangolab.starter import STARTER_EXECUTABLE, StarterClient
+from tests.conftest import run_lab
 
 pytestmark = pytest.mark.skipif(not os.access(STARTER_EXECUTABLE, os.X_OK),
                                 reason=f"Tango's Starter is not installed ({STARTER_EXECUTABLE})")
@@ -33,14 +34,9 @@ def renamed(config: LabConfig, instance: str) -> LabConfig:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    lab = Lab(renamed(LabConfig.load().with_free_ports(), INSTANCE), tmp_path_factory.mktemp("starter"),
-              f"127.0.0.1:{free_port()}", use_starter=True)
-    lab.start(timeout=180)
-    try:
+    config = renamed(LabConfig.load().with_free_ports(), INSTANCE)
+    with run_lab(config, tmp_path_factory.mktemp("starter"), use_starter=True) as lab:
         yield lab
-    finally:
-        lab.stop()
-    assert not lab.leftovers(), "the lab left processes behind"
 
 
 def test_starter_runs_every_server_of_the_lab(lab):
