@@ -328,8 +328,10 @@ class LocalRunner:
         popen = self._popen.get(program.name)
         if popen is None or popen.pid != program.pid:
             return "exited"  # adopted: not our child, its status is its parent's
+        code = popen.poll()  # never wait: the watcher asks holding its lock
+        if code is None:
+            return "exited (its status not known yet)"
         del self._popen[program.name]
-        code = popen.wait()
         if code < 0:
             return f"killed by {signal.Signals(-code).name}"
         return f"exited with status {code}"

@@ -225,10 +225,10 @@ class Supervision:
 
     def _watch(self) -> None:
         while not self._stop.is_set():
-            with self.lock:
-                fds = {p.pidfd: p for p in self.programs.values() if p.pidfd >= 0}
+            with self.lock:  # a pidfd stands for one process: a Start may replace it (same number) meanwhile
+                watched = {p.pidfd: (p, p.pid) for p in self.programs.values() if p.pidfd >= 0}
             try:
-                ready, _, _ = select.select([self._wake_r, *fds], [], [], 0.05)
+                ready, _, _ = select.select([self._wake_r, *watched], [], [], 0.05)
             except (OSError, ValueError):  # a pidfd closed meanwhile
                 ready = []
             if self._wake_r in ready:
@@ -236,8 +236,9 @@ class Supervision:
             now = time.monotonic()
             with self.lock:
                 for fd in ready:
-                    if fd in fds and fds[fd].pidfd == fd:
-                        self._exited(fds[fd], now)
+                    program, pid = watched.get(fd, (None, 0))
+                    if program is not None and program.pidfd == fd and program.pid == pid:
+                        self._exited(program, now)
                 for program in self.programs.values():
                     self._check(program, now)
                 changed, self._changed = self._changed, False
@@ -347,7 +348,9 @@ class Supervision:
         self._note(program, f"watching {program.name} again (pid {pid}, already running)")
 
     def _terminate(self, program: Program, pid: int, sig: int, grace: float = 10.0) -> None:
-        """Signal, then wait (outside the lock) until it has gone, SIGKILL after `grace`."""
+        """Signal, then wait (outside the lock) until it has gone, SIGKILL after `grace`. The process
+        is the one of `pid`: a Start meanwhile may have given the program a new one."""
+        program = replace(program, pid=pid)
         self.runner.kill(program, sig)
         deadline = time.monotonic() + grace
         while is_alive(pid) and time.monotonic() < deadline:

@@ -134,15 +134,22 @@ def test_attribute_pushing_no_events_is_polled(archive):
 def test_messages_are_stored_and_pushed_live(archive):
     archiver = archive.archiver
     received: list[str] = []
-    seen = threading.Event()
+    seen, subscribed = threading.Event(), threading.Event()
 
     def on_message(event: tango.EventData) -> None:
-        if not event.err and "door open" in (event.attr_value.value or ""):
-            received.append(event.attr_value.value)
+        text = "" if event.err else event.attr_value.value or ""
+        if "door open" in text:
+            received.append(text)
             seen.set()
+        elif "test: subscribed" in text:
+            subscribed.set()
 
     subscription = archiver.subscribe_event("lastMessage", tango.EventType.CHANGE_EVENT, on_message)
     try:
+        # an event pushed before the subscription reaches the archiver's ZMQ publisher is lost (ZMQ's
+        # late joiner): say something until an event is heard, then the message under test
+        wait_until(lambda: archiver.Message(["info", "test", "subscribed"]) or subscribed.is_set(), 20,
+                   interval=0.2, what="an event through the subscription")
         archiver.Message(["warning", "operator", "cryostat door open"])
         assert seen.wait(20), "no lastMessage event"
     finally:

@@ -70,6 +70,27 @@ class Events:
         self.proxy.unsubscribe_event(self.id)
 
 
+def subscriptions_in_place(relay: tango.DeviceProxy) -> None:
+    """Wait until the relay's event publisher has every subscription this client made so far.
+
+    `subscribe_event` returns once it has read the first value directly; the subscription itself
+    reaches the server's ZMQ publisher a moment later, and an event pushed before then is lost (ZMQ's
+    "late joiner"; a loaded machine widens the gap, CI lost one event in 20 runs). Subscriptions
+    travel in order on one connection: once an event of a newer subscription arrives, the older
+    ones are in place. Here the newer one is `Variables`, pushed when a scratch variable comes and goes."""
+    listing = Events(relay, "Variables", tango.EventType.CHANGE_EVENT)
+
+    def pushed_and_heard() -> bool:
+        relay.command_inout("Put", ["subscribed_b1", "true"])
+        relay.command_inout("Delete", "subscribed_b1")
+        return len(listing.values) > 1  # the first is the value read at subscription
+
+    try:
+        wait_until(pushed_and_heard, 15, interval=0.2, what="a Variables event through the subscription")
+    finally:
+        listing.close()
+
+
 # name, first Put (JSON), value read, a client's write_attribute, value read after it
 EVERY_TYPE = [
     ("oven_f1", "21.5", 21.5, 22.25, 22.25),
@@ -98,6 +119,7 @@ def test_a_variable_of_every_type_is_created_read_written_and_subscribed(relay, 
     archive = Events(relay, name, tango.EventType.ARCHIVE_EVENT)
     try:
         changes.wait_for(first, f"{name} subscribed")  # the first event of a subscription is the value
+        subscriptions_in_place(relay)
         relay.write_attribute(name, written)
         assert plain(relay.read_attribute(name).value) == after
         changes.wait_for(after, f"{name} change after write_attribute")
@@ -114,6 +136,7 @@ def test_a_ring_buffer_keeps_the_last_values_of_every_write(relay):
     relay.command_inout("Put", ["window_F4", "1"])
     events = Events(relay, "window_F4", tango.EventType.CHANGE_EVENT)
     try:
+        subscriptions_in_place(relay)
         relay.command_inout("Put", ["window_F4", "[2, 3]"])
         relay.write_attribute("window_F4", [4.0, 5.0])
         relay.command_inout("Put", ["window_F4", "6"])
@@ -128,6 +151,7 @@ def test_variables_is_pushed_when_a_variable_comes_and_goes(relay):
     listing = Events(relay, "Variables", tango.EventType.CHANGE_EVENT)
     try:
         wait_until(lambda: listing.values, 15, what="first Variables event")
+        subscriptions_in_place(relay)
         relay.command_inout("Put", ["scratch_f1", "1"])
         wait_until(lambda: "scratch_f1" in (listing.values[-1] or ()), 15, what="Variables with scratch_f1")
         relay.command_inout("Delete", "scratch_f1")
@@ -213,6 +237,7 @@ def test_alarm_limits_set_the_quality_of_reads_and_events(relay):
         "pressure_f1", tango.EventType.CHANGE_EVENT, lambda event: qualities.append(event.attr_value.quality)
     )
     try:
+        subscriptions_in_place(relay)
         relay.command_inout("Put", ["pressure_f1", "0.5"])
         wait_until(lambda: qualities[-1] == tango.AttrQuality.ATTR_ALARM, 15, what="an ALARM event")
         assert relay.read_attribute("pressure_f1").quality == tango.AttrQuality.ATTR_ALARM

@@ -4,14 +4,17 @@ levels, requests, and adopting processes that already run."""
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from device_servers.supervisor import programs
 from device_servers.supervisor.device import LocalRunner
 from device_servers.supervisor.programs import Phase, Program, RestartPolicy, Supervision
 from tangolab.processes import is_alive, log_path
@@ -57,6 +60,37 @@ def test_a_killed_program_is_restarted_and_a_stopped_one_stays_stopped(tmp_path,
     assert sleeper.phase == Phase.STOPPED and not is_alive(second)
     wait_until(lambda: sleeper.pid == 0, 30, what="its exit seen by the watcher")
     assert sleeper.phase == Phase.STOPPED and sleeper.restarts == 1  # seen, and not started again
+
+
+def test_a_start_that_comes_while_the_old_death_is_being_noticed_keeps_the_new_process(tmp_path, supervise,
+                                                                                     monkeypatch):
+    """`Kill` then `Start` at once (as `Lab.kill` and `Lab.start_program` do): the Start can land
+    between the watcher hearing the old process die and the watcher handling it, and the new
+    process's pidfd can take the old one's number. The watcher once took that for the new process's
+    death and waited for its exit status holding the lock, and every Tango call to the supervisor
+    hung (seen in CI). Here the Start is made to land in exactly that gap."""
+    supervision = supervise(program(tmp_path, "sleeper", SLEEPER))
+    sleeper = supervision.program("sleeper")
+    supervision.start("sleeper")
+    wait_until(lambda: sleeper.phase == Phase.RUNNING, 30, what="running")
+    old, landed = sleeper.pid, threading.Event()
+
+    def select_then_start(readers, *rest):
+        ready = select.select(readers, *rest)
+        if not landed.is_set() and sleeper.phase == Phase.STOPPED and sleeper.pidfd in ready[0]:
+            supervision.start("sleeper")
+            wait_until(lambda: sleeper.pid not in (0, old) and sleeper.pidfd >= 0, 30, what="the new process")
+            landed.set()
+        return ready
+
+    monkeypatch.setattr(programs, "select", SimpleNamespace(select=select_then_start))
+    supervision.stop("sleeper", hard=True)
+    wait_until(landed.is_set, 30, what="the Start landing in the gap")
+    new = sleeper.pid
+    assert supervision.lock.acquire(timeout=10), "the supervision stays locked"
+    supervision.lock.release()
+    wait_until(lambda: sleeper.phase == Phase.RUNNING, 30, what="the new process answering")
+    assert sleeper.pid == new and is_alive(new) and sleeper.restarts == 0
 
 
 def test_a_crash_loop_backs_off_then_gives_up_with_the_log(tmp_path, supervise):
