@@ -400,14 +400,18 @@ class RelayPanel(DevicesPanel):
             self.say("Put: give the variable's name (e.g. oven_f1: the suffix says its type)", False)
             return
 
-        def job():
+        def job() -> list[str]:
             proxy = tango.DeviceProxy(model)
             proxy.set_timeout_millis(5000)
             proxy.command_inout("Put", [name, value])
+            # the list read back, not only its event: the panel's Variables subscription may be too
+            # new to have reached the relay, and an event pushed before then is lost (ZMQ's late joiner)
+            return [str(variable) for variable in proxy.read_attribute("Variables").value or ()]
 
-        def done(_result, error) -> None:
+        def done(names: list[str] | None, error) -> None:
             if error is None:
                 self.say(f"{name} ← {value}")
+                self._variables(model, box, names)
             else:
                 self.say(f"Put {name} refused: {error.args[0].desc.strip() if error.args else error}", False)
 

@@ -20,7 +20,7 @@ switch) are read but not hinted. Modes (writable enums and booleans) are its con
 (`Position`, `Limit_switches`, `Homed`: the Sardana vocabulary of `device_servers.core.stage`)
 is itself the movable: `set` writes `Position` and waits until the state leaves MOVING, and
 fails unless it is ON again. Signals follow the change events tangolab's devices push
-(`support_events=True`); nothing polls from the client side.
+(`support_events=True`); only a move also reads State every 0.25 s until it ends.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ from .names import Names
 STAGE_ATTRIBUTES = frozenset({"Position", "Limit_switches", "Homed"})
 #: Seconds a stage move may take beyond distance / velocity before `set` gives up.
 MOVE_MARGIN_S = 30.0
+STATE_READ_PERIOD_S = 0.25  # a move also reads State this often, in case its end's event was lost
 #: Tango's own attributes: the device's state is a signal of its own, not a reading.
 STATE_ATTRIBUTES = frozenset({"State", "Status"})
 
@@ -150,6 +151,30 @@ def read_invalid_as_nan(signal: Device) -> None:
             proxy.set_converter(InvalidAsNaN(getattr(proxy, "_converter", TangoConverter())))
 
 
+async def _until_still(state: SignalR[DevStateEnum], timeout: float) -> None:
+    """Until the stage's State is no longer MOVING: from its change events, and from a fresh read
+    every STATE_READ_PERIOD_S. The end of a short move can be pushed while the State subscription
+    is still on its way to the server, and that event is lost (ZMQ's late joiner)."""
+
+    async def read_until_still() -> None:
+        while await state.get_value(cached=False) == DevStateEnum.MOVING:
+            await asyncio.sleep(STATE_READ_PERIOD_S)
+
+    watchers = {
+        asyncio.ensure_future(wait_for_value(state, lambda value: value != DevStateEnum.MOVING, timeout=None)),
+        asyncio.ensure_future(read_until_still()),
+    }
+    try:
+        done, _ = await asyncio.wait(watchers, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for watcher in watchers:
+            watcher.cancel()
+    if not done:
+        raise TimeoutError(f"{state.source} still MOVING after {timeout:g} s")
+    for watcher in done:
+        watcher.result()  # a failed read says why
+
+
 @dataclass
 class StageMoveLogic(MovableLogic[float]):
     """Write `Position`, then wait for the stage to leave MOVING; anything but ON at the end fails."""
@@ -173,7 +198,7 @@ class StageMoveLogic(MovableLogic[float]):
         # The stage is MOVING from the moment it accepts the write (see core/stage.py), so the
         # state read after the write is MOVING, or already ON after a move of nothing.
         await self.setpoint.set(new_position, timeout=timeout())
-        await wait_for_value(self.state, lambda state: state != DevStateEnum.MOVING, timeout=timeout())
+        await _until_still(self.state, timeout())
         state = await self.state.get_value(cached=False)
         if state != DevStateEnum.ON:
             status = (await self.status.get_value(cached=False)).strip()

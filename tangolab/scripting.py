@@ -72,8 +72,11 @@ def wait_for(
 
     Driven by change events: each value the attribute sends is tested in turn, so the wait ends on
     the first event that satisfies the condition. An attribute without events is read every
-    `poll_period` seconds instead. A read error counts as the condition not holding. On time-out,
-    `ConditionTimeout` says the last value seen and for how long the condition had held.
+    `poll_period` seconds instead, and so is one whose events have been quiet that long: an event
+    pushed while the new subscription was still on its way to the server is lost (ZMQ's late
+    joiner), and a state reached then would otherwise be missed. A read error counts as the
+    condition not holding. On time-out, `ConditionTimeout` says the last value seen and for how long
+    the condition had held.
     """
     device, name = device_and_attribute(attr)
     try:
@@ -88,7 +91,10 @@ def wait_for(
     try:
         while True:
             now = time.monotonic()
-            for value in _new_values(device, name, event_id, now >= next_read):
+            values = _new_values(device, name, event_id, now >= next_read)
+            if values:
+                next_read = now + poll_period
+            for value in values:
                 last = value
                 holds = not isinstance(value, tango.DevFailed) and _holds(condition, value)
                 if not holds:
@@ -97,8 +103,6 @@ def wait_for(
                     held_since = time.monotonic()
                 if holds and stable_for <= 0:
                     return value
-            if event_id is None and now >= next_read:
-                next_read = now + poll_period
             now = time.monotonic()
             if held_since is not None and stable_for > 0 and now - held_since >= stable_for:
                 return last
@@ -124,10 +128,12 @@ def wait_for(
 def _new_values(device: tango.DeviceProxy, name: str, event_id: int | None, read_now: bool) -> list[object]:
     """Values (or DevFailed errors) since the last call: the queued events, or a read when due."""
     if event_id is not None:
-        return [
+        events = [
             tango.DevFailed(*event.errors) if event.err else event.attr_value.value
             for event in device.get_events(event_id)
         ]
+        if events:
+            return events
     if not read_now:
         return []
     try:

@@ -142,6 +142,21 @@ def curve_data(trend: LabTrend) -> tuple[np.ndarray, np.ndarray]:
     return curves[0].xData, curves[0].yData
 
 
+def until_live(trend: LabTrend, burst: tango.DeviceProxy, qtbot) -> None:
+    """Write `level` until a pushed value reaches the trend. Its first point is the value read at
+    subscription; a change pushed before the subscription reaches the device's ZMQ publisher is
+    lost (ZMQ's late joiner), so a single write right after opening may never show."""
+    counted = trend_set(trend).point_count()
+    for probe in range(30):
+        burst.level = -1000.0 - probe  # a value no test writes
+        try:
+            qtbot.waitUntil(lambda: trend_set(trend).point_count() > counted, timeout=1000)
+            return
+        except qtbot.TimeoutError:
+            continue
+    raise AssertionError("no pushed value reached the trend in 30 writes")
+
+
 @pytest.fixture
 def open_trend(qtbot):
     def open_trend(models: list[str], archive: str | None = None, **kwargs) -> LabTrend:
@@ -183,6 +198,7 @@ def test_history_from_before_the_window_opened_then_live_points(lab, burst, open
 
     # the subscription is made in the background: write once the current value is in
     qtbot.waitUntil(lambda: trend_set(trend)._xBuffer.contents()[-1] > archived[-1][0], timeout=30_000)
+    until_live(trend, burst, qtbot)
     stored = trend_set(trend).point_count()
     for value in (41.5, 42.5):
         burst.level = value
@@ -213,13 +229,16 @@ def test_a_constant_value_draws_a_flat_line_at_once(lab, burst, open_trend, qtbo
 def test_each_reading_is_stored_once(lab, burst, open_trend, qtbot):
     trend = open_trend([level_model(lab)])
     qtbot.waitUntil(lambda: trend_set(trend).point_count() == 1, timeout=30_000)
-    first = trend_set(trend)._yBuffer.contents()[0, 0]
+    until_live(trend, burst, qtbot)
+    stored = trend_set(trend).point_count()
+    first = trend_set(trend)._yBuffer.contents()[-1, 0]
     writes = [first + 1, first + 2, first + 3, first + 4]
     for value in writes:
         burst.level = value
     # events come in order: once the last write is in, a second copy of any earlier one would be too
     qtbot.waitUntil(lambda: trend_set(trend)._yBuffer.contents()[-1, 0] == writes[-1], timeout=30_000)
-    assert list(trend_set(trend)._yBuffer.contents()[:, 0]) == [first, *writes]
+    assert trend_set(trend).point_count() == stored + len(writes)
+    assert list(trend_set(trend)._yBuffer.contents()[-len(writes) - 1:, 0]) == [first, *writes]
     assert all(np.diff(trend_set(trend)._xBuffer.contents()) > 0)
 
 
@@ -241,6 +260,7 @@ def test_an_archive_that_cannot_be_read_says_why_and_the_trend_goes_on_live(
     qtbot.waitUntil(lambda: trend.history_error is not None, timeout=30_000)
     assert "nothing-here.db" in trend.history_error
     qtbot.waitUntil(lambda: trend_set(trend).point_count() >= 1, timeout=30_000)
+    until_live(trend, burst, qtbot)
     burst.level = 7.25
     qtbot.waitUntil(lambda: len(curve_data(trend)[1]) and curve_data(trend)[1][-1] == 7.25, timeout=30_000)
 
@@ -248,6 +268,7 @@ def test_an_archive_that_cannot_be_read_says_why_and_the_trend_goes_on_live(
 def test_a_hidden_trend_keeps_its_points_and_draws_them_when_shown(lab, burst, open_trend, qtbot):
     trend = open_trend([level_model(lab)])
     qtbot.waitUntil(lambda: trend_set(trend).point_count() >= 1, timeout=30_000)
+    until_live(trend, burst, qtbot)
     value = trend_set(trend)._yBuffer.contents()[-1, 0] + 1.5
     trend.hide()
     burst.level = value

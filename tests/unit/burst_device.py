@@ -8,7 +8,7 @@ from tango.server import Device, attribute, command
 
 class Burst(Device):
     """`counter` pushes a change event per step of `Burst(n)`; `level` pushes one on every write;
-    `quiet` pushes none (the spy must say it cannot watch it)."""
+    `quiet` pushes none (the spy must say it cannot watch it); `LoseLevelEvent` changes `level` without its event."""
 
     def init_device(self) -> None:
         super().init_device()
@@ -43,6 +43,10 @@ class Burst(Device):
             self.count += 1
             counter.set_value(self.count)
             counter.fire_change_event()
+
+    @command(dtype_in=float, doc_in="a new level whose change event is lost (as ZMQ loses one pushed too early)")
+    def LoseLevelEvent(self, value: float) -> None:
+        self._level = value
 
     @command(dtype_in=str)
     def SetState(self, name: str) -> None:

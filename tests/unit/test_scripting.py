@@ -50,6 +50,20 @@ def test_wait_for_returns_on_the_event_that_makes_the_condition_true(device):
         thread.join()
 
 
+def test_wait_for_sees_a_change_whose_event_was_lost(device):
+    """An event pushed while a new subscription is still on its way to the server is lost (ZMQ's
+    late joiner): a value no event brought is read once the attribute has been quiet a poll period."""
+    device.level = 0.0
+    writer = tango.DeviceProxy(device.name())
+
+    def change_after_the_first_value(value: float) -> bool:
+        if value == 0.0:  # the value read at subscription: now change it, without an event
+            writer.LoseLevelEvent(7.0)
+        return value == 7.0
+
+    assert wait_for(name(device, "level"), change_after_the_first_value, timeout=20, poll_period=0.2) == 7.0
+
+
 def test_wait_for_stable_holds_for_the_time_asked(device):
     device.level = 3.0
     began = time.monotonic()

@@ -28,6 +28,15 @@ def collect(spy: Spy, until, what: str) -> list[dict]:
     return seen
 
 
+def heard_live(spy: Spy, trigger, attribute: str) -> None:
+    """Push `attribute` until the spy hears it live, then drop what it heard. Events pushed before a
+    new subscription reaches the device's ZMQ publisher are lost (ZMQ's late joiner), and the spy's
+    subscriptions travel in order: a live event of the newest means all are in place."""
+    spy.poll()  # the values read at subscription
+    wait_until(lambda: trigger() or any(r["attribute"] == attribute for r in spy.poll()), 20, interval=0.2,
+               what=f"a live {attribute} event")
+
+
 def test_spy_reports_every_event_with_state_and_what_it_cannot_watch(burst):
     spy = Spy(devices=[burst.name()], queue_size=1000)
     try:
@@ -35,6 +44,8 @@ def test_spy_reports_every_event_with_state_and_what_it_cannot_watch(burst):
         assert {"counter", "level", "State"} <= {s.attribute for s in spy.subscriptions}
         unwatched = [r for r in started if r["kind"] == "unwatched"]
         assert unwatched and "quiet" in unwatched[0]["attributes"] and "no change events" in unwatched[0]["reason"]
+        assert spy.subscriptions[-1].attribute == "State"  # the newest subscription
+        heard_live(spy, lambda: burst.SetState("ON"), "State")
         first = burst.counter
         burst.Burst(50)
         burst.SetState("ALARM")
@@ -57,7 +68,7 @@ def test_a_flood_faster_than_the_spy_drains_is_reported_as_lost(burst):
     spy = Spy(devices=[burst.name()], pattern="counter", queue_size=5)
     try:
         spy.start()
-        spy.poll()
+        heard_live(spy, lambda: burst.Burst(1), "counter")
         first = burst.counter
         burst.Burst(200)  # the spy takes nothing while they arrive: its queue of 5 overflows
         records = collect(spy, lambda seen: any(r.get("value") == first + 200 for r in seen), "the burst's end")
