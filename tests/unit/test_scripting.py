@@ -36,16 +36,15 @@ def test_wait_for_returns_on_the_event_that_makes_the_condition_true(device):
     steps = threading.Event()
 
     def write_steps():
-        steps.wait(10)
+        steps.wait(20)
         for value in range(1, 11):
             writer.level = float(value)
-            time.sleep(0.02)
+            time.sleep(0.1)
 
     thread = threading.Thread(target=write_steps)
     thread.start()
-    try:
-        steps.set()
-        assert wait_for(name(device, "level"), lambda v: v >= 5, timeout=20) == 5.0  # not 6, 7, ...: that event
+    try:  # the steps begin once wait_for has its first value, read at subscription
+        assert wait_for(name(device, "level"), lambda v: steps.set() or v >= 5, timeout=20) == 5.0  # that event
     finally:
         thread.join()
 
@@ -91,11 +90,15 @@ def test_ramp_writes_steps_in_order_up_to_the_target(device):
     written: list[float] = []
     event_id = device.subscribe_event("level", tango.EventType.CHANGE_EVENT, tango.constants.ALL_EVENTS)
     try:
+        # until a pushed event arrives: one pushed before the subscription reaches the device is lost
+        heard: list = []
+        wait_until(lambda: device.write_attribute("level", 0.0) or heard.extend(device.get_events(event_id))
+                   or len(heard) > 1, 20, interval=0.2, what="a live level event")
         assert ramp(name(device, "level"), 2.0, rate=10.0, step_period=0.05) == 2.0
         events: list = []
         wait_until(lambda: events.extend(device.get_events(event_id)) or events[-1].attr_value.value == 2.0, 10,
                    what="the event of the last step")
-        written = [e.attr_value.value for e in events if not e.err][1:]  # after the value at subscription
+        written = [e.attr_value.value for e in events if not e.err and e.attr_value.value != 0.0]  # not 0.0 above
     finally:
         device.unsubscribe_event(event_id)
     assert written[-1] == 2.0 and len(written) >= 3
