@@ -7,6 +7,7 @@ tests stop flows, force recorder alarms and inject faults.
 from __future__ import annotations
 
 import queue
+from collections import Counter
 
 import pytest
 import tango
@@ -54,8 +55,30 @@ def statuses(device):
             pushed.put(event.attr_value.value)
 
     subscription = device.subscribe_event("Status", tango.EventType.CHANGE_EVENT, collect)
+    subscriptions_in_place(device)
     yield pushed
     device.unsubscribe_event(subscription)
+
+
+def subscriptions_in_place(device: tango.DeviceProxy) -> None:
+    """Wait until the device's event publisher has every subscription this client made so far.
+
+    `subscribe_event` returns once it has read the first value; the subscription reaches the
+    device's ZMQ publisher a moment later, and an event pushed before then is lost (ZMQ's late
+    joiner). Subscriptions travel in order on one connection: once a live event of a newer
+    subscription arrives, the older ones are in place. The newer ones here are the six pens,
+    which the flows' noise keeps pushing."""
+    heard: Counter[str] = Counter()  # events by pen; the first of each is the value read at subscription
+
+    def count(event: tango.EventData) -> None:
+        heard[event.attr_name] += 1
+
+    ids = [device.subscribe_event(name, tango.EventType.CHANGE_EVENT, count) for name in PENS]
+    try:
+        wait_until(lambda: any(n > 1 for n in heard.values()), 30, what="a live pen event")
+    finally:
+        for event_id in ids:
+            device.unsubscribe_event(event_id)
 
 
 def pushed_status(pushed: queue.Queue[str], starts: str, timeout: float = 30) -> str:
