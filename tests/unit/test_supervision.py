@@ -73,9 +73,10 @@ def test_a_start_that_comes_while_the_old_death_is_being_noticed_keeps_the_new_p
     sleeper = supervision.program("sleeper")
     supervision.start("sleeper")
     wait_until(lambda: sleeper.phase == Phase.RUNNING, 30, what="running")
-    old, landed = sleeper.pid, threading.Event()
+    old, watching, landed = sleeper.pid, threading.Event(), threading.Event()
 
     def select_then_start(readers, *rest):
+        watching.set()
         ready = select.select(readers, *rest)
         if not landed.is_set() and sleeper.phase == Phase.STOPPED and sleeper.pidfd in ready[0]:
             supervision.start("sleeper")
@@ -84,6 +85,7 @@ def test_a_start_that_comes_while_the_old_death_is_being_noticed_keeps_the_new_p
         return ready
 
     monkeypatch.setattr(programs, "select", SimpleNamespace(select=select_then_start))
+    wait_until(watching.is_set, 30, what="the watcher selecting through the wrapper")  # not the plain one
     supervision.stop("sleeper", hard=True)
     wait_until(landed.is_set, 30, what="the Start landing in the gap")
     new = sleeper.pid
