@@ -75,7 +75,7 @@ def subscriptions_in_place(relay: tango.DeviceProxy) -> None:
 
     `subscribe_event` returns once it has read the first value directly; the subscription itself
     reaches the server's ZMQ publisher a moment later, and an event pushed before then is lost (ZMQ's
-    "late joiner"; a loaded machine widens the gap, CI lost one event in 20 runs). Subscriptions
+    "late joiner"; a loaded machine widens the gap: 2 of 40 runs of this module lost one). Subscriptions
     travel in order on one connection: once an event of a newer subscription arrives, the older
     ones are in place. Here the newer one is `Variables`, pushed when a scratch variable comes and goes."""
     listing = Events(relay, "Variables", tango.EventType.CHANGE_EVENT)
