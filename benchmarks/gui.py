@@ -27,7 +27,6 @@ import argparse
 import gc
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,7 +42,8 @@ import tango
 from tango.server import Device, command
 
 from tangolab.lab_config import free_port
-from tangolab.processes import terminate
+from tangolab.launcher import answering_database, start_database
+from tangolab.processes import spawn, terminate
 from tangolab.scripting import wait_until
 
 SLOW_ATTRIBUTES = 50
@@ -113,31 +113,15 @@ class BenchLab:
         self.tango_host = f"127.0.0.1:{free_port()}"
         self.processes: list[subprocess.Popen] = []
 
-    def spawn(self, name: str, argv: list[str]) -> None:
-        env = dict(os.environ, TANGO_HOST=self.tango_host, PYTHONUNBUFFERED="1")
-        with open(self.folder / f"{name}.log", "w") as log:
-            self.processes.append(
-                subprocess.Popen(
-                    argv,
-                    cwd=self.folder,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-
     def start(self) -> tango.DeviceProxy:
+        self.processes.append(start_database(self.folder, self.tango_host))
         host, port = self.tango_host.split(":")
-        self.spawn(
-            "database",
-            [sys.executable, "-m", "tango.databaseds.database", "--host", host, "--port", port, "2"],
-        )
-        database = wait_until(lambda: _database(host, int(port)), 60, what="the Tango database")
+        database = wait_until(lambda: answering_database(host, int(port)), 60, what="the Tango database")
         info = tango.DbDevInfo()
         info.name, info._class, info.server = DEVICE, "Ticker", "Ticker/bench"
         database.add_device(info)
-        self.spawn("ticker", [sys.executable, str(Path(__file__).resolve()), "--serve", "bench"])
+        argv = [sys.executable, str(Path(__file__).resolve()), "--serve", "bench"]
+        self.processes.append(spawn("Ticker/bench", argv, self.folder, self.tango_host))
         proxy = tango.DeviceProxy(f"tango://{self.tango_host}/{DEVICE}")
         wait_until(lambda: proxy.ping() is not None, 60, what=f"{DEVICE} answering")
         return proxy
@@ -145,11 +129,6 @@ class BenchLab:
     def stop(self) -> None:
         for process in reversed(self.processes):
             terminate(process.pid)
-
-
-def _database(host: str, port: int) -> tango.Database:
-    socket.create_connection((host, port), timeout=1.0).close()
-    return tango.Database(host, port)
 
 
 class CpuClock:

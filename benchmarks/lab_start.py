@@ -32,7 +32,7 @@ import tango
 
 from tangolab import history
 from tangolab.lab_config import DEFAULT_CONFIG, LabConfig, free_port
-from tangolab.launcher import Lab
+from tangolab.launcher import Lab, answering_database, start_database
 from tangolab.processes import lab_log
 from tangolab.scripting import wait_until
 from tangolab.spy import Spy
@@ -49,12 +49,11 @@ run((Bare,))
 def bare_start(folder: Path) -> float:
     """Seconds from starting a one-device PyTango server to its first answer (its own database)."""
     port = free_port()
-    database = subprocess.Popen([sys.executable, "-m", "tangolab.database", "--host", "127.0.0.1", "--port",
-                                 str(port), "2"], cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    database = start_database(folder, f"127.0.0.1:{port}")
     script = folder / "bare.py"
     script.write_text(BARE_SERVER)
     try:
-        db = wait_until(lambda: _database(port), 60, what="the database")
+        db = wait_until(lambda: answering_database("127.0.0.1", port), 60, what="the database")
         info = tango.DbDevInfo()
         info.name, info._class, info.server = "bench/bare/1", "Bare", "bare/1"
         db.add_device(info)
@@ -70,13 +69,6 @@ def bare_start(folder: Path) -> float:
     finally:
         database.terminate()
         database.wait(30)
-
-
-def _database(port: int) -> tango.Database | None:
-    try:
-        return tango.Database("127.0.0.1", port)
-    except tango.DevFailed:
-        return None
 
 
 def _pings(proxy: tango.DeviceProxy) -> bool:

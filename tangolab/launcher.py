@@ -20,6 +20,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -165,16 +166,9 @@ class Lab:
 
     def _start_database(self, timeout: float) -> None:
         self._database_existed = (self.run_dir / EMBEDDED_DATABASE).exists()
-        listen = "127.0.0.1" if is_loopback(self.host) else self.host  # by address, or its events listen everywhere
-        argv = [sys.executable, "-m", "tangolab.database", "--host", listen, "--port", str(self.port), "2"]
-        self.pids["database"] = spawn("database", argv, self.run_dir, self.tango_host, (self._lock,)).pid
-        self.database = self._wait_for("database", "the Tango database", self._connect_database, timeout,
-                                       watch="database")
-
-    def _connect_database(self) -> tango.Database:
-        """The port opens before the database device is exported: a connection is not enough."""
-        socket.create_connection((self.host, self.port), timeout=1.0).close()
-        return tango.Database(self.host, self.port)
+        self.pids["database"] = start_database(self.run_dir, self.tango_host, (self._lock,)).pid
+        self.database = self._wait_for("database", "the Tango database",
+                                       lambda: answering_database(self.host, self.port), timeout, watch="database")
 
     def _apply_config(self) -> None:
         """The lab file into the database: whole on a new run folder (or with reset); else only
@@ -420,6 +414,23 @@ class Lab:
             log = log_path(self.run_dir, process)
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
             raise LabError(f"{process} exited at start-up; see {log}:\n{tail}")
+
+
+def start_database(run_dir: Path, tango_host: str, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
+    """The lab's Tango database server (`tangolab.database`, its SQLite file in `run_dir`), as a
+    lab process; a lab on the loopback has it listen there, by address (else its events listen
+    everywhere)."""
+    host, port = tango_host.rsplit(":", 1)
+    listen = "127.0.0.1" if is_loopback(host) else host
+    argv = [sys.executable, "-m", "tangolab.database", "--host", listen, "--port", port, "2"]
+    return spawn("database", argv, run_dir, tango_host, pass_fds)
+
+
+def answering_database(host: str, port: int) -> tango.Database:
+    """The database once it answers: its port opens before its device is exported, so a connection
+    is not enough (raises until then)."""
+    socket.create_connection((host, port), timeout=1.0).close()
+    return tango.Database(host, port)
 
 
 def _state_from_processes(run_dir: Path) -> dict:

@@ -3,8 +3,6 @@ then live points; a constant drawn at once; each reading stored once; legends by
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +16,8 @@ import tango
 from gui.trend import LabTrend, LabTrendSet, archive_of_lab
 from tangolab.archive_store import open_store
 from tangolab.lab_config import free_port
-from tangolab.processes import terminate
+from tangolab.launcher import answering_database, start_database
+from tangolab.processes import spawn, terminate
 from tangolab.scripting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,34 +52,19 @@ class TrendLab:
         self.tango_host = f"127.0.0.1:{free_port()}"
         self.processes: dict[str, subprocess.Popen] = {}
 
-    def spawn(self, name: str, argv: list[str]) -> None:
-        env = dict(os.environ, TANGO_HOST=self.tango_host, PYTHONUNBUFFERED="1")
-        with open(self.run_dir / f"{name.replace('/', '-')}.log", "a") as log:
-            self.processes[name] = subprocess.Popen(
-                argv,
-                cwd=self.run_dir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
     def kill(self, server: str) -> None:
         self.processes[server].kill()
         self.processes[server].wait(10)
 
     def start_server(self, server: str) -> None:
         _, device, _, command = SERVERS[server]
-        self.spawn(server, [*command, server.split("/")[1]])
+        self.processes[server] = spawn(server, [*command, server.split("/")[1]], self.run_dir, self.tango_host)
         wait_until(lambda: self.proxy(device).ping() is not None, 60, what=f"{device} answering")
 
     def start(self) -> None:
+        self.processes["database"] = start_database(self.run_dir, self.tango_host)
         host, port = self.tango_host.split(":")
-        self.spawn(
-            "database",
-            [sys.executable, "-m", "tango.databaseds.database", "--host", host, "--port", port, "2"],
-        )
-        database = wait_until(lambda: _answering_database(host, int(port)), 60, what="the Tango database")
+        database = wait_until(lambda: answering_database(host, int(port)), 60, what="the Tango database")
         for server, (tango_class, device, properties, command) in SERVERS.items():
             info = tango.DbDevInfo()
             info.name, info._class, info.server = device, tango_class, server
@@ -95,12 +79,6 @@ class TrendLab:
     def stop(self) -> None:
         for process in reversed(self.processes.values()):
             terminate(process.pid)
-
-
-def _answering_database(host: str, port: int) -> tango.Database:
-    """The port opens before the database device is exported: a connection is not enough."""
-    socket.create_connection((host, port), timeout=1.0).close()
-    return tango.Database(host, port)
 
 
 @pytest.fixture(scope="session")
