@@ -16,11 +16,13 @@ from typing import Self
 
 from device_servers.core.framing import Framing, Lines
 
+NEWLINES = Lines(b"\n")
+
 
 class Wire:
     """One TCP connection: `send` bytes, `receive` the next whole frame, `silent` for none."""
 
-    def __init__(self, port: int, framing: Framing = Lines(b"\n"), *, host: str = "127.0.0.1",
+    def __init__(self, port: int, framing: Framing = NEWLINES, *, host: str = "127.0.0.1",
                  timeout: float = 10.0) -> None:
         self.framing = framing
         self.timeout = timeout
