@@ -1,7 +1,9 @@
 """The two ways talking to an instrument fails, kept apart because they are handled apart.
 
-A `LinkError` means the transport is gone or silent: the device goes FAULT and reconnects.
-An `InstrumentError` means the instrument answered, but not with something we can use.
+A `LinkError` means the transport is gone, silent or garbled (`GarbledReply`): the device goes
+FAULT and reconnects. An `InstrumentError` means the instrument itself refused or reported an
+error (MeCom `+05`, a Modbus exception reply, the 487's error word): that one operation fails
+with the instrument's words, and the link stays up.
 """
 
 from __future__ import annotations
@@ -11,8 +13,13 @@ class LinkError(OSError):
     """The connection could not be opened, dropped, or a reply did not arrive in time."""
 
 
+class GarbledReply(LinkError):
+    """The bytes are no reply of this protocol (garbage, a bad checksum, a cut or unparseable
+    frame, a wrong number of answers): where the next frame starts is unknown, so reconnect."""
+
+
 class InstrumentError(ValueError):
-    """The instrument replied garbage or reported an error of its own."""
+    """The instrument refused a request or reported an error of its own, in its own words."""
 
 
 class RejectedValue(ValueError):
