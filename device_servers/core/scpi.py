@@ -77,6 +77,14 @@ def word(choices: Collection[str]) -> Callable[[str], str]:
     return parse
 
 
+def scpi_error(text: str) -> tuple[int, str]:
+    """An entry of the SCPI error queue: `-113,"Undefined header"` -> (-113, 'Undefined header')."""
+    code, comma, message = text.partition(",")
+    if not comma:
+        raise ValueError("expected <code>,\"<message>\"")
+    return int(code), message.strip().strip('"')
+
+
 def text(value: float) -> str:
     """A number as sent when the command does not say: up to six decimals, no trailing zeros."""
     return f"{value:.6f}".rstrip("0").rstrip(".")
@@ -229,8 +237,8 @@ class TextInstrument:
     relative_paths: ClassVar[bool] = False
     #: What the instrument answers in place of a command it refuses (the Cryo-Con's `NAK`).
     refusal: ClassVar[str | None] = None
-    #: The query that tells whether the instrument took a setting; `instrument_error` reads it.
-    error_query: ClassVar[str | None] = None
+    #: What tells whether the instrument took a setting, asked after it; `instrument_error` reads it.
+    error_query: ClassVar[Quantity | None] = None
     #: Channel name -> the channels the instrument has (an instance may set its own).
     channels: Mapping[str, Collection[Any]] = {}
 
@@ -244,8 +252,8 @@ class TextInstrument:
     def close(self) -> None:
         self.link.close()
 
-    def instrument_error(self, answer: str) -> str | None:
-        """The instrument's words for what `error_query` answered; None when it took the setting."""
+    def instrument_error(self, error: Any) -> str | None:
+        """The instrument's words for the error `error_query` read; None when there is none."""
         return None
 
     # -- operations -----------------------------------------------------------------------------
@@ -340,10 +348,10 @@ class TextInstrument:
         return value
 
     def _error_check(self) -> list[tuple[str, int]]:
-        return [(self.error_query, 1)] if self.error_query else []
+        return [(self.error_query().query, self.error_query.fields)] if self.error_query else []
 
     def _raise_instrument_error(self, answers: Sequence[str], message: str) -> None:
-        if self.error_query and (words := self.instrument_error(answers[-1])):
+        if self.error_query and (words := self.instrument_error(self.error_query().value(answers[-1], message))):
             raise InstrumentError(f"the {self.model} refused {shown(message, 80)}: {words}")
 
     def _join(self, commands: Sequence[str]) -> str:
