@@ -279,7 +279,7 @@ class TextInstrument:
         answers, sent = self.exchange([(command, 0) for command in commands]
                                       + [(request.query, request.quantity.fields) for request, _ in checked]
                                       + self._error_check())
-        self._raise_instrument_error(answers[len(checked):], sent)
+        self._raise_instrument_error(answers[len(checked):], commands)
         read_back = []
         for (request, value), command, answer in zip(checked, commands, answers):
             got = request.value(answer, sent, self._limits(request))
@@ -290,8 +290,8 @@ class TextInstrument:
 
     def send(self, *commands: str) -> None:
         """Send commands that answer nothing, checked with the error query when there is one."""
-        answers, sent = self.exchange([(command, 0) for command in commands] + self._error_check())
-        self._raise_instrument_error(answers, sent)
+        answers, _ = self.exchange([(command, 0) for command in commands] + self._error_check())
+        self._raise_instrument_error(answers, commands)
 
     def ask(self, *queries: str) -> list[str]:
         """The answers to plain queries, one message, counted."""
@@ -350,9 +350,12 @@ class TextInstrument:
     def _error_check(self) -> list[tuple[str, int]]:
         return [(self.error_query().query, self.error_query.fields)] if self.error_query else []
 
-    def _raise_instrument_error(self, answers: Sequence[str], message: str) -> None:
-        if self.error_query and (words := self.instrument_error(self.error_query().value(answers[-1], message))):
-            raise InstrumentError(f"the {self.model} refused {shown(message, 80)}: {words}")
+    def _raise_instrument_error(self, answers: Sequence[str], commands: Sequence[str]) -> None:
+        if not self.error_query:
+            return
+        sent = "; ".join(commands)
+        if words := self.instrument_error(self.error_query().value(answers[-1], sent)):
+            raise InstrumentError(f"the {self.model} refused {shown(sent, 80)}: {words}")
 
     def _join(self, commands: Sequence[str]) -> str:
         if not self.relative_paths:
