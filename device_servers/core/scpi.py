@@ -85,6 +85,14 @@ def scpi_error(text: str) -> tuple[int, str]:
     return int(code), message.strip().strip('"')
 
 
+def parsed(parse: Callable[[str], Any], answer: str, what: str) -> Any:
+    """`parse(answer)`, or a GarbledReply saying what could not be read from what."""
+    try:
+        return parse(answer)
+    except (ValueError, KeyError, IndexError) as exc:
+        raise GarbledReply(f"cannot read the {what} from {shown(answer)}: {exc}") from None
+
+
 def text(value: float) -> str:
     """A number as sent when the command does not say: up to six decimals, no trailing zeros."""
     return f"{value:.6f}".rstrip("0").rstrip(".")
@@ -189,10 +197,7 @@ class Request:
         it); GarbledReply for an answer the protocol does not allow."""
         parse = self.quantity.parse or (word(accepts) if accepts is not None and not isinstance(accepts, Limits)
                                         else number)
-        try:
-            return parse(self._unframed(answer))
-        except (ValueError, KeyError, IndexError) as exc:
-            raise GarbledReply(f"cannot read the {self.what} from {shown(answer)} (to {shown(message)}): {exc}") from None
+        return parsed(lambda text: parse(self._unframed(text)), answer, f"{self.what} (to {shown(message)})")
 
     def agrees(self, read_back: Any, sent: Any, answer: str, command: str) -> bool:
         """Whether the read-back is the value sent, to the digits both carry."""
