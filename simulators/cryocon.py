@@ -30,6 +30,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from device_servers.core.scpi import number
 from device_servers.cryocon.protocol import (
     HEATER_OK,
     INPUTS,
@@ -317,12 +318,9 @@ def _loop_number(command: str, attribute: str, low: float, high: float, form: st
 
 def _number(text: str) -> float:
     try:
-        value = float(text)
+        return number(text)
     except ValueError:
         raise Refused from None
-    if not math.isfinite(value):
-        raise Refused
-    return value
 
 
 def _choice(text: str, choices: tuple[str, ...]) -> str:

@@ -112,11 +112,7 @@ EVERY_COMMAND_ALONE = [
 
 def test_every_command_alone_as_the_manual_lists_it(wire):
     # manual, Remote Command Descriptions: the system, input and loop commands, one a line
-    for request, reply in EVERY_COMMAND_ALONE:
-        if reply is None:
-            wire.send(request)
-        else:
-            assert wire.ask(request) == reply, request
+    wire.converse(EVERY_COMMAND_ALONE)
 
 
 # -- compound commands and the SCPI path -------------------------------------------------------

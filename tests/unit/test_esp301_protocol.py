@@ -116,11 +116,7 @@ EVERY_COMMAND_ALONE = [
 
 def test_every_command_alone(esp):
     wire, _ = esp
-    for request, reply in EVERY_COMMAND_ALONE:
-        if reply is None:
-            wire.send(request)
-        else:
-            assert wire.ask(request) == reply, request
+    wire.converse(EVERY_COMMAND_ALONE)
 
 
 # -- motion ---------------------------------------------------------------------------------------

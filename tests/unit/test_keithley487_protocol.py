@@ -39,11 +39,7 @@ EVERY_COMMAND_ALONE = [
 
 
 def test_every_command_alone(wire):
-    for request, reply in EVERY_COMMAND_ALONE:
-        if reply is None:
-            wire.send(request)
-        else:
-            assert re.fullmatch(reply, wire.ask(request)), request
+    wire.converse((request, reply and re.compile(reply)) for request, reply in EVERY_COMMAND_ALONE)
 
 
 def test_an_unknown_command_sets_iddc_and_reading_the_word_clears_it(wire):
