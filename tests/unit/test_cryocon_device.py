@@ -94,13 +94,15 @@ def test_garbage_from_the_instrument_makes_fault_then_it_recovers(device, simula
     wait_until(lambda: device.state() in OPERATING, 20, what="back in operation")
 
 
-def test_a_write_the_instrument_refuses_fails_in_its_words_and_the_device_stays_up(device, simulator):
+def test_a_write_the_instrument_refuses_fails_in_its_words_and_changes_nothing(device, simulator):
+    device.write_attribute("setpoint1", 80.0)
     simulator.simulator.loops[1].maxset = 100.0  # the maximum set-point configured on the instrument
     try:
         with pytest.raises(tango.DevFailed) as failure:
             device.write_attribute("setpoint1", 150.0)
         assert failure.value.args[0].reason == "InstrumentError"
-        assert "NAK" in failure.value.args[0].desc
+        assert "refused 'LOOP 1:SETP 150;SETP?': it answered 'NAK;80.000K'" in failure.value.args[0].desc
+        assert device.read_attribute("setpoint1").value == pytest.approx(80.0)
         assert device.state() in OPERATING
     finally:
         simulator.simulator.loops[1].maxset = 1000.0
