@@ -76,7 +76,7 @@ def test_values_beyond_the_model_are_refused_before_sending(sim, psu):
 
 def test_a_setting_the_instrument_refuses_says_its_execution_error(sim, psu):
     psu.model = MODELS["PL601-P"]  # a driver told the wrong model lets 50 V through to a 35 V output
-    with pytest.raises(InstrumentError, match=r"refused 'V1 50.000;V1\?;EER\?': execution error 100 \(range error\)"):
+    with pytest.raises(InstrumentError, match=r"the Aim-TTi PL601-P refused 'V1 50.000': execution error 100 \(range error\)"):
         psu.write(psu.voltage_setpoint(1), 50.0)
     assert psu.read(psu.voltage_setpoint(1)) == [0.0]  # the supply kept its set-point
 
