@@ -27,19 +27,26 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
+
+from device_servers.core.scpi import number
+from device_servers.cryocon.protocol import (
+    HEATER_OK,
+    INPUTS,
+    LOOP_TYPES,
+    NAK,
+    NO_SENSOR,
+    TCP_PORT,
+    UNITS,
+    Node,
+    command_of,
+    nodes,
+)
 
 from .core import LineProtocolSimulator
 
 IDN = "Cryo-con,24C,204683,1.01A"
-INPUTS = ("A", "B", "C", "D")
-NO_SENSOR = "......."
-NAK = "NAK"
-HEATER_OK = "--Htr OK--"
-LOOP_TYPES = ("OFF", "MAN", "PID", "TABLE", "RAMPP", "RAMPT")
 
 ROOM_K = 295.0
 STAGE_BASE_K = 40.0
@@ -86,7 +93,7 @@ class CryoConSimulator(LineProtocolSimulator):
     """The Cryo-Con 24C on TCP: `*IDN?`, `INPUT`, `LOOP n:...`, `CONTROL`, `STOP`."""
 
     kind = "cryocon"
-    default_port = 5000
+    default_port = TCP_PORT
     terminator = b"\n"
     reply_terminator = b"\r\n"
 
@@ -156,12 +163,11 @@ class CryoConSimulator(LineProtocolSimulator):
 
     def handle_line(self, line: str) -> str | None:
         answers: list[str] = []
-        context: list[_Node] = []
+        context: list[Node] = []
         for text in line.split(";"):
             if not text.strip():
                 continue
-            nodes = [_Node.parse(part) for part in text.strip().lstrip(":").split(":")]
-            path = nodes if text.strip().startswith(":") else context + nodes
+            path = nodes(text) if text.strip().startswith(":") else context + nodes(text)
             context = path[:-1]
             try:
                 answer = self._execute(path)
@@ -171,22 +177,15 @@ class CryoConSimulator(LineProtocolSimulator):
                 answers.append(answer)
         return ";".join(answers) if answers else None
 
-    def _execute(self, path: list[_Node]) -> str | None:
+    def _execute(self, path: list[Node]) -> str | None:
         """Run one command, given as the keyword nodes from the root; its answer, if a query."""
-        if any(node.query for node in path[:-1]):
+        command = command_of(path)
+        if command is None:
             raise Refused
-        for specs, query, command in _TABLE:
-            if len(specs) == len(path) and all(node.is_(spec) for node, spec in zip(path, specs)):
-                break
-        else:
-            raise Refused
-        handler = query if path[-1].query else command
-        if handler is None:
-            raise Refused
-        selector = _SELECTORS.get(specs[0])
+        selector = _SELECTORS.get(command.split(":")[0].removesuffix("?"))
         target = selector(self, path[0].argument) if selector else None
         value = path[-1].argument if len(path) > 1 or selector is None else ""
-        return handler(self, target, value)
+        return _COMMANDS[command](self, target, value)
 
     def _channels(self, argument: str) -> list[str]:
         channels = [name.strip().upper() for name in argument.split(",")]
@@ -238,7 +237,7 @@ class CryoConSimulator(LineProtocolSimulator):
 
     def _set_units(self, channels: list[str], value: str) -> None:
         unit = value.strip().upper()
-        if unit not in ("K", "C", "F"):
+        if unit not in UNITS:
             raise Refused  # S (sensor units) is not simulated
         for name in channels:
             self.units[name] = unit
@@ -302,29 +301,26 @@ class CryoConSimulator(LineProtocolSimulator):
         loop.maxset = max(0.0, self._kelvin(_number(value), self.units[loop.source]))
 
 
-def _loop_number(attribute: str, low: float, high: float, form: str) -> tuple[Callable, Callable]:
+def _loop_number(command: str, attribute: str, low: float, high: float, form: str) -> dict[str, Callable]:
     """Query and set handlers of a plain numeric loop setting, refusing values out of range."""
 
     def query(_sim: CryoConSimulator, loop: Loop, _value: str) -> str:
         return format(getattr(loop, attribute), form)
 
-    def command(_sim: CryoConSimulator, loop: Loop, value: str) -> None:
+    def setting(_sim: CryoConSimulator, loop: Loop, value: str) -> None:
         number = _number(value)
         if not low <= number <= high:
             raise Refused
         setattr(loop, attribute, number)
 
-    return query, command
+    return {f"{command}?": query, command: setting}
 
 
 def _number(text: str) -> float:
     try:
-        value = float(text)
+        return number(text)
     except ValueError:
         raise Refused from None
-    if not math.isfinite(value):
-        raise Refused
-    return value
 
 
 def _choice(text: str, choices: tuple[str, ...]) -> str:
@@ -336,56 +332,39 @@ def _choice(text: str, choices: tuple[str, ...]) -> str:
 
 _SIM = CryoConSimulator
 
-#: The command table, in the manual's spelling (upper case = short form): query and set handlers.
-_COMMANDS: dict[str, tuple[Callable | None, Callable | None]] = {
-    "*IDN": (_SIM._idn, None),
-    "*OPC": (_SIM._opc, None),
-    "*CLS": (None, _SIM._nothing),
-    "CONTrol": (_SIM._control, _SIM._start),
-    "STOP": (None, _SIM._stop),
-    "INPut": (_SIM._temperature, None),
-    "INPut:TEMPerature": (_SIM._temperature, None),
-    "INPut:UNITs": (_SIM._get_units, _SIM._set_units),
-    "LOOP:SOURce": (_SIM._get_source, _SIM._set_source),
-    "LOOP:SETPt": (_SIM._get_setpoint, _SIM._set_setpoint),
-    "LOOP:ERRor": (_SIM._error, None),
-    "LOOP:TYPe": (_SIM._get_type, _SIM._set_type),
-    "LOOP:RANGe": (_SIM._get_range, _SIM._set_range),
-    "LOOP:RAMP": (_SIM._ramping, None),
-    "LOOP:RATe": _loop_number("rate", 0.0, 100.0, ".1f"),
-    "LOOP:PGAin": _loop_number("pgain", 0.0, 1000.0, "g"),
-    "LOOP:IGAin": _loop_number("igain", 0.0, 1000.0, "g"),
-    "LOOP:DGAin": _loop_number("dgain", 0.0, 1000.0, "g"),
-    "LOOP:PMAnual": _loop_number("pman", 0.0, 100.0, ".1f"),
-    "LOOP:MAXPwr": _loop_number("maxpwr", 0.0, 100.0, ".1f"),
-    "LOOP:MAXSet": (_SIM._get_maxset, _SIM._set_maxset),
-    "LOOP:OUTPwr": (_SIM._output, None),
-    "LOOP:HTRRead": (_SIM._heater_read, None),
-    "LOOP:LOAD": (_SIM._get_load, _SIM._set_load),
+#: The handler of each command of the protocol's table.
+_COMMANDS: dict[str, Callable] = {
+    "*IDN?": _SIM._idn,
+    "*OPC?": _SIM._opc,
+    "*CLS": _SIM._nothing,
+    "CONTrol?": _SIM._control,
+    "CONTrol": _SIM._start,
+    "STOP": _SIM._stop,
+    "INPut?": _SIM._temperature,
+    "INPut:TEMPerature?": _SIM._temperature,
+    "INPut:UNITs?": _SIM._get_units,
+    "INPut:UNITs": _SIM._set_units,
+    "LOOP:SOURce?": _SIM._get_source,
+    "LOOP:SOURce": _SIM._set_source,
+    "LOOP:SETPt?": _SIM._get_setpoint,
+    "LOOP:SETPt": _SIM._set_setpoint,
+    "LOOP:ERRor?": _SIM._error,
+    "LOOP:TYPe?": _SIM._get_type,
+    "LOOP:TYPe": _SIM._set_type,
+    "LOOP:RANGe?": _SIM._get_range,
+    "LOOP:RANGe": _SIM._set_range,
+    "LOOP:RAMP?": _SIM._ramping,
+    **_loop_number("LOOP:RATe", "rate", 0.0, 100.0, ".1f"),
+    **_loop_number("LOOP:PGAin", "pgain", 0.0, 1000.0, "g"),
+    **_loop_number("LOOP:IGAin", "igain", 0.0, 1000.0, "g"),
+    **_loop_number("LOOP:DGAin", "dgain", 0.0, 1000.0, "g"),
+    **_loop_number("LOOP:PMAnual", "pman", 0.0, 100.0, ".1f"),
+    **_loop_number("LOOP:MAXPwr", "maxpwr", 0.0, 100.0, ".1f"),
+    "LOOP:MAXSet?": _SIM._get_maxset,
+    "LOOP:MAXSet": _SIM._set_maxset,
+    "LOOP:OUTPwr?": _SIM._output,
+    "LOOP:HTRRead?": _SIM._heater_read,
+    "LOOP:LOAD?": _SIM._get_load,
+    "LOOP:LOAD": _SIM._set_load,
 }
-_TABLE = [(tuple(path.split(":")), query, command) for path, (query, command) in _COMMANDS.items()]
 _SELECTORS = {"INPut": _SIM._channels, "LOOP": _SIM._loop}
-
-
-@dataclass(frozen=True)
-class _Node:
-    """One keyword of a command: `LOOP 1`, `SETPT 12.5`, `TYPE?`."""
-
-    keyword: str
-    query: bool
-    argument: str
-
-    _SYNTAX: ClassVar[re.Pattern[str]] = re.compile(r"\s*(\*?[A-Za-z]+)\s*(\?)?\s*(.*?)\s*$")
-
-    @classmethod
-    def parse(cls, text: str) -> _Node:
-        match = cls._SYNTAX.match(text)
-        if match is None:
-            return cls("", False, text)
-        keyword, mark, argument = match.groups()
-        return cls(keyword.upper(), bool(mark), argument)
-
-    def is_(self, spec: str) -> bool:
-        """Whether this keyword spells `spec`: its short form (the upper-case part), or longer."""
-        short = "".join(c for c in spec if not c.islower())
-        return self.keyword.startswith(short) and bool(self.keyword)

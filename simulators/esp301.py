@@ -38,54 +38,36 @@ has RS-232 at 19200 8N1 with RTS/CTS only).
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from device_servers.esp301.protocol import (
+    AXES,
+    CONTROLLER_COMMANDS,
+    HOMING_ABORTED,
+    MAXIMUM_ACCELERATION_EXCEEDED,
+    MAXIMUM_VELOCITY_EXCEEDED,
+    MILLIMETRES,
+    MOTOR_NOT_ENABLED,
+    NEGATIVE_HARDWARE_LIMIT,
+    NEGATIVE_SOFTWARE_LIMIT,
+    NOT_ALLOWED_DURING_HOMING,
+    OPTIONAL_AXIS,
+    PARAMETER_OUT_OF_RANGE,
+    POSITIVE_HARDWARE_LIMIT,
+    POSITIVE_SOFTWARE_LIMIT,
+    READ_ONLY,
+    TCP_PORT,
+    error_message,
+    split,
+)
+
 from .core import LineProtocolSimulator, _on_off
 
 VERSION = "ESP301 Version 3.0.1 6/1/2010"
-AXES = (1, 2, 3)
 ERROR_BUFFER = 10
-MM = 2  # SN code of millimetres
-
-#: General errors (manual: error messages), by code.
-GENERAL_ERRORS = {
-    0: "NO ERROR DETECTED",
-    6: "COMMAND DOES NOT EXIST",
-    7: "PARAMETER OUT OF RANGE",
-    9: "AXIS NUMBER OUT OF RANGE",
-    37: "AXIS NUMBER MISSING",
-    38: "COMMAND PARAMETER MISSING",
-}
-#: Axis errors: the code is 100 × axis + this number.
-PARAMETER_OUT_OF_RANGE = 1
-POSITIVE_HARDWARE_LIMIT = 4
-NEGATIVE_HARDWARE_LIMIT = 5
-POSITIVE_SOFTWARE_LIMIT = 6
-NEGATIVE_SOFTWARE_LIMIT = 7
-MAXIMUM_VELOCITY_EXCEEDED = 10
-MAXIMUM_ACCELERATION_EXCEEDED = 11
-MOTOR_NOT_ENABLED = 13
-HOMING_ABORTED = 20
-NOT_ALLOWED_DURING_HOMING = 30
-AXIS_ERRORS = {
-    PARAMETER_OUT_OF_RANGE: "PARAMETER OUT OF RANGE",
-    POSITIVE_HARDWARE_LIMIT: "POSITIVE HARDWARE LIMIT DETECTED",
-    NEGATIVE_HARDWARE_LIMIT: "NEGATIVE HARDWARE LIMIT DETECTED",
-    POSITIVE_SOFTWARE_LIMIT: "POSITIVE SOFTWARE LIMIT DETECTED",
-    NEGATIVE_SOFTWARE_LIMIT: "NEGATIVE SOFTWARE LIMIT DETECTED",
-    MAXIMUM_VELOCITY_EXCEEDED: "MAXIMUM VELOCITY EXCEEDED",
-    MAXIMUM_ACCELERATION_EXCEEDED: "MAXIMUM ACCELERATION EXCEEDED",
-    MOTOR_NOT_ENABLED: "MOTOR NOT ENABLED",
-    HOMING_ABORTED: "HOMING ABORTED",
-    NOT_ALLOWED_DURING_HOMING: "COMMAND NOT ALLOWED DURING HOMING",
-}
-
-COMMAND = re.compile(r"^(\d*)([A-Z]{2})(\?|.*)$")
-#: Queries that need no `?`.
-READ_ONLY = {"TP", "TS", "PH", "DP", "TV", "TE", "TB", "VE"}
+MM = MILLIMETRES
 SETTINGS = {"VA": "velocity", "AC": "acceleration", "AG": "deceleration", "VU": "max_velocity",
             "AU": "max_acceleration", "AE": "estop_deceleration", "KP": "kp", "KI": "ki", "KD": "kd",
             "OM": "home_mode"}
@@ -210,7 +192,7 @@ class Esp301Simulator(LineProtocolSimulator):
     """The ESP301 with three axes (mm), on TCP as behind a terminal server."""
 
     kind: ClassVar[str] = "esp301"
-    default_port: ClassVar[int] = 10002
+    default_port: ClassVar[int] = TCP_PORT
     terminator: ClassVar[bytes] = b"\r"
     reply_terminator: ClassVar[bytes] = b"\r\n"
     max_step: ClassVar[float] = 0.005
@@ -239,10 +221,10 @@ class Esp301Simulator(LineProtocolSimulator):
         return ",".join(answers) if answers else None
 
     def _command(self, command: str) -> str | None:
-        match = COMMAND.match(command)
-        if match is None:
+        parts = split(command)
+        if parts is None:
             raise Refused(6)
-        axis_text, name, argument = match.groups()
+        axis_text, name, argument = parts
         query = argument == "?" or (name in READ_ONLY and argument == "")
         if name not in self._HANDLERS:
             raise Refused(6)
@@ -378,7 +360,7 @@ class Esp301Simulator(LineProtocolSimulator):
 
     def _error_message(self, axis: Axis | None, argument: str | None, query: bool) -> str:
         code, stamp = self._pop_error()
-        return f"{code}, {stamp}, {_message(code)}"
+        return f"{code}, {stamp}, {error_message(code)}"
 
     def _controller_status(self, axis: Axis | None, argument: str | None, query: bool) -> str:
         return chr(_status_character(self.axes))
@@ -471,10 +453,6 @@ class Esp301Simulator(LineProtocolSimulator):
     }
 
 
-#: Commands addressed to the controller, not to one axis; ST and MD take an axis or mean all.
-CONTROLLER_COMMANDS = {"AB", "VE", "TE", "TB", "TS", "PH", "ST", "MD"}
-OPTIONAL_AXIS = {"ST", "MD"}
-
 
 def _status_character(axes: dict[int, Axis]) -> int:
     """TS as simulated: bits 0-2 axes 1-3 moving, bits 3-5 their motors on, bit 6 always set
@@ -506,9 +484,3 @@ def _parameter(argument: str | None) -> float:
     if not math.isfinite(value):
         raise Refused(7)
     return value
-
-
-def _message(code: int) -> str:
-    if code >= 100:
-        return AXIS_ERRORS.get(code % 100, "UNKNOWN ERROR")
-    return GENERAL_ERRORS.get(code, "UNKNOWN ERROR")

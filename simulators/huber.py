@@ -23,8 +23,7 @@ import argparse
 from collections.abc import Callable
 from typing import ClassVar
 
-from device_servers.core.framing import Lines
-from device_servers.huber.driver import NO_SENSOR, celsius, checksum, hundredths
+from device_servers.huber.protocol import FRAMING, NO_SENSOR, celsius, checksum, frame, hundredths
 
 from .core import Simulator, _on_off
 
@@ -40,7 +39,7 @@ class HuberSimulator(Simulator):
 
     kind = "huber"
     default_port = 8101
-    framing = Lines(b"\r")
+    framing = FRAMING
     garbage_end = b"\r"
 
     def __init__(
@@ -104,8 +103,7 @@ class HuberSimulator(Simulator):
 
     @staticmethod
     def _reply(command: str, data: str) -> bytes:
-        body = f"[S01{command}{7 + len(data):02X}{data}".encode("ascii")
-        return body + checksum(body) + b"\r"
+        return frame(command, data, sender="S")
 
     def spoil(self, fault: str, reply: bytes) -> bytes:
         body = reply.removesuffix(b"\r")

@@ -53,19 +53,25 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
+from device_servers.picoammeter import keithley487_protocol as ddc
+from device_servers.picoammeter import keithley6485_protocol as scpi
+from device_servers.picoammeter.keithley6485_protocol import (
+    ELEMENTS,
+    ERRORS,
+    OVERFLOW,
+    STATUS_OVERFLOW,
+    STATUS_ZERO_CHECK,
+    STATUS_ZERO_CORRECT,
+)
+
 from .gpib import DirectGpibSimulator, GpibInstrument
 
-#: The 6485's and 487's current ranges, full scale in A.
-RANGES_6485 = (2e-9, 20e-9, 200e-9, 2e-6, 20e-6, 200e-6, 2e-3, 20e-3)
-RANGES_487 = (2e-9, 20e-9, 200e-9, 2e-6, 20e-6, 200e-6, 2e-3)
 #: A 6485 range reads up to 105 % of full scale before overflow.
 OVERRANGE_6485 = 1.05
-OVERFLOW = 9.9e37
 PROCESSING_S = 0.002
 
 
@@ -89,7 +95,7 @@ class Sample:
 class Picoammeter(GpibInstrument):
     """What both picoammeters share: the sample, the clock, ranging and overflow."""
 
-    ranges: ClassVar[tuple[float, ...]] = RANGES_6485
+    ranges: ClassVar[tuple[float, ...]] = scpi.RANGES
     overrange: ClassVar[float] = 1.0
 
     def __init__(self, address: int, *, seed: int | None = None, line_frequency: float = 50.0) -> None:
@@ -160,19 +166,6 @@ class Picoammeter(GpibInstrument):
 # -- Keithley 6485 (SCPI) ----------------------------------------------------------------------
 
 IDN_6485 = "KEITHLEY INSTRUMENTS INC.,MODEL 6485,1234567,B03   Sep 25 2002 10:53:29/A02  /E"
-ELEMENTS = ("READ", "UNIT", "TIME", "STAT")
-STATUS_OVERFLOW, STATUS_ZERO_CHECK, STATUS_ZERO_CORRECT = 1 << 0, 1 << 9, 1 << 10
-ERRORS = {
-    -102: "Syntax error",
-    -104: "Data type error",
-    -108: "Parameter not allowed",
-    -109: "Missing parameter",
-    -113: "Undefined header",
-    -222: "Parameter data out of range",
-    -224: "Illegal parameter value",
-    -230: "Data corrupt or stale",
-    -350: "Queue overflow",
-}
 ERROR_QUEUE_SIZE = 10
 
 
@@ -182,22 +175,11 @@ class ScpiError(Exception):
         self.code = code
 
 
-def _header(spec: str) -> re.Pattern[str]:
-    """A header as the manual writes it (`[SENSe[1]:]CURRent[:DC]:RANGe:AUTO`) as a regex that
-    takes the short or the long form of every keyword, in any case, with or without a leading `:`."""
-    pattern = re.sub(
-        r"([A-Z*]+)([a-z]*)",
-        lambda m: re.escape(m[1]) + (f"(?:{m[2].upper()})?" if m[2] else ""),
-        spec,
-    )
-    return re.compile(":?" + pattern.replace("[", "(?:").replace("]", ")?"), re.IGNORECASE)
-
-
 class Keithley6485(Picoammeter):
     """Keithley 6485 picoammeter: SCPI, eight ranges from 2 nA to 20 mA, no source."""
 
     model = "Keithley 6485"
-    ranges = RANGES_6485
+    ranges = scpi.RANGES
     #: On GPIB it ends replies with LF (and EOI).
     terminator = "\n"
     overrange = OVERRANGE_6485
@@ -242,14 +224,12 @@ class Keithley6485(Picoammeter):
         return ";".join(answers) if answers else None
 
     def _dispatch(self, header: str, argument: str) -> str | None:
-        for pattern, query, action in self._COMMANDS:
-            if header.endswith("?") != query:
-                continue
-            if pattern.fullmatch(header.removesuffix("?")):
-                if query and argument:
-                    raise ScpiError(-108)
-                return action(self, argument)
-        raise ScpiError(-113)
+        command = scpi.HEADERS.find(header)
+        if command is None:
+            raise ScpiError(-113)
+        if command.endswith("?") and argument:
+            raise ScpiError(-108)
+        return self._COMMANDS[command](self, argument)
 
     def _error(self, code: int) -> None:
         if len(self.errors) < ERROR_QUEUE_SIZE:
@@ -434,81 +414,59 @@ class Keithley6485(Picoammeter):
             parts.append(f"{status:+.6E}")
         return ",".join(parts)
 
-    _COMMANDS: ClassVar[list[tuple[re.Pattern[str], bool, Callable[..., str | None]]]] = []
+    _COMMANDS: ClassVar[dict[str, Callable[..., str | None]]] = {}
 
 
-def _scpi(spec: str, action: Callable[..., str | None]) -> tuple[re.Pattern[str], bool, Callable[..., str | None]]:
-    query = spec.endswith("?")
-    return _header(spec.removesuffix("?")), query, action
-
-
-_CURRENT = "[SENSe[1]:]CURRent[:DC]"
-Keithley6485._COMMANDS = [
-    _scpi("*IDN?", Keithley6485._idn),
-    _scpi("*RST", Keithley6485._rst),
-    _scpi("*CLS", Keithley6485._cls),
-    _scpi("*OPC?", Keithley6485._opc),
-    _scpi("SYSTem:ZCHeck[:STATe]", Keithley6485._set_zero_check),
-    _scpi("SYSTem:ZCHeck[:STATe]?", Keithley6485._zero_check),
-    _scpi("SYSTem:ZCORrect:ACQuire", Keithley6485._acquire_zero),
-    _scpi("SYSTem:ZCORrect[:STATe]", Keithley6485._set_zero_correct),
-    _scpi("SYSTem:ZCORrect[:STATe]?", Keithley6485._zero_correct),
-    _scpi(f"{_CURRENT}:RANGe:AUTO:ULIMit", Keithley6485._set_upper),
-    _scpi(f"{_CURRENT}:RANGe:AUTO:ULIMit?", Keithley6485._upper),
-    _scpi(f"{_CURRENT}:RANGe:AUTO:LLIMit", Keithley6485._set_lower),
-    _scpi(f"{_CURRENT}:RANGe:AUTO:LLIMit?", Keithley6485._lower),
-    _scpi(f"{_CURRENT}:RANGe:AUTO", Keithley6485._set_auto),
-    _scpi(f"{_CURRENT}:RANGe:AUTO?", Keithley6485._auto),
-    _scpi(f"{_CURRENT}:RANGe[:UPPer]", Keithley6485._set_range),
-    _scpi(f"{_CURRENT}:RANGe[:UPPer]?", Keithley6485._range),
-    _scpi(f"{_CURRENT}:NPLCycles", Keithley6485._set_nplc),
-    _scpi(f"{_CURRENT}:NPLCycles?", Keithley6485._nplc),
-    _scpi("RANGe[:UPPer]", Keithley6485._set_range),  # the manual's own short form in its examples
-    _scpi("RANGe:AUTO", Keithley6485._set_auto),
-    _scpi("FORMat:ELEMents", Keithley6485._set_elements),
-    _scpi("FORMat:ELEMents?", Keithley6485._elements),
-    _scpi("INITiate[:IMMediate]", Keithley6485._initiate),
-    _scpi("FETCh?", Keithley6485._fetch),
-    _scpi("READ?", Keithley6485._read),
-    _scpi("MEASure[:CURRent[:DC]]?", Keithley6485._measure_query),
-    _scpi("SYSTem:ERRor[:NEXT]?", Keithley6485._next_error),
-    _scpi("SYSTem:ERRor:COUNt?", Keithley6485._error_count),
-    _scpi("SYSTem:ERRor:ALL?", Keithley6485._all_errors),
-    _scpi("SYSTem:TIME:RESet", Keithley6485._reset_time),
-    _scpi("SYSTem:LFRequency?", Keithley6485._line_frequency),
-]
+_CURRENT = scpi.CURRENT
+Keithley6485._COMMANDS = {
+    "*IDN?": Keithley6485._idn,
+    "*RST": Keithley6485._rst,
+    "*CLS": Keithley6485._cls,
+    "*OPC?": Keithley6485._opc,
+    "SYSTem:ZCHeck[:STATe]": Keithley6485._set_zero_check,
+    "SYSTem:ZCHeck[:STATe]?": Keithley6485._zero_check,
+    "SYSTem:ZCORrect:ACQuire": Keithley6485._acquire_zero,
+    "SYSTem:ZCORrect[:STATe]": Keithley6485._set_zero_correct,
+    "SYSTem:ZCORrect[:STATe]?": Keithley6485._zero_correct,
+    f"{_CURRENT}:RANGe:AUTO:ULIMit": Keithley6485._set_upper,
+    f"{_CURRENT}:RANGe:AUTO:ULIMit?": Keithley6485._upper,
+    f"{_CURRENT}:RANGe:AUTO:LLIMit": Keithley6485._set_lower,
+    f"{_CURRENT}:RANGe:AUTO:LLIMit?": Keithley6485._lower,
+    f"{_CURRENT}:RANGe:AUTO": Keithley6485._set_auto,
+    f"{_CURRENT}:RANGe:AUTO?": Keithley6485._auto,
+    f"{_CURRENT}:RANGe[:UPPer]": Keithley6485._set_range,
+    f"{_CURRENT}:RANGe[:UPPer]?": Keithley6485._range,
+    f"{_CURRENT}:NPLCycles": Keithley6485._set_nplc,
+    f"{_CURRENT}:NPLCycles?": Keithley6485._nplc,
+    "RANGe[:UPPer]": Keithley6485._set_range,  # the manual's own short form in its examples
+    "RANGe:AUTO": Keithley6485._set_auto,
+    "FORMat:ELEMents": Keithley6485._set_elements,
+    "FORMat:ELEMents?": Keithley6485._elements,
+    "INITiate[:IMMediate]": Keithley6485._initiate,
+    "FETCh?": Keithley6485._fetch,
+    "READ?": Keithley6485._read,
+    "MEASure[:CURRent[:DC]]?": Keithley6485._measure_query,
+    "SYSTem:ERRor[:NEXT]?": Keithley6485._next_error,
+    "SYSTem:ERRor:COUNt?": Keithley6485._error_count,
+    "SYSTem:ERRor:ALL?": Keithley6485._all_errors,
+    "SYSTem:TIME:RESet": Keithley6485._reset_time,
+    "SYSTem:LFRequency?": Keithley6485._line_frequency,
+}
 
 
 # -- Keithley 487 (DDC) ------------------------------------------------------------------------
-
-#: U1X error bits, left to right after '487', in the order the 6487 manual's 487 emulation lists
-#: the error conditions (Appendix C, status byte bit B5).
-ERRORS_487 = (
-    "IDDC", "IDDCO", "No remote", "Self-test", "Trigger overrun", "Conflict", "Cal locked", "Zero check",
-    "Calibration", "E2PROM defaults", "E2PROM cal constants", "V-source conflict", "Interlock",
-)
-VOLT_RANGES_487 = (50.5, 505.0)  # V, programmable magnitude per range 0 and 1
-CURRENT_LIMITS_487 = {(0, 0): 25e-3, (1, 0): 2.5e-3, (0, 1): 25e-6, (1, 1): 25e-6}
-_DDC = re.compile(r"([A-Z])((?:[-+]?[0-9.]+(?:E[-+]?[0-9]+)?)?(?:,[-+]?[0-9.]*(?:E[-+]?[0-9]+)?)*)")
-#: Options each implemented letter takes, as integers (V is parsed apart).
-_CHOICES_487 = {
-    "A": range(2), "B": range(1), "C": range(3), "D": range(1), "F": range(2), "G": range(2), "I": range(1),
-    "K": range(4), "M": range(256), "N": range(513), "O": range(2), "P": range(2), "R": range(8),
-    "S": range(2), "T": range(8), "U": (0, 1, 8, 9), "Z": range(2),
-}
-
 
 class Keithley487(Picoammeter):
     """Keithley 487 picoammeter / voltage source: DDC commands, seven ranges 2 nA to 2 mA."""
 
     model = "Keithley 487"
-    ranges = RANGES_487
+    ranges = ddc.RANGES
     #: Its power-on terminator (Y0): CR LF.
     terminator = "\r\n"
 
     def __init__(self, address: int = 15, *, seed: int | None = None, line_frequency: float = 50.0) -> None:
         super().__init__(address, seed=seed, line_frequency=line_frequency)
-        self.options = {letter: 0 for letter in _CHOICES_487}
+        self.options = {letter: 0 for letter in ddc.OPTIONS}
         self.options.update(B=0, G=0, S=1, T=6)  # power-on: readings, prefix, line-cycle integration
         self.auto_range = True
         self.range_index = len(self.ranges) - 1
@@ -528,7 +486,7 @@ class Keithley487(Picoammeter):
     def source_volts(self) -> float:
         if not self.operate:
             return 0.0
-        limit = CURRENT_LIMITS_487[(self.volt_range, self.current_limit)]
+        limit = ddc.CURRENT_LIMITS[(self.volt_range, self.current_limit)]
         self.in_current_limit = abs(self.volts) / self.sample.resistance > limit
         return math.copysign(limit * self.sample.resistance, self.volts) if self.in_current_limit else self.volts
 
@@ -536,7 +494,7 @@ class Keithley487(Picoammeter):
         super().step(dt)
         if self.operate and self.volt_range == 1 and not self.interlock_closed:
             self.operate = False  # opening the interlock drops the 500 V output
-            self.error_bits.add("Interlock")
+            self.error_bits.add(ddc.INTERLOCK)
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -547,20 +505,15 @@ class Keithley487(Picoammeter):
         if not x:
             self.pending = text
             return None
-        commands = []
-        for part in executable.split("X"):
-            position = 0
-            while position < len(part):
-                match = _DDC.match(part, position)
-                if match is None or match[1] not in (*_CHOICES_487, "V"):
-                    self.error_bits.add("IDDC")
-                    return None
-                commands.append((match[1], match[2]))
-                position = match.end()
+        try:
+            commands = ddc.commands(executable)
+        except ValueError:
+            self.error_bits.add(ddc.IDDC)
+            return None
         try:
             parsed = [(letter, self._option(letter, option)) for letter, option in commands]
         except ValueError:
-            self.error_bits.add("IDDCO")
+            self.error_bits.add(ddc.IDDCO)
             return None
         output: str | None = None
         for letter, value in parsed:
@@ -575,11 +528,11 @@ class Keithley487(Picoammeter):
             volts = float(fields[0])
             volt_range = int(fields[1]) if len(fields) > 1 and fields[1] else self.volt_range
             limit = int(fields[2]) if len(fields) > 2 and fields[2] else self.current_limit
-            if volt_range not in (0, 1) or limit not in (0, 1) or abs(volts) > VOLT_RANGES_487[volt_range]:
+            if volt_range not in (0, 1) or limit not in (0, 1) or abs(volts) > ddc.VOLT_RANGES[volt_range]:
                 raise ValueError(option)
             return volts, volt_range, limit
         value = int(option or "0")
-        if value not in _CHOICES_487[letter]:
+        if value not in ddc.OPTIONS[letter]:
             raise ValueError(option)
         return value
 
@@ -588,7 +541,7 @@ class Keithley487(Picoammeter):
             self.volts, self.volt_range, self.current_limit = value  # type: ignore[misc]
             if self.operate and self.volt_range == 1 and not self.interlock_closed:
                 self.operate = False
-                self.error_bits.add("Interlock")
+                self.error_bits.add(ddc.INTERLOCK)
             return None
         self.options[letter] = value  # type: ignore[assignment]
         if letter == "C":
@@ -601,7 +554,7 @@ class Keithley487(Picoammeter):
                 self.range_index = value - 1  # type: ignore[operator]
         elif letter == "O":
             if value and self.volt_range == 1 and not self.interlock_closed:
-                self.error_bits.add("Interlock")
+                self.error_bits.add(ddc.INTERLOCK)
                 self.options["O"] = 0
             self.operate = bool(self.options["O"])
         elif letter == "B":
@@ -639,9 +592,9 @@ class Keithley487(Picoammeter):
                 f"V{self.volt_range}{self.current_limit}Z{o['Z']}"
             )
         if which == 1:
-            bits = "".join("1" if name in self.error_bits else "0" for name in ERRORS_487)
+            word = ddc.error_word(self.error_bits)
             self.error_bits.clear()
-            return f"487{bits}"
+            return word
         if which == 8:
             return f"VS={self.volts if self.operate else 0.0:+.4E}V"
         self.source_volts()  # refresh the current-limit flag

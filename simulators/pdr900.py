@@ -29,19 +29,25 @@ logger (`DLC`, `DLT`, `DL?`), zero and atmosphere adjustment, baud rate.
 from __future__ import annotations
 
 import argparse
-import re
 from collections.abc import Callable
 from typing import ClassVar
 
-from device_servers.core.framing import Lines
+from device_servers.gauge.pdr900_protocol import (
+    BAD_CHARACTER,
+    BROADCAST,
+    END,
+    FRAMING,
+    INVALID_ARGUMENT,
+    OUT_OF_RANGE,
+    REQUEST,
+    SILENT_BROADCAST,
+    UNRECOGNIZED,
+    number,
+)
 
 from .vacuum import VacuumSimulator
 
-END = b";FF"
-UNITS = {"TORR": 1013.25 / 760, "MBAR": 1.0, "PASCAL": 0.01}  # mbar per unit
-BROADCAST, SILENT_BROADCAST = 254, 255
-UNRECOGNIZED, INVALID_ARGUMENT, OUT_OF_RANGE, BAD_CHARACTER = 160, 169, 172, 175
-REQUEST = re.compile(r"@(\d{3})([A-Z]+[0-9]?)(.)(.*)", re.IGNORECASE | re.DOTALL)
+MBAR_PER = {"TORR": 1013.25 / 760, "MBAR": 1.0, "PASCAL": 0.01}  # the U! units
 CONTROLLER_SERIAL, CONTROLLER_FIRMWARE = "1734201956", "1.07"
 TRANSDUCER = {"SN": "1722001345", "FV": "1.20", "MD": "972B", "MF": "MKS", "DT": "DUALMAG"}
 
@@ -70,7 +76,7 @@ class Pdr900Simulator(VacuumSimulator):
 
     kind = "pdr900"
     default_port = 4001  # a terminal server's first port; the real one is the lab's choice
-    framing = Lines(END)
+    framing = FRAMING
     garbage_end = END
     sensor_faults = ("ok", "error")
 
@@ -120,11 +126,11 @@ class Pdr900Simulator(VacuumSimulator):
     def _pressure(self, value: str | None, digits: int = 2) -> str:
         if value is not None:
             raise Refused(BAD_CHARACTER)
-        return _mks_number(self.measured() / UNITS[self.unit], digits)
+        return number(self.measured() / MBAR_PER[self.unit], digits)
 
     def _unit(self, value: str | None) -> str:
         if value is not None:
-            if value not in UNITS:
+            if value not in MBAR_PER:
                 raise Refused(INVALID_ARGUMENT)
             self.unit = value
         return self.unit
@@ -161,9 +167,3 @@ class Pdr900Simulator(VacuumSimulator):
             other = 1 if self.address != 1 else 2
             return f"@{other:03d}".encode("ascii") + reply[4:]
         return super().spoil(fault, reply)  # truncate; the protocol has no checksum
-
-
-def _mks_number(value: float, digits: int) -> str:
-    """`1.23E-3` as the 900 series writes numbers: `digits` decimals, exponent without padding."""
-    mantissa, exponent = f"{value:.{digits}E}".split("E")
-    return f"{mantissa}E{int(exponent):+d}"

@@ -33,52 +33,38 @@ import argparse
 import math
 from typing import ClassVar
 
-from device_servers.core.framing import Framing, FramingError
+from device_servers.gauge.tpg361_protocol import (
+    ACK,
+    BAD_PARAMETER,
+    END,
+    ENQ,
+    ETX,
+    LF,
+    NAK,
+    NO_HARDWARE,
+    STREAM_PERIODS_S,
+    SYNTAX_ERROR,
+    TCP_PORT,
+    UNITS,
+    TpgRequests,
+)
 
 from .vacuum import VacuumSimulator
 
-ACK, NAK, ENQ, ETX, CR, LF = b"\x06", b"\x15", b"\x05", b"\x03", b"\r", b"\n"
-END = b"\r\n"
-#: UNI codes: what each unit is in mbar (Volt is the gauge's output signal, not a pressure).
-UNITS = ("mbar", "Torr", "Pascal", "Micron", "hPascal", "Volt")
-MBAR_PER = {"mbar": 1.0, "Torr": 1013.25 / 760, "Pascal": 0.01, "Micron": 1013.25 / 760e3, "hPascal": 1.0}
+#: What each unit is in mbar (V is the gauge's output signal, not a pressure).
+MBAR_PER = {"mbar": 1.0, "Torr": 1013.25 / 760, "Pa": 0.01, "Micron": 1013.25 / 760e3, "hPa": 1.0}
 #: Gauge types and their measuring ranges, mbar.
 GAUGES = {"PKR": (5e-9, 1000.0), "TPR": (5e-4, 1000.0), "IKR": (5e-11, 1e-2), "CMR": (1e-4, 1100.0)}
 #: Sensor faults (control port) as PR1 status codes.
 SENSOR_STATUS = {"error": 3, "off": 4, "none": 5}
-#: The error word's bits, left to right.
-CONTROLLER_ERROR, NO_HARDWARE, BAD_PARAMETER, SYNTAX_ERROR = 8, 4, 2, 1
-STREAM_PERIODS_S = (0.1, 1.0, 60.0)
 IDENTITY = "TPG361,PTG28040,44998061,010100,010100"  # AYT: type, part number, serial, firmware, hardware
-
-
-class TpgRequests(Framing):
-    """What a TPG receives: a mnemonic up to CR, or ENQ / ETX / LF alone, wherever they stand."""
-
-    max_length = 64
-
-    def split(self, buffer: bytes) -> tuple[bytes, bytes] | None:
-        for index, byte in enumerate(buffer):
-            single = bytes([byte])
-            if single in (ENQ, ETX, LF):
-                # a control byte after part of a mnemonic: the part is a frame of its own (ETX ends
-                # it, ENQ or LF leave it waiting for its CR)
-                if index == 0 or single == ETX:
-                    return buffer[: index + 1], buffer[index + 1 :]
-                return buffer[index : index + 1], buffer[:index] + buffer[index + 1 :]
-            if single == CR:  # with the LF after it when it has come (it may not come at all)
-                end = index + 2 if buffer[index + 1 : index + 2] == LF else index + 1
-                return buffer[:end], buffer[end:]
-        if len(buffer) > self.max_length:
-            raise FramingError(f"no CR in {len(buffer)} bytes")
-        return None
 
 
 class Tpg361Simulator(VacuumSimulator):
     """Pfeiffer TPG 361 on TCP: PR1, UNI, TID, ERR, COM, AYT with ACK / NAK and ENQ."""
 
     kind = "tpg361"
-    default_port = 8000
+    default_port = TCP_PORT
     framing = TpgRequests()
     garbage_end = END
 
@@ -170,7 +156,7 @@ class Tpg361Simulator(VacuumSimulator):
         status = 1 if self.pressure < low else 2 if self.pressure > high else 0
         pressure = min(max(pressure, low), high)
         unit = UNITS[self.unit]
-        if unit == "Volt":  # the PKR's output signal: p = 10^(1.667 U - 11.33) mbar
+        if unit == "V":  # the PKR's output signal: p = 10^(1.667 U - 11.33) mbar
             return f"{status},{_exponential((math.log10(pressure) + 11.33) / 1.667)}"
         return f"{status},{_exponential(pressure / MBAR_PER[unit])}"
 

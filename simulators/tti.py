@@ -21,21 +21,29 @@ level, so it trips as soon as it is on.
 from __future__ import annotations
 
 import argparse
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
+from device_servers.tti.protocol import (
+    CONSTANT_CURRENT,
+    CONSTANT_VOLTAGE,
+    MODELS,
+    OCP_TRIP,
+    OVP_TRIP,
+    RANGE_ERROR,
+    TCP_PORT,
+    parse,
+)
+
 from .core import LineProtocolSimulator, _on_off
 
 IDN = "THURLBY THANDAR, MX100QP, 527193, 1.11-2.01-1.05"
-OUTPUTS = (1, 2, 3, 4)
-MAX_VOLTS, MAX_AMPS, OVP_RANGE, OCP_RANGE = 35.0, 3.0, (1.0, 40.0), (0.01, 3.3)
+MX100QP = MODELS["MX100QP"]
+OUTPUTS = tuple(range(1, MX100QP.outputs + 1))
 SHORT_OHMS = 0.01
 NOISE_V, NOISE_A = 0.0005, 0.00005
-
-RANGE_ERROR = 100
-CV, CC, OVP_TRIP, OCP_TRIP = 0x01, 0x02, 0x04, 0x08
+CV, CC = CONSTANT_VOLTAGE, CONSTANT_CURRENT
 
 
 class CommandError(Exception):
@@ -51,8 +59,8 @@ class Output:
     load_ohms: float
     volts: float = 0.0  # set-point
     amps: float = 0.1  # current limit
-    ovp: float = OVP_RANGE[1]
-    ocp: float = OCP_RANGE[1]
+    ovp: float = MX100QP.ovp.high
+    ocp: float = MX100QP.ocp.high
     on: bool = False
     overloaded: bool = False
     lsr: int = 0
@@ -97,7 +105,7 @@ class TtiSimulator(LineProtocolSimulator):
     """An Aim-TTi MX100QP on TCP: four outputs, V/I set-points, OVP/OCP, trips, error registers."""
 
     kind = "tti"
-    default_port = 9221
+    default_port = TCP_PORT
     terminator = b"\n"
     reply_terminator = b"\n"
 
@@ -140,11 +148,11 @@ class TtiSimulator(LineProtocolSimulator):
         return ";".join(answers) if answers else None
 
     def _command(self, command: str) -> str | None:
-        for pattern, action in self._COMMANDS:
-            match = re.fullmatch(pattern, command, flags=re.IGNORECASE)
-            if match:
-                return action(self, *match.groups())
-        raise CommandError(command)
+        found = parse(command)
+        if found is None:
+            raise CommandError(command)
+        name, arguments = found
+        return self._COMMANDS[name](self, *arguments)
 
     def _output(self, n: str) -> Output:
         if int(n) not in self.outputs:
@@ -167,16 +175,16 @@ class TtiSimulator(LineProtocolSimulator):
         self._settle()
 
     def _set_voltage(self, n: str, text: str) -> None:
-        self._set(n, "volts", text, 0.0, MAX_VOLTS)
+        self._set(n, "volts", text, MX100QP.voltage.low, MX100QP.voltage.high)
 
     def _set_current(self, n: str, text: str) -> None:
-        self._set(n, "amps", text, 0.0, MAX_AMPS)
+        self._set(n, "amps", text, MX100QP.current.low, MX100QP.current.high)
 
     def _set_ovp(self, n: str, text: str) -> None:
-        self._set(n, "ovp", text, *OVP_RANGE)
+        self._set(n, "ovp", text, MX100QP.ovp.low, MX100QP.ovp.high)
 
     def _set_ocp(self, n: str, text: str) -> None:
-        self._set(n, "ocp", text, *OCP_RANGE)
+        self._set(n, "ocp", text, MX100QP.ocp.low, MX100QP.ocp.high)
 
     def _switch(self, n: str, text: str) -> None:
         output = self._output(n)
@@ -219,27 +227,27 @@ class TtiSimulator(LineProtocolSimulator):
         value, self.query_error = self.query_error, 0
         return str(value)
 
-    _COMMANDS: ClassVar[list[tuple[str, Callable[..., str | None]]]] = [
-        (r"\*IDN\?", lambda self: IDN),
-        (r"\*RST", _reset),
-        (r"V(\d)\s+(\S+)", _set_voltage),
-        (r"I(\d)\s+(\S+)", _set_current),
-        (r"OVP(\d)\s+(\S+)", _set_ovp),
-        (r"OCP(\d)\s+(\S+)", _set_ocp),
-        (r"OP(\d)\s+(\S+)", _switch),
-        (r"V(\d)\?", lambda self, n: f"V{n} {self._output(n).volts:.3f}"),
-        (r"I(\d)\?", lambda self, n: f"I{n} {self._output(n).amps:.3f}"),
-        (r"V(\d)O\?", _read_voltage),
-        (r"I(\d)O\?", _read_current),
-        (r"OP(\d)\?", lambda self, n: str(int(self._output(n).on))),
-        (r"OVP(\d)\?", lambda self, n: f"VP{n} {self._output(n).ovp:.2f}"),
-        (r"OCP(\d)\?", lambda self, n: f"CP{n} {self._output(n).ocp:.3f}"),
-        (r"LSR(\d)\?", _read_lsr),
-        (r"TRIPRST", _reset_trips),
-        (r"EER\?", _read_eer),
-        (r"QER\?", _read_qer),
-        (r"CONFIG\?", lambda self: str(self.config)),
-    ]
+    _COMMANDS: ClassVar[dict[str, Callable[..., str | None]]] = {
+        "*IDN?": lambda self: IDN,
+        "*RST": _reset,
+        "V<n> <V>": _set_voltage,
+        "I<n> <A>": _set_current,
+        "OVP<n> <V>": _set_ovp,
+        "OCP<n> <A>": _set_ocp,
+        "OP<n> <0|1>": _switch,
+        "V<n>?": lambda self, n: f"V{n} {self._output(n).volts:.3f}",
+        "I<n>?": lambda self, n: f"I{n} {self._output(n).amps:.3f}",
+        "V<n>O?": _read_voltage,
+        "I<n>O?": _read_current,
+        "OP<n>?": lambda self, n: str(int(self._output(n).on)),
+        "OVP<n>?": lambda self, n: f"VP{n} {self._output(n).ovp:.2f}",
+        "OCP<n>?": lambda self, n: f"CP{n} {self._output(n).ocp:.3f}",
+        "LSR<n>?": _read_lsr,
+        "TRIPRST": _reset_trips,
+        "EER?": _read_eer,
+        "QER?": _read_qer,
+        "CONFIG?": lambda self: str(self.config),
+    }
 
     # -- physics and faults ------------------------------------------------------------------
 

@@ -10,8 +10,10 @@ reads whole frames, terminators and checksums included:
 
 from __future__ import annotations
 
+import re
 import socket
 import time
+from collections.abc import Iterable
 from typing import Self
 
 from device_servers.core.framing import Framing, Lines
@@ -63,6 +65,18 @@ class Wire:
     def ask(self, data: bytes, timeout: float | None = None) -> bytes:
         self.send(data)
         return self.receive(timeout)
+
+    def converse(self, exchanges: Iterable[tuple[bytes, bytes | re.Pattern[bytes] | None]]) -> None:
+        """Send each request in turn; where a reply is given (bytes, or a pattern for a reply that
+        varies) the next whole frame must be it, where it is None the request gets no reply (so
+        the frame that comes next is the next request's)."""
+        for request, reply in exchanges:
+            if reply is None:
+                self.send(request)
+                continue
+            answer = self.ask(request)
+            matches = reply.fullmatch(answer) if isinstance(reply, re.Pattern) else answer == reply
+            assert matches, f"{request!r} was answered {answer!r}, not {reply!r}"
 
     def silent(self, seconds: float = 0.3) -> bool:
         """Whether nothing (not even a part of a frame) arrives within `seconds`."""

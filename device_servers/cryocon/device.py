@@ -15,7 +15,8 @@ from tango.server import command
 from ..core.hardware import HardwareDevice, polled, writable
 from ..core.link import Link
 from ..core.server import serve
-from .driver import HEATER_RANGES, LOOP_TYPES, RAMP_RATE_LIMITS, SETPOINT_LIMITS, CryoCon24C
+from .driver import RAMP_RATE_LIMITS, SETPOINT_LIMITS, CryoCon24C
+from .protocol import HEATER_RANGES, LOOP_TYPES
 
 LoopType = enum.IntEnum("LoopType", list(LOOP_TYPES), start=0)
 HeaterRange1 = enum.IntEnum("HeaterRange1", list(HEATER_RANGES[1]), start=0)
@@ -31,7 +32,7 @@ def temperature(channel: str, **kwargs: Any) -> polled:
 
 def setpoint(loop: int) -> polled:
     return writable(
-        dtype=float, format="%8.3f", abs_change=0.001, writes=(CryoCon24C.set_setpoint, loop),
+        dtype=float, format="%8.3f", abs_change=0.001, writes=(CryoCon24C.setpoint.set, loop),
         limits=SETPOINT_LIMITS, doc=f"Control set-point of loop {loop}, in the units of its source input",
     )
 
@@ -45,14 +46,14 @@ def heater_power(loop: int) -> polled:
 
 def ramp_rate(loop: int) -> polled:
     return writable(
-        dtype=float, format="%6.2f", abs_change=0.001, writes=(CryoCon24C.set_ramp_rate, loop),
+        dtype=float, format="%6.2f", abs_change=0.001, writes=(CryoCon24C.ramp_rate.set, loop),
         limits=RAMP_RATE_LIMITS, doc=f"Set-point ramp rate of loop {loop} when its type is RAMPP",
     )
 
 
 def loop_type(loop: int) -> polled:
     return writable(
-        dtype=LoopType, writes=(CryoCon24C.set_loop_type, loop),
+        dtype=LoopType, writes=(CryoCon24C.loop_type.set, loop),
         doc=f"Control mode of loop {loop}: OFF, MAN (manual power), PID, TABLE, RAMPP, RAMPT",
     )
 
@@ -72,17 +73,17 @@ class TemperatureController(HardwareDevice):
     loopType1 = loop_type(1)
     loopType2 = loop_type(2)
     heaterRange1 = writable(
-        dtype=HeaterRange1, writes=(CryoCon24C.set_heater_range, 1),
+        dtype=HeaterRange1, writes=(CryoCon24C.heater_range.set, 1),
         doc="Heater range of loop 1: HI, MID (1/10 of HI) or LOW (1/100)",
     )
     heaterRange2 = writable(
-        dtype=HeaterRange2, writes=(CryoCon24C.set_heater_range, 2),
+        dtype=HeaterRange2, writes=(CryoCon24C.heater_range.set, 2),
         doc="Heater range of loop 2: HI or LOW (1/10 of HI)",
     )
     rampRate1 = ramp_rate(1)
     rampRate2 = ramp_rate(2)
     control = writable(
-        dtype=bool, writes=CryoCon24C.set_control,
+        dtype=bool, writes=CryoCon24C.control.set,
         doc="Whether the control loops drive their heaters (CONTROL / STOP)",
     )
 
@@ -99,7 +100,7 @@ class TemperatureController(HardwareDevice):
         for n, loop in status.loops.items():
             values[f"setpoint{n}"] = loop.setpoint
             values[f"heaterPower{n}"] = loop.heater_output
-            values[f"loopType{n}"] = LOOP_TYPES.index(loop.type)
+            values[f"loopType{n}"] = LOOP_TYPES.index(loop.loop_type)
             values[f"heaterRange{n}"] = HEATER_RANGES[n].index(loop.heater_range)
             values[f"rampRate{n}"] = loop.ramp_rate
         return values

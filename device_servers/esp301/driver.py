@@ -21,22 +21,14 @@ import weakref
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..core.errors import InstrumentError, RejectedValue, shown
+from ..core.errors import InstrumentError, RejectedValue
 from ..core.limits import Limits
 from ..core.link import Link
+from ..core.scpi import TextInstrument, number, parsed, text
 from ..core.stage import Motion
+from .protocol import AXES, HOME_MODES, MILLIMETRES, TCP_PORT, answer_fields
 
-AXES = (1, 2, 3)
-#: The port a terminal server gives the controller's RS-232 line (as the simulator's default).
-TCP_PORT = 10002
-MILLIMETRES = 2  # the SN code of mm
-#: Axis error numbers (code = 100 × axis + number) that the motion itself raises, unasked.
-HARDWARE_LIMITS = {4: "upper", 5: "lower"}
-#: Home search modes of OR (manual): what each finds.
-HOME_MODES = {
-    0: "position 0", 1: "home switch and index", 2: "home switch", 3: "positive limit switch",
-    4: "negative limit switch", 5: "positive limit switch and index", 6: "negative limit switch and index",
-}
+__all__ = ["AXES", "HOME_MODES", "TCP_PORT", "ControllerError", "Esp301", "Esp301Axis"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +38,12 @@ class ControllerError:
     code: int
     timestamp: int  # ms since power-up
     message: str
+
+    @classmethod
+    def parse(cls, entry: str) -> ControllerError:
+        """`0,451322,NO ERROR DETECTED`, as `TB?` answers."""
+        code, stamp, message = entry.split(",", 2)
+        return cls(int(code), int(stamp), message.strip())
 
     @property
     def axis(self) -> int | None:
@@ -94,7 +92,7 @@ class Esp301:
         found = []
         with self.link.lock:
             for _ in range(11):  # the buffer holds ten
-                error = self._read_error(self.link.query("TB?"))
+                error = self._read_error(_Line(self.link).exchange([("TB?", answer_fields("TB?"))])[0][0])
                 if error.code == 0:
                     break
                 found.append(error)
@@ -107,35 +105,24 @@ class Esp301:
         among them. An error of an axis other than `asking` (or of any axis, when `polling`: queries
         do not fail, so it is news of a motion) is kept for that axis; any other error raises
         `InstrumentError` naming the command."""
-        line = ";".join(f"{command};TB?" for command in commands)
-        reply = self.link.query(line)
-        fields = [field.strip() for field in reply.split(",")]
-        answers = []
+        asked = [(part, answer_fields(part)) for command in commands for part in (command, "TB?")]
+        answers = iter(_Line(self.link).exchange(asked)[0])
+        found = []
         for command in commands:
-            count = _answer_fields(command)
-            if len(fields) < count + 3:
-                raise InstrumentError(f"short reply to {shown(line)}: {shown(reply)}")
-            answers.append(",".join(fields[:count]))
-            error = self._read_error(", ".join(fields[count : count + 3]), reply)
-            fields = fields[count + 3 :]
+            if answer_fields(command):
+                found.append(next(answers))
+            error = self._read_error(next(answers))
             if error.code == 0:
                 continue
             if error.axis in self.pending and (polling or error.axis != asking):
                 self.pending[error.axis].append(error)
                 continue
             raise InstrumentError(f"ESP301 refused {command}: {error}")
-        if fields:
-            raise InstrumentError(f"unexpected reply to {shown(line)}: {shown(reply)}")
-        return [answer for command, answer in zip(commands, answers) if _answer_fields(command)]
+        return found
 
     @staticmethod
-    def _read_error(text: str, reply: str | None = None) -> ControllerError:
-        code, _, rest = text.partition(",")
-        stamp, _, message = rest.partition(",")
-        try:
-            return ControllerError(int(code), int(stamp), message.strip())
-        except ValueError:
-            raise InstrumentError(f"cannot read an error buffer entry from {shown(reply or text)}") from None
+    def _read_error(entry: str) -> ControllerError:
+        return parsed(ControllerError.parse, entry, "error buffer entry")
 
 
 class Esp301Axis:
@@ -170,11 +157,11 @@ class Esp301Axis:
             f"{self.number}SN?", f"{self.number}SL?", f"{self.number}SR?", f"{self.number}VU?",
             f"{self.number}AU?", f"{self.number}ID?",
         )
-        if _number(units, "units") != MILLIMETRES:
+        if parsed(number, units, "units") != MILLIMETRES:
             raise InstrumentError(f"axis {self.number} counts in units {units} (SN), not mm ({MILLIMETRES})")
-        self.travel = Limits(_number(left, "left limit"), _number(right, "right limit"), "mm")
-        self.max_velocity = _number(max_velocity, "maximum velocity")
-        self.max_acceleration = _number(max_acceleration, "maximum acceleration")
+        self.travel = Limits(parsed(number, left, "left limit"), parsed(number, right, "right limit"), "mm")
+        self.max_velocity = parsed(number, max_velocity, "maximum velocity")
+        self.max_acceleration = parsed(number, max_acceleration, "maximum acceleration")
         self.model = model
         if motor_on:
             self.set_motor(True)
@@ -191,8 +178,8 @@ class Esp301Axis:
         position, done, motor, switches = self.controller.run(
             f"{self.number}TP?", f"{self.number}MD?", f"{self.number}MO?", "PH", asking=self.number, polling=True
         )
-        moving = _number(done, "motion done") == 0
-        self.motor_on = _number(motor, "motor state") == 1
+        moving = parsed(number, done, "motion done") == 0
+        self.motor_on = parsed(number, motor, "motor state") == 1
         limits, home = (_hex(word) for word in switches.split(","))
         bit = 1 << (self.number - 1)
         for error in self.controller.pending[self.number]:
@@ -202,7 +189,7 @@ class Esp301Axis:
             self._homing = False
             self.homed = self._error is None
         return Motion(
-            _number(position, "position"), moving=moving and not self._homing, homing=self._homing,
+            parsed(number, position, "position"), moving=moving and not self._homing, homing=self._homing,
             homed=self.homed, home_switch=bool(home & bit), upper_limit=bool(limits & bit),
             lower_limit=bool(limits & (bit << 8)), error=None if self._error is None else str(self._error),
         )
@@ -210,12 +197,12 @@ class Esp301Axis:
     def move_to(self, position: float) -> None:
         """Start an absolute move (PA), within the software travel limits."""
         target = self.travel.check(f"axis {self.number} target", position)
-        self._run(f"{self.number}PA{_text(target)}")
+        self._run(f"{self.number}PA{text(target)}")
         self._error = None
 
     def move_by(self, distance: float) -> None:
         """Start a relative move (PR)."""
-        self._run(f"{self.number}PR{_text(float(distance))}")
+        self._run(f"{self.number}PR{text(float(distance))}")
         self._error = None
 
     def stop(self, immediate: bool) -> None:
@@ -237,19 +224,19 @@ class Esp301Axis:
 
     def read_velocity(self) -> float:
         (velocity,) = self._run(f"{self.number}VA?")
-        return _number(velocity, "velocity")
+        return parsed(number, velocity, "velocity")
 
     def set_velocity(self, per_second: float) -> float:
         """Velocity of the next moves (VA), up to the axis maximum (VU)."""
         Limits(0.0, self.max_velocity, "mm/s").check(f"axis {self.number} velocity", per_second)
         if per_second <= 0:
             raise RejectedValue(f"axis {self.number} velocity must be above 0 mm/s, up to {self.max_velocity:g}")
-        (velocity,) = self._run(f"{self.number}VA{_text(per_second)}", f"{self.number}VA?")
-        return _number(velocity, "velocity")
+        (velocity,) = self._run(f"{self.number}VA{text(per_second)}", f"{self.number}VA?")
+        return parsed(number, velocity, "velocity")
 
     def read_acceleration(self) -> float:
         (acceleration,) = self._run(f"{self.number}AC?")
-        return _number(acceleration, "acceleration")
+        return parsed(number, acceleration, "acceleration")
 
     def set_acceleration(self, per_second2: float) -> float:
         """Acceleration (AC) and deceleration (AG) of the next moves, up to the maximum (AU)."""
@@ -258,44 +245,27 @@ class Esp301Axis:
             raise RejectedValue(
                 f"axis {self.number} acceleration must be above 0 mm/s², up to {self.max_acceleration:g}"
             )
-        value = _text(per_second2)
+        value = text(per_second2)
         (acceleration,) = self._run(f"{self.number}AC{value}", f"{self.number}AG{value}", f"{self.number}AC?")
-        return _number(acceleration, "acceleration")
+        return parsed(number, acceleration, "acceleration")
 
     def set_gains(self, kp: float, ki: float, kd: float) -> None:
         """The servo loop's PID gains (KP, KI, KD)."""
         for name, gain in (("KP", kp), ("KI", ki), ("KD", kd)):
             Limits(0.0, 2e9).check(f"axis {self.number} {name}", gain)
-        self._run(*(f"{self.number}{name}{_text(gain)}" for name, gain in (("KP", kp), ("KI", ki), ("KD", kd))))
+        self._run(*(f"{self.number}{name}{text(gain)}" for name, gain in (("KP", kp), ("KI", ki), ("KD", kd))))
 
     def _run(self, *commands: str) -> list[str]:
         return self.controller.run(*commands, asking=self.number)
 
 
-def _answer_fields(command: str) -> int:
-    """How many comma-separated fields the answer to `command` has."""
-    body = command.lstrip("0123456789")
-    if body == "PH":
-        return 2
-    if body == "ID?":
-        return 2
-    return 1 if body.endswith("?") else 0
+class _Line(TextInstrument):
+    """The controller's line: commands joined by `;`, the answers of its queries by `,`."""
 
-
-def _number(text: str, what: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise InstrumentError(f"cannot read the {what} from {shown(text)}") from None
+    model = "ESP301"
+    answer_separator = ","
 
 
 def _hex(word: str) -> int:
-    try:
-        return int(word.strip().removesuffix("H"), 16)
-    except ValueError:
-        raise InstrumentError(f"cannot read a hardware status word from {shown(word)}") from None
+    return parsed(lambda text: int(text.strip().removesuffix("H"), 16), word, "hardware status word")
 
-
-def _text(value: float) -> str:
-    """A number as sent: up to six decimals, no trailing zeros (`12.5`)."""
-    return f"{value:.6f}".rstrip("0").rstrip(".")

@@ -16,18 +16,19 @@ from tango.server import device_property
 
 from ..core.hardware import HardwareDevice, polled
 from ..core.link import Link
+from ..core.models import Models
 from ..core.server import serve
 from .pdr900 import Pdr900
 from .tpg361 import Tpg361
 from .vocabulary import Gauge, GaugeReading, SensorStatus
 
-DRIVERS: dict[str, type[Gauge]] = {"TPG361": Tpg361, "PDR900": Pdr900}
+DRIVERS: Models[type[Gauge]] = Models({"TPG361": Tpg361, "PDR900": Pdr900})
 
 
 class PressureGauge(HardwareDevice):
     """A vacuum gauge: pressure in mbar with its sensor status (Pfeiffer TPG 361 or MKS PDR900)."""
 
-    Model = device_property(dtype=str, default_value="TPG361", doc="TPG361 (Pfeiffer) or PDR900 (MKS)")
+    Model = DRIVERS.property("TPG361", "TPG361 (Pfeiffer) or PDR900 (MKS)")
     Channel = device_property(
         dtype=int, default_value=1, doc="TPG: the gauge channel, 1 (2 on a DualGauge TPG 362)"
     )
@@ -48,18 +49,11 @@ class PressureGauge(HardwareDevice):
     displayUnit = polled(dtype=str, doc="The unit the gauge itself shows and sends (the TPG is set to mbar)")
     gaugeIdentity = polled(dtype=str, doc="What the gauge says it is (TPG: the gauge type; PDR900: serial, firmware)")
 
-    def driver_class(self) -> type[Gauge]:
-        model = self.Model.strip().upper().replace(" ", "")
-        if model not in DRIVERS:
-            raise ValueError(f"Model {self.Model!r} is not one of {', '.join(DRIVERS)}")
-        return DRIVERS[model]
-
     def link_options(self) -> dict[str, Any]:
-        return {**super().link_options(), "framing": self.driver_class().framing}
+        return {**super().link_options(), "framing": DRIVERS.pick(self.Model).framing}
 
     def create_driver(self, link: Link) -> Gauge:
-        driver = self.driver_class()
-        if driver is Pdr900:
+        if DRIVERS.pick(self.Model) is Pdr900:
             return Pdr900(link, address=self.Address or None)
         return Tpg361(link, channel=self.Channel)
 

@@ -12,38 +12,14 @@ stored in the controller, and the operators read its front panel in their own un
 
 from __future__ import annotations
 
-import re
-
-from ..core.errors import InstrumentError, shown
-from ..core.framing import Lines
+from ..core.errors import GarbledReply, InstrumentError, shown
 from ..core.limits import Limits
 from ..core.link import Link
+from ..core.scpi import integer, number, parsed
+from .pdr900_protocol import ANSWER, BROADCAST, FRAMING, NAK_CODES, TRANSDUCER_FAILURES, UNITS, request
 from .vocabulary import Gauge, GaugeReading, SensorStatus, to_mbar
 
-FRAMING = Lines(b";FF")
-BROADCAST = 254
 ADDRESS_LIMITS = Limits(1, 253)
-#: NAK codes, in the manual's words.
-NAK_CODES = {
-    8: "zero adjustment at too high pressure",
-    9: "atmospheric adjustment at too low pressure",
-    160: "unrecognized message",
-    169: "invalid argument",
-    172: "value out of range",
-    175: "command/query character invalid",
-    180: "protected setting (locked)",
-    195: "control setpoint enabled",
-}
-#: `U?` answers, by the names the shared vocabulary uses.
-UNITS = {"TORR": "Torr", "MBAR": "mbar", "PASCAL": "Pa"}
-#: `T?` transducer status letters other than O (ok).
-TRANSDUCER_FAILURES = {
-    "M": "MicroPirani sensor failure",
-    "Z": "Piezo sensor failure",
-    "C": "cold cathode sensor failure",
-    "P": "Pirani sensor failure",
-}
-ANSWER = re.compile(r"@(\d{3})(ACK|NAK)(.*)", re.DOTALL)
 
 
 class Pdr900(Gauge):
@@ -64,10 +40,7 @@ class Pdr900(Gauge):
 
     def find_address(self) -> int:
         """The address of the one device on the line (`@254AD?;FF`, which every device answers)."""
-        answer = self.ask("AD?", BROADCAST)
-        if not answer.isdigit():
-            raise InstrumentError(f"{self.model} address {shown(answer)} is not a number")
-        return int(answer)
+        return parsed(integer, self.ask("AD?", BROADCAST), f"{self.model} address")
 
     def identify(self) -> str:
         return f"PDR900 serial {self.ask('SNC?')}, firmware {self.ask('FVC?')}"
@@ -75,7 +48,7 @@ class Pdr900(Gauge):
     def read_unit(self) -> str:
         answer = self.ask("U?").upper()
         if answer not in UNITS:
-            raise InstrumentError(f"{self.model} unit {shown(answer)} is not one of {', '.join(UNITS)}")
+            raise GarbledReply(f"{self.model} unit {shown(answer)} is not one of {', '.join(UNITS)}")
         return UNITS[answer]
 
     def read(self) -> GaugeReading:
@@ -83,12 +56,8 @@ class Pdr900(Gauge):
         if status != "O":
             detail = TRANSDUCER_FAILURES.get(status, f"transducer status {status!r}")
             return GaugeReading(None, SensorStatus.SENSOR_ERROR, detail)
-        answer = self.ask("PR1?")
-        try:
-            value = float(answer)
-        except ValueError:
-            raise InstrumentError(f"{self.model} pressure {shown(answer)} is not a number") from None
-        return GaugeReading(to_mbar(value, self.unit), SensorStatus.OK)
+        pressure = parsed(number, self.ask("PR1?"), f"{self.model} pressure")
+        return GaugeReading(to_mbar(pressure, self.unit), SensorStatus.OK)
 
     def ask(self, command: str, address: int | None = None) -> str:
         """Send `@<address><command>;FF` and return the value of its ACK; a NAK raises
@@ -96,13 +65,14 @@ class Pdr900(Gauge):
         address = self.address if address is None else address
         if address is None:
             raise InstrumentError(f"{self.model} address unknown: configure() finds it")
-        request = f"@{address:03d}{command};FF".encode("ascii")
-        payload = self.link.transaction(request, framing=FRAMING).decode("ascii", errors="replace")
+        sent = request(address, command)
+        raw = self.link.transaction(sent, framing=FRAMING)
+        payload = raw.decode("ascii", errors="replace")
         match = ANSWER.fullmatch(payload)
         if match is None:
-            raise InstrumentError(f"{self.model} answered {shown(payload)} to {shown(request)}")
+            raise GarbledReply(f"{self.model} answered {shown(raw)} to {shown(sent)}")
         if address != BROADCAST and int(match[1]) != address:
-            raise InstrumentError(
+            raise GarbledReply(
                 f"{self.model} answer from address {match[1]}, not {address:03d}: {shown(payload)}"
             )
         if match[2] == "NAK":

@@ -13,16 +13,11 @@ A status other than 0 is a reading without a pressure, never a number. A NAK bec
 from __future__ import annotations
 
 from ..core.acknowledged import PFEIFFER, NotAcknowledged
-from ..core.errors import InstrumentError, LinkError, RejectedValue, shown
-from ..core.framing import Lines
+from ..core.errors import GarbledReply, InstrumentError, LinkError, RejectedValue, shown
 from ..core.link import Link
+from .tpg361_protocol import ERROR_BITS, FRAMING, STREAM_PERIODS_S, UNITS
 from .vocabulary import Gauge, GaugeReading, SensorStatus, to_mbar
 
-FRAMING = Lines(b"\r\n")
-#: UNI codes, by the names the shared vocabulary uses (Volt is the gauge's signal, not a pressure).
-UNITS = ("mbar", "Torr", "Pa", "Micron", "hPa", "V")
-#: The ERR word's bits, left to right.
-ERROR_BITS = ("controller error (see the display)", "no hardware", "inadmissible parameter", "syntax error")
 STATUS_WORDS = {
     SensorStatus.UNDERRANGE: "below the gauge's measuring range",
     SensorStatus.OVERRANGE: "above the gauge's measuring range",
@@ -31,8 +26,8 @@ STATUS_WORDS = {
     SensorStatus.NO_SENSOR: "no gauge is connected",
     SensorStatus.IDENTIFICATION_ERROR: "the gauge cannot be identified",
 }
-#: COM intervals: 0 = 100 ms, 1 = 1 s, 2 = 1 min.
-STREAM_MODES = {0.1: 0, 1.0: 1, 60.0: 2}
+#: COM intervals, s -> their code.
+STREAM_MODES = {period: code for code, period in enumerate(STREAM_PERIODS_S)}
 
 
 class Tpg361(Gauge):
@@ -67,7 +62,7 @@ class Tpg361(Gauge):
             status = SensorStatus(int(code))
             number = float(value)
         except ValueError:
-            raise InstrumentError(f"{self.model} measurement {shown(answer)} is not 'status,pressure'") from None
+            raise GarbledReply(f"{self.model} measurement {shown(answer)} is not 'status,pressure'") from None
         if status is not SensorStatus.OK:
             return GaugeReading(None, status, STATUS_WORDS[status])
         if self.unit == "V":
@@ -86,9 +81,9 @@ class Tpg361(Gauge):
 
     def read_error(self) -> str:
         """The error word (`ERR`) in words, 'no error' when clear; reading it clears it."""
-        word = PFEIFFER.query(self.link, b"ERR\r\n", framing=FRAMING).decode("ascii", errors="replace")
+        word = _text(PFEIFFER.query(self.link, b"ERR\r\n", framing=FRAMING))
         if len(word) != len(ERROR_BITS) or set(word) - {"0", "1"}:
-            raise InstrumentError(f"{self.model} error word {shown(word)} is not four bits")
+            raise GarbledReply(f"{self.model} error word {shown(word)} is not four bits")
         errors = [text for bit, text in zip(word, ERROR_BITS, strict=True) if bit == "1"]
         return f"{word} ({', '.join(errors) or 'no error'})"
 
@@ -111,7 +106,7 @@ class Tpg361(Gauge):
                 if not enquire:
                     PFEIFFER.command(self.link, request, framing=FRAMING)
                     return ""
-                return PFEIFFER.query(self.link, request, framing=FRAMING).decode("ascii", errors="replace")
+                return _text(PFEIFFER.query(self.link, request, framing=FRAMING))
             except NotAcknowledged:
                 reason = self._error_after_nak()
                 raise InstrumentError(f"{self.model} refused {mnemonic!r} (NAK): error {reason}") from None
@@ -124,5 +119,12 @@ class Tpg361(Gauge):
 
     def _unit_of(self, answer: str) -> str:
         if not answer.isdigit() or int(answer) >= len(UNITS):
-            raise InstrumentError(f"{self.model} unit code {shown(answer)} is not 0 to {len(UNITS) - 1}")
+            raise GarbledReply(f"{self.model} unit code {shown(answer)} is not 0 to {len(UNITS) - 1}")
         return UNITS[int(answer)]
+
+
+def _text(answer: bytes) -> str:
+    try:
+        return answer.decode("ascii")
+    except UnicodeDecodeError:
+        raise GarbledReply(f"TPG 361 answer {shown(answer)} is not text") from None

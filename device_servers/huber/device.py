@@ -11,11 +11,11 @@ from typing import Any
 
 from tango import DevState
 
-from ..core.framing import Lines
 from ..core.hardware import HardwareDevice, polled, writable
 from ..core.link import Link
 from ..core.server import serve
-from .driver import MODES, SETPOINT_LIMITS, HuberChiller
+from .driver import SETPOINT_LIMITS, HuberChiller
+from .protocol import FRAMING, MODES
 
 ChillerMode = enum.IntEnum("ChillerMode", list(MODES), start=0)
 
@@ -23,7 +23,7 @@ ChillerMode = enum.IntEnum("ChillerMode", list(MODES), start=0)
 class Chiller(HardwareDevice):
     """Huber Unichiller: bath temperature, set-point, pump / cooling / off."""
 
-    framing = Lines(b"\r")
+    framing = FRAMING
     write_terminator = b"\r"
 
     temperature = polled(

@@ -26,46 +26,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core.errors import InstrumentError, RejectedValue, shown
+from ..core.errors import GarbledReply, InstrumentError, RejectedValue, shown
 from ..core.limits import Limits
 from ..core.link import Link
+from ..core.scpi import parsed
+from .protocol import MODES, NO_SENSOR, SLAVE, celsius, checksum, frame, hundredths
 
 #: Set-point range of the Unichiller 025 (its working range, -20 to 40 °C); the `L` command
 #: reads the range a given unit allows (`read_limits`).
 SETPOINT_LIMITS = Limits(-20.0, 40.0, "degC")
-#: Modes as the device names them, and the LAI character of each.
-MODES = {"OFF": "O", "PUMP": "C", "COOL": "I"}
-#: What the unit reports as a temperature when no sensor is there (-151.00 °C).
-NO_SENSOR = -151.0
-SLAVE = "01"
-
-
-def checksum(data: bytes) -> bytes:
-    """The LAI checksum: the low byte of the sum of the bytes, as two upper-case hex digits."""
-    return b"%02X" % (sum(data) & 0xFF)
-
-
-def frame(command: str, data: str = "", sender: str = "M") -> bytes:
-    """A whole LAI frame: `[`, sender (M master, S slave), address 01, command, length, data,
-    checksum, CR."""
-    body = f"[{sender}{SLAVE}{command}{7 + len(data):02X}{data}".encode("ascii")
-    return body + checksum(body) + b"\r"
-
-
-def hundredths(celsius: float) -> str:
-    """°C as the four hex digits of a 16-bit two's complement count of 0.01 °C (-4 → FE70)."""
-    count = round(celsius * 100)
-    if not -0x8000 <= count <= 0x7FFF:
-        raise RejectedValue(f"{celsius!r} degC does not fit the protocol's -327.68 to 327.67 degC")
-    return f"{count & 0xFFFF:04X}"
-
-
-def celsius(text: str) -> float:
-    """Four hex digits of hundredths of a degree, signed (FE70 → -4.0)."""
-    if len(text) != 4:
-        raise ValueError(f"{text!r} is not four hex digits")
-    count = int(text, 16)
-    return (count - 0x10000 if count & 0x8000 else count) / 100
 
 
 @dataclass(frozen=True)
@@ -98,7 +67,7 @@ class HuberChiller:
         """The set-point limits and the working range of this unit (`L` command), in °C."""
         data = self._exchange("L", "*" * 8)
         if len(data) != 16:
-            raise InstrumentError(f"limits reply holds {len(data)} characters, not 16: {shown(data)}")
+            raise GarbledReply(f"limits reply holds {len(data)} characters, not 16: {shown(data)}")
         low, high, work_low, work_high = (self._celsius(data[i : i + 4], data) for i in range(0, 16, 4))
         return Limits(low, high, "degC"), Limits(work_low, work_high, "degC")
 
@@ -129,12 +98,12 @@ class HuberChiller:
     def _general(self, mode: str, setpoint: str) -> HuberStatus:
         data = self._exchange("G", f"{mode}*{setpoint}")
         if len(data) != 14:
-            raise InstrumentError(f"status reply holds {len(data)} characters, not 14: {shown(data)}")
+            raise GarbledReply(f"status reply holds {len(data)} characters, not 14: {shown(data)}")
         modes = {char: name for name, char in MODES.items()}
         if data[0] not in modes:
-            raise InstrumentError(f"unknown mode {data[0]!r} in status reply {shown(data)}")
+            raise GarbledReply(f"unknown mode {data[0]!r} in status reply {shown(data)}")
         if data[1] not in "0123456789":
-            raise InstrumentError(f"unknown alarm flag {data[1]!r} in status reply {shown(data)}")
+            raise GarbledReply(f"unknown alarm flag {data[1]!r} in status reply {shown(data)}")
         external = self._celsius(data[10:14], data)
         return HuberStatus(
             mode=modes[data[0]],
@@ -150,25 +119,16 @@ class HuberChiller:
         reply = self.link.transaction(request)
         body, sent_sum = reply[:-2], reply[-2:]
         if not reply.startswith(b"[S" + SLAVE.encode() + command.encode()) or len(reply) < 9:
-            raise InstrumentError(f"reply {shown(reply)} to {shown(request)} is not from slave {SLAVE}")
+            raise GarbledReply(f"reply {shown(reply)} to {shown(request)} is not from slave {SLAVE}")
         if checksum(body) != sent_sum:
-            raise InstrumentError(
+            raise GarbledReply(
                 f"reply {shown(reply)} has checksum {shown(sent_sum)}, its bytes sum to {checksum(body).decode()}"
             )
-        try:
-            length = int(body[5:7], 16)
-        except ValueError:
-            raise InstrumentError(f"reply {shown(reply)} has no length field") from None
+        length = parsed(lambda field: int(field, 16), body[5:7].decode("latin-1"), f"length field of {shown(reply)}")
         if length != len(body):
-            raise InstrumentError(f"reply {shown(reply)} says {length} bytes but holds {len(body)}")
-        try:
-            return body[7:].decode("ascii")
-        except UnicodeDecodeError:
-            raise InstrumentError(f"reply {shown(reply)} is not ASCII") from None
+            raise GarbledReply(f"reply {shown(reply)} says {length} bytes but holds {len(body)}")
+        return parsed(lambda data: data.decode("ascii"), body[7:], f"data of {shown(reply)}")
 
     @staticmethod
     def _celsius(text: str, reply: str) -> float:
-        try:
-            return celsius(text)
-        except ValueError:
-            raise InstrumentError(f"cannot read a temperature from {text!r} in {shown(reply)}") from None
+        return parsed(celsius, text, f"temperature in {shown(reply)}")

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from tango import DevFailed, DevState
+from tango import DevState
 from tango.server import command, device_property
 
 from ..core.hardware import HardwareDevice, polled, writable
 from ..core.link import Link
+from ..core.models import Models, add_model_attributes
 from ..core.server import serve
 from .driver import (
     CURRENT_LIMIT_LIMITS,
@@ -28,7 +29,7 @@ from .driver import (
     Picoammeter as PicoammeterDriver,
 )
 
-DRIVERS = {"6485": Keithley6485, "487": Keithley487}
+DRIVERS = Models({"6485": Keithley6485, "487": Keithley487})
 
 #: The 487's voltage source, added at run time when `Model` is 487.
 SOURCE_ATTRIBUTES: dict[str, dict[str, Any]] = {
@@ -53,7 +54,7 @@ SOURCE_ATTRIBUTES: dict[str, dict[str, Any]] = {
 class Picoammeter(HardwareDevice):
     """Keithley 6485 or 487 picoammeter (the 487 with its voltage source)."""
 
-    Model = device_property(dtype=str, default_value="6485", doc="6485 (SCPI) or 487 (DDC, with voltage source)")
+    Model = DRIVERS.property("6485", "6485 (SCPI) or 487 (DDC, with voltage source)")
     IntegrationPlc = device_property(
         dtype=float, default_value=1.0, doc="Integration time in power-line cycles, set at each connect"
     )
@@ -75,16 +76,10 @@ class Picoammeter(HardwareDevice):
     )
 
     def create_driver(self, link: Link) -> PicoammeterDriver:
-        model = self.Model.strip()
-        if model not in DRIVERS:
-            raise ValueError(f"Model {self.Model!r} is not one of {', '.join(DRIVERS)}")
-        if model == "487":
-            for name, kwargs in SOURCE_ATTRIBUTES.items():
-                try:
-                    self.get_device_attr().get_attr_by_name(name)
-                except DevFailed:  # not yet added (an Init keeps them)
-                    self.add_polled_attribute(name, **kwargs)
-        return DRIVERS[model](link)
+        driver = DRIVERS.pick(self.Model)
+        if driver is Keithley487:
+            add_model_attributes(self, SOURCE_ATTRIBUTES)
+        return driver(link)
 
     def on_connect(self) -> None:
         self.driver.configure(self.IntegrationPlc)

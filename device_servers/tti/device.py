@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from tango import DevFailed, DevState
+from tango import DevState
 from tango.server import command, device_property
 
 from ..core.hardware import HardwareDevice, polled
 from ..core.link import Link
+from ..core.models import Models, add_model_attributes
 from ..core.server import serve
-from .driver import MODELS, AimTtiPsu, Model
+from .driver import AimTtiPsu
+from .protocol import MODELS, Model
+
+SUPPLIES = Models(MODELS)
 
 
 def output_attributes(n: int, model: Model) -> dict[str, dict[str, Any]]:
@@ -32,15 +36,15 @@ def output_attributes(n: int, model: Model) -> dict[str, dict[str, Any]]:
     return {
         f"voltage{n}": reading("V", "voltage, read back at the terminals"),
         f"current{n}": reading("A", "current, read back"),
-        f"voltageSetpoint{n}": setting(AimTtiPsu.set_voltage, model.voltage, "voltage set-point"),
+        f"voltageSetpoint{n}": setting(AimTtiPsu.voltage_setpoint.set, model.voltage, "voltage set-point"),
         f"currentLimit{n}": setting(
-            AimTtiPsu.set_current_limit, model.current, "current limit (constant current above it)"
+            AimTtiPsu.current_limit.set, model.current, "current limit (constant current above it)"
         ),
         f"overVoltageProtection{n}": setting(
-            AimTtiPsu.set_ovp, model.ovp, "over-voltage trip level: the output switches off above it"
+            AimTtiPsu.ovp.set, model.ovp, "over-voltage trip level: the output switches off above it"
         ),
         f"overCurrentProtection{n}": setting(
-            AimTtiPsu.set_ocp, model.ocp, "over-current trip level: the output switches off above it"
+            AimTtiPsu.ocp.set, model.ocp, "over-current trip level: the output switches off above it"
         ),
         f"output{n}": {
             "dtype": bool, "writes": (AimTtiPsu.set_output, n),
@@ -52,24 +56,16 @@ def output_attributes(n: int, model: Model) -> dict[str, dict[str, Any]]:
 class PowerSupply(HardwareDevice):
     """Aim-TTi MX100QP / PL-P: voltage and current per output, protections, trips."""
 
-    Model = device_property(
-        dtype=str, default_value="MX100QP", doc=f"The instrument's model: {', '.join(MODELS)}"
-    )
+    Model = SUPPLIES.property("MX100QP")
     Outputs = device_property(dtype=int, default_value=0, doc="Outputs to serve; 0: all the model has")
 
     trips = polled(dtype=str, doc="Protections tripped and not reset, e.g. 'output 2 over-current protection'")
 
     def create_driver(self, link: Link) -> AimTtiPsu:
-        model = MODELS.get(self.Model.strip().upper())
-        if model is None:
-            raise ValueError(f"Model {self.Model!r} is not one of {', '.join(MODELS)}")
+        model = SUPPLIES.pick(self.Model)
         driver = AimTtiPsu(link, model, self.Outputs or None)
         for n in driver.outputs:
-            for name, kwargs in output_attributes(n, model).items():
-                try:
-                    self.get_device_attr().get_attr_by_name(name)
-                except DevFailed:  # not yet added (an Init keeps them)
-                    self.add_polled_attribute(name, **kwargs)
+            add_model_attributes(self, output_attributes(n, model))
         return driver
 
     def on_connect(self) -> None:

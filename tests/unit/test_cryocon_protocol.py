@@ -7,38 +7,15 @@ as page numbers differ between editions) and from lab software that polled a rea
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterator
 
 import pytest
 
+from device_servers.core.framing import Lines
 from simulators import CryoConSimulator, run_in_thread
+from tests.wire import Wire
 
 TEMPERATURE = rb"-?\d+\.\d{6}"
-
-
-class Wire:
-    """A raw TCP connection to the simulator: what a terminal such as `nc` would show."""
-
-    def __init__(self, port: int) -> None:
-        self.socket = socket.create_connection(("127.0.0.1", port), timeout=5)
-        self.pending = b""
-
-    def send(self, data: bytes) -> None:
-        self.socket.sendall(data)
-
-    def receive(self) -> bytes:
-        """The next reply line, CR LF included."""
-        while b"\r\n" not in self.pending:
-            chunk = self.socket.recv(4096)
-            assert chunk, "the simulator closed the connection"
-            self.pending += chunk
-        line, _, self.pending = self.pending.partition(b"\r\n")
-        return line + b"\r\n"
-
-    def ask(self, data: bytes) -> bytes:
-        self.send(data)
-        return self.receive()
 
 
 @pytest.fixture
@@ -48,10 +25,8 @@ def sim() -> CryoConSimulator:
 
 @pytest.fixture
 def wire(sim: CryoConSimulator) -> Iterator[Wire]:
-    with run_in_thread(sim) as running:
-        connection = Wire(running.port)
+    with run_in_thread(sim) as running, Wire(running.port, Lines(b"\r\n")) as connection:
         yield connection
-        connection.socket.close()
 
 
 # -- identification and temperatures ---------------------------------------------------------
@@ -97,6 +72,47 @@ def test_ccdlab_initialisation_sets_units_and_answers_nothing(wire):
     wire.send(b"input a,b,c,d:units c;:loop 1:load 50;:loop 2:load 0;\n")
     assert wire.ask(b"input a,b,c,d:units?\n") == b"C;C;C;C\r\n"  # the first reply is this one's
     assert re.fullmatch(rb"2\d\.\d{6}\r\n", wire.ask(b"input? a\n"))  # room temperature in Celsius
+
+
+# -- every command of the table, alone -------------------------------------------------------------
+
+#: A setting gets no answer: the reply that comes next is its query's.
+EVERY_COMMAND_ALONE = [
+    (b"*CLS\n", None),
+    (b"*OPC?\n", b"1\r\n"),
+    (b"CONTROL?\n", b"OFF\r\n"),
+    (b"LOOP 1:SOURCE B\n", None),
+    (b"LOOP 1:SOURCE?\n", b"B\r\n"),
+    (b"LOOP 1:TYPE PID\n", None),
+    (b"LOOP 1:TYPE?\n", b"PID  \r\n"),
+    (b"LOOP 1:RANGE MID\n", None),
+    (b"LOOP 1:RANGE?\n", b"MID\r\n"),
+    (b"LOOP 1:RATE 2.5\n", None),
+    (b"LOOP 1:RATE?\n", b"2.5\r\n"),
+    (b"LOOP 1:PGAIN 2\n", None),
+    (b"LOOP 1:PGAIN?\n", b"2\r\n"),
+    (b"LOOP 1:IGAIN 30\n", None),
+    (b"LOOP 1:IGAIN?\n", b"30\r\n"),
+    (b"LOOP 1:DGAIN 0.25\n", None),
+    (b"LOOP 1:DGAIN?\n", b"0.25\r\n"),
+    (b"LOOP 1:PMANUAL 12.5\n", None),
+    (b"LOOP 1:PMANUAL?\n", b"12.5\r\n"),
+    (b"LOOP 1:MAXPWR 50\n", None),
+    (b"LOOP 1:MAXPWR?\n", b"50.0\r\n"),
+    (b"LOOP 1:MAXSET 500\n", None),
+    (b"LOOP 1:MAXSET?\n", b"500.000K\r\n"),
+    (b"LOOP 1:LOAD 25\n", None),
+    (b"LOOP 1:LOAD?\n", b"25\r\n"),
+    (b"LOOP 1:ERR?\n", b"--Htr OK--\r\n"),
+    (b"LOOP 1:RAMP?\n", b"OFF\r\n"),
+    (b"LOOP 1:OUTPWR?\n", b"0.000000\r\n"),
+    (b"LOOP 1:HTRREAD?\n", b"   0%\r\n"),
+]
+
+
+def test_every_command_alone_as_the_manual_lists_it(wire):
+    # manual, Remote Command Descriptions: the system, input and loop commands, one a line
+    wire.converse(EVERY_COMMAND_ALONE)
 
 
 # -- compound commands and the SCPI path -------------------------------------------------------

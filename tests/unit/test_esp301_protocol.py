@@ -5,42 +5,24 @@ told only when the error buffer is read (`TB?`, `TE?`)."""
 from __future__ import annotations
 
 import re
-import socket
+from collections.abc import Iterator
 
 import pytest
 
+from device_servers.core.framing import Lines
 from simulators import run_in_thread
 from simulators.esp301 import Esp301Simulator
+from tests.wire import Wire
 
 
 @pytest.fixture
-def esp():
-    with (
-        run_in_thread(Esp301Simulator(seed=1)) as running,
-        socket.create_connection((running.host, running.port), timeout=5) as connection,
-    ):
-        yield Exchange(connection), running.simulator
+def esp() -> Iterator[tuple[Wire, Esp301Simulator]]:
+    """The controller with its clock held (speed 0): time passes only when a test steps it."""
+    with run_in_thread(Esp301Simulator(seed=1, speed=0.0)) as running, Wire(running.port, Lines(b"\r\n")) as wire:
+        yield wire, running.simulator
 
 
-class Exchange:
-    def __init__(self, connection: socket.socket) -> None:
-        self.connection = connection
-        self.buffer = b""
-
-    def send(self, data: bytes) -> None:
-        self.connection.sendall(data)
-
-    def ask(self, data: bytes) -> bytes:
-        self.send(data)
-        while b"\r\n" not in self.buffer:
-            chunk = self.connection.recv(4096)
-            assert chunk, "connection closed"
-            self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\r\n")
-        return line + b"\r\n"
-
-
-def settle(wire: Exchange, simulator: Esp301Simulator, seconds: float) -> None:
+def settle(wire: Wire, simulator: Esp301Simulator, seconds: float) -> None:
     """Let `seconds` of simulated time pass once what was sent has been handled."""
     wire.ask(b"VE?\r")
     with simulator.lock:
@@ -99,6 +81,42 @@ def test_identity_and_version(esp):
     wire, _ = esp
     assert wire.ask(b"VE?\r") == b"ESP301 Version 3.0.1 6/1/2010\r\n"
     assert wire.ask(b"1ID?\r") == b"UTS50CC.1, B10231\r\n"
+
+
+#: Every command alone; one that answers nothing is followed by the query that shows it took.
+EVERY_COMMAND_ALONE = [
+    (b"1SN?\r", b"2\r\n"),
+    (b"1SL-20\r", None),
+    (b"1SL?\r", b"-20.00000\r\n"),
+    (b"1VU?\r", b"10.00000\r\n"),
+    (b"1AU?\r", b"100.00000\r\n"),
+    (b"1AE?\r", b"200.00000\r\n"),
+    (b"1VA2.5\r", None),
+    (b"1VA?\r", b"2.50000\r\n"),
+    (b"1AC20\r", None),
+    (b"1AC?\r", b"20.00000\r\n"),
+    (b"1AG25\r", None),
+    (b"1AG?\r", b"25.00000\r\n"),
+    (b"1KP1200\r", None),
+    (b"1KP?\r", b"1200.00000\r\n"),
+    (b"1KI50\r", None),
+    (b"1KI?\r", b"50.00000\r\n"),
+    (b"1KD3000\r", None),
+    (b"1KD?\r", b"3000.00000\r\n"),
+    (b"1OM2\r", None),
+    (b"1OM?\r", b"2.00000\r\n"),
+    (b"PH\r", b"00000000H, 07H\r\n"),  # every axis on its home switch, no limit switch
+    (b"1PR1.5\r", None),
+    (b"1DP?\r", b"1.50000\r\n"),  # where axis 1 is going
+    (b"1TV\r", b"0.00000\r\n"),  # not moving yet: the clock is held
+    (b"TS\r", b"y\r\n"),  # 0x79: bit 6, motors 1-3 on (bits 3-5), axis 1 moving (bit 0)
+    (b"TE?\r", b"0\r\n"),
+]
+
+
+def test_every_command_alone(esp):
+    wire, _ = esp
+    wire.converse(EVERY_COMMAND_ALONE)
 
 
 # -- motion ---------------------------------------------------------------------------------------

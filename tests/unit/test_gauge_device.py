@@ -116,7 +116,7 @@ def test_garbage_is_fault_with_the_reason_then_it_recovers(gauge):
     model, sim, proxy = gauge
     sim.garbage = True
     wait_until(lambda: proxy.state() == tango.DevState.FAULT, 20, what="FAULT on garbage")
-    assert "InstrumentError" in proxy.status()
+    assert "GarbledReply" in proxy.status()
     assert {"TPG361": "expected ACK or NAK", "PDR900": "PDR900 answered"}[model] in proxy.status()
     sim.garbage = False
     wait_until(lambda: proxy.state() == tango.DevState.ON, 20, what="back ON")

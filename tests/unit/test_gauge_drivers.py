@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from device_servers.core.errors import InstrumentError, LinkError, RejectedValue
+from device_servers.core.errors import GarbledReply, InstrumentError, LinkError, RejectedValue
 from device_servers.core.link import SerialLink
 from device_servers.gauge.pdr900 import Pdr900
 from device_servers.gauge.tpg361 import Tpg361
@@ -92,7 +92,7 @@ def test_tpg_measurement_parsing(tpg):
     assert gauge.parse_measurement("0,1.0000E-03").pressure == 1e-3
     assert gauge.parse_measurement("1,5.0000E-04").status is SensorStatus.UNDERRANGE
     for bad in ("7,1.0E-3", "0;1.0E-3", "x,1", "0,abc"):
-        with pytest.raises(InstrumentError):
+        with pytest.raises(GarbledReply):
             gauge.parse_measurement(bad)
 
 
@@ -109,7 +109,7 @@ def test_tpg_streaming_lines_arrive_unasked(tpg):
 def test_tpg_garbage_and_silence(tpg):
     gauge, sim = tpg
     sim.garbage = True
-    with pytest.raises(InstrumentError, match="expected ACK or NAK"):
+    with pytest.raises(GarbledReply, match="expected ACK or NAK"):
         gauge.read()
     sim.clear()
     sim.delay = 1.0
@@ -171,11 +171,11 @@ def test_pdr_sensor_failure_is_a_status_not_a_pressure(pdr):
 def test_pdr_answer_from_another_address_garbage_and_truncation(pdr):
     gauge, sim = pdr
     sim.faults.add("address")
-    with pytest.raises(InstrumentError, match="answer from address 001, not 253"):
+    with pytest.raises(GarbledReply, match="answer from address 001, not 253"):
         gauge.read()
     sim.clear()
     sim.garbage = True
-    with pytest.raises(InstrumentError, match="PDR900 answered"):
+    with pytest.raises(GarbledReply, match="PDR900 answered"):
         gauge.read()
     sim.clear()
     sim.faults.add("truncate")

@@ -7,10 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from device_servers.core.errors import InstrumentError, LinkError, RejectedValue
+from device_servers.core.errors import GarbledReply, LinkError, RejectedValue
 from device_servers.core.framing import Lines
 from device_servers.core.link import SerialLink
-from device_servers.huber.driver import HuberChiller, celsius, hundredths
+from device_servers.huber.driver import HuberChiller
+from device_servers.huber.protocol import celsius, hundredths
 from simulators import run_in_thread
 from simulators.huber import HuberSimulator
 
@@ -81,19 +82,19 @@ def test_alarm_flag(sim, chiller):
 
 def test_a_reply_whose_checksum_does_not_match_is_refused(sim, chiller):
     sim.simulator.faults.add("checksum")
-    with pytest.raises(InstrumentError, match="checksum"):
+    with pytest.raises(GarbledReply, match="checksum"):
         chiller.read_status()
 
 
 def test_a_reply_from_another_address_is_refused(sim, chiller):
     sim.simulator.faults.add("address")
-    with pytest.raises(InstrumentError, match="not from slave 01"):
+    with pytest.raises(GarbledReply, match="not from slave 01"):
         chiller.read_status()
 
 
 def test_garbage_is_refused(sim, chiller):
     sim.simulator.garbage = True
-    with pytest.raises(InstrumentError):
+    with pytest.raises(GarbledReply):
         chiller.read_status()
 
 

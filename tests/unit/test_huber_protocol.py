@@ -4,39 +4,14 @@ for byte, checksums included (the manual's own examples, quoted as it prints the
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterator
 
 import pytest
 
+from device_servers.huber.protocol import FRAMING
 from simulators import run_in_thread
 from simulators.huber import HuberSimulator
-
-
-class Wire:
-    """A raw TCP connection: what a terminal would show."""
-
-    def __init__(self, port: int) -> None:
-        self.socket = socket.create_connection(("127.0.0.1", port), timeout=5)
-        self.pending = b""
-
-    def ask(self, data: bytes, timeout: float = 5.0) -> bytes:
-        self.socket.sendall(data)
-        self.socket.settimeout(timeout)
-        while b"\r" not in self.pending:
-            chunk = self.socket.recv(4096)
-            assert chunk, "the simulator closed the connection"
-            self.pending += chunk
-        line, _, self.pending = self.pending.partition(b"\r")
-        return line + b"\r"
-
-    def silent(self, data: bytes) -> bool:
-        self.socket.sendall(data)
-        self.socket.settimeout(0.5)
-        try:
-            return not self.socket.recv(4096)
-        except TimeoutError:
-            return True
+from tests.wire import Wire
 
 
 @pytest.fixture
@@ -46,10 +21,8 @@ def sim() -> HuberSimulator:
 
 @pytest.fixture
 def wire(sim) -> Iterator[Wire]:
-    with run_in_thread(sim) as running:
-        connection = Wire(running.port)
+    with run_in_thread(sim) as running, Wire(running.port, FRAMING) as connection:
         yield connection
-        connection.socket.close()
 
 
 def test_verify_command_from_the_manual(wire):
@@ -93,13 +66,16 @@ def test_limits_command(wire):
 
 def test_a_frame_with_a_wrong_checksum_gets_no_reply(wire):
     # the unit answers only a correctly received command
-    assert wire.silent(b"[M01G0D******C1\r")
+    wire.send(b"[M01G0D******C1\r")
+    assert wire.silent(0.5)
     assert wire.ask(b"[M01V07C6\r") == b"[S01V14Huber ControlC1\r"  # and goes on answering
 
 
 def test_frames_for_another_address_or_of_a_wrong_length_get_no_reply(wire):
-    assert wire.silent(b"[M02V07C7\r")
-    assert wire.silent(b"[M01V08C7\r")
+    wire.send(b"[M02V07C7\r")
+    assert wire.silent(0.5)
+    wire.send(b"[M01V08C7\r")
+    assert wire.silent(0.5)
 
 
 def test_cooling_pulls_the_bath_to_the_setpoint_and_pumping_lets_it_drift_to_ambient():

@@ -7,45 +7,16 @@ and command lists): `@<address><command>?;FF` or `@<address><command>!<value>;FF
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
 
+from device_servers.core.framing import Lines
 from simulators import run_in_thread
 from simulators.pdr900 import Pdr900Simulator
+from tests.wire import Wire
 
 TORR = 1013.25 / 760  # mbar
-
-
-class Wire:
-    """A raw TCP connection through the terminal server to the controller."""
-
-    def __init__(self, port: int) -> None:
-        self.socket = socket.create_connection(("127.0.0.1", port), timeout=5)
-        self.pending = b""
-
-    def receive(self) -> bytes:
-        while b";FF" not in self.pending:
-            chunk = self.socket.recv(4096)
-            assert chunk, "the simulator closed the connection"
-            self.pending += chunk
-        reply, _, self.pending = self.pending.partition(b";FF")
-        return reply + b";FF"
-
-    def ask(self, data: bytes) -> bytes:
-        self.socket.sendall(data)
-        return self.receive()
-
-    def silent(self, data: bytes, seconds: float = 0.3) -> bool:
-        self.socket.sendall(data)
-        self.socket.settimeout(seconds)
-        try:
-            return not self.socket.recv(100)
-        except TimeoutError:
-            return True
-        finally:
-            self.socket.settimeout(5)
 
 
 @pytest.fixture
@@ -58,10 +29,8 @@ def sim() -> Pdr900Simulator:
 
 @pytest.fixture
 def wire(sim: Pdr900Simulator) -> Iterator[Wire]:
-    with run_in_thread(sim) as running:
-        connection = Wire(running.port)
+    with run_in_thread(sim) as running, Wire(running.port, Lines(b";FF")) as connection:
         yield connection
-        connection.socket.close()
 
 
 # -- the manual's exchanges ------------------------------------------------------------------------
@@ -98,9 +67,21 @@ def test_letters_in_either_case(wire):
     assert wire.ask(b"@253pr1?;FF") == b"@253ACK1.00E-3;FF"
 
 
+def test_the_transducers_identification_and_the_other_pressure_queries(wire):
+    assert wire.ask(b"@253SN?;FF") == b"@253ACK1722001345;FF"
+    assert wire.ask(b"@253FV?;FF") == b"@253ACK1.20;FF"
+    assert wire.ask(b"@253MD?;FF") == b"@253ACK972B;FF"
+    assert wire.ask(b"@253MF?;FF") == b"@253ACKMKS;FF"
+    assert wire.ask(b"@253DT?;FF") == b"@253ACKDUALMAG;FF"
+    assert wire.ask(b"@253PR2?;FF") == b"@253ACK1.00E-3;FF"
+    assert wire.ask(b"@253PR3?;FF") == b"@253ACK1.00E-3;FF"
+
+
 def test_other_addresses_get_no_answer_and_255_is_obeyed_silently(wire):
-    assert wire.silent(b"@001PR1?;FF")
-    assert wire.silent(b"@255U!PASCAL;FF")
+    wire.send(b"@001PR1?;FF")
+    assert wire.silent()
+    wire.send(b"@255U!PASCAL;FF")
+    assert wire.silent()
     assert wire.ask(b"@253U?;FF") == b"@253ACKPASCAL;FF"
 
 
@@ -114,7 +95,8 @@ def test_transducer_status_shows_a_sensor_failure(wire, sim):
 def test_an_address_of_its_own(wire, sim):
     assert wire.ask(b"@253AD!017;FF") == b"@017ACK017;FF"
     assert wire.ask(b"@017PR1?;FF") == b"@017ACK1.00E-3;FF"
-    assert wire.silent(b"@253PR1?;FF")
+    wire.send(b"@253PR1?;FF")
+    assert wire.silent()
 
 
 def test_address_fault_answers_as_another_gauge_and_truncate_cuts_short(wire, sim):

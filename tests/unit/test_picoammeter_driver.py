@@ -64,16 +64,19 @@ def test_a_range_the_model_lacks_is_refused_with_the_ranges_and_nothing_sent(met
 
 def test_6485_error_comes_back_in_the_instruments_words():
     with run_in_thread(Keithley6485Simulator(seed=1)) as running, link_for_url(running.url) as link:
-        with pytest.raises(InstrumentError, match="-113, 'Undefined header'"):
-            Keithley6485(link)._command(":SYST:ZCHK ON")
+        meter = Keithley6485(link)
+        with pytest.raises(InstrumentError, match="refused ':SYST:ZCHK ON': error -113, 'Undefined header'"):
+            meter.send(":SYST:ZCHK ON")
         assert running.simulator.received[-1] == ":SYST:ZCHK ON;:SYST:ERR?"
+        assert meter.set_range(2e-9) == 2e-9  # the line stays up
+        assert running.simulator.received[-1] == ":SENS:CURR:RANG 2e-09;:SENS:CURR:RANG?;:SYST:ERR?"
 
 
 def test_487_source_limits_range_and_interlock():
     with run_in_thread(Keithley487Simulator(seed=1)) as running, link_for_url(running.url, timeout=2.0) as link:
         meter, instrument = Keithley487(link), running.simulator.instrument
         assert meter.set_voltage(10.0) == 10.0
-        assert running.simulator.received[-2] == "V10.000,0,0X"
+        assert running.simulator.received[-2:] == ["V10.000,0,0X", "U1X"]
         assert meter.set_operate(True)
         assert meter.read_status().source.voltage == 10.0
         sent = len(running.simulator.received)
@@ -82,22 +85,28 @@ def test_487_source_limits_range_and_interlock():
         assert not [line for line in running.simulator.received[sent:] if line.startswith("V")]
         meter.set_operate(False)
         instrument.interlock_closed = False
-        assert meter.set_voltage_range(500.0) == 500.0
+        assert meter.set_voltage_range(500.0) == 500.0  # in standby the interlock does not matter
+        meter.set_voltage_range(50.0)
+        assert meter.set_operate(True)  # the 50 V range operates with the interlock open
         sent = len(running.simulator.received)
-        with pytest.raises(RejectedValue, match="interlock"):
-            meter.set_operate(True)
-        assert "O1X" not in running.simulator.received[sent:]
+        with pytest.raises(RejectedValue, match="500 V range needs the interlock closed"):  # it would drop the output
+            meter.set_voltage_range(500.0)
+        assert not [line for line in running.simulator.received[sent:] if line.startswith("V")]
         instrument.interlock_closed = True
-        assert meter.set_operate(True) and meter.read_source().operate
+        assert meter.set_voltage_range(500.0) == 500.0 and meter.read_source().operate
 
 
-def test_487_refusal_is_reported_from_the_error_word():
-    with (
-        run_in_thread(Keithley487Simulator(seed=1)) as running,
-        link_for_url(running.url) as link,
-        pytest.raises(InstrumentError, match="IDDC"),
-    ):
-        Keithley487(link)._command("Q1X")
+def test_487_a_write_it_refuses_fails_in_the_words_of_its_error_word():
+    with run_in_thread(Keithley487Simulator(seed=1)) as running, link_for_url(running.url, timeout=2.0) as link:
+        meter = Keithley487(link)
+        meter.set_voltage_range(500.0)
+        running.simulator.instrument.interlock_closed = False
+        with pytest.raises(InstrumentError, match="the Keithley 487 refused 'O1X': interlock open"):
+            meter.set_operate(True)
+        assert running.simulator.received[-2:] == ["O1X", "U1X"]
+        assert not meter.read_source().operate  # it stayed in standby, the line up
+        with pytest.raises(InstrumentError, match=r"refused 'Q1X': IDDC \(unknown command\)"):
+            meter.send("Q1X")
 
 
 def test_a_frozen_reading_holds_on_the_direct_simulator():
@@ -105,7 +114,7 @@ def test_a_frozen_reading_holds_on_the_direct_simulator():
         meter = Keithley6485(link)
         meter.set_zero_check(False)
         running.simulator.freeze("current")
-        first, second = meter.read_current(), meter.read_current()
+        first, second = meter.read_status().reading, meter.read_status().reading
         assert first.amps == second.amps
         running.simulator.clear()
-        assert meter.read_current().amps != first.amps
+        assert meter.read_status().reading.amps != first.amps

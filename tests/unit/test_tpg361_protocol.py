@@ -8,47 +8,18 @@ one byte, answered with the data and CR LF.
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterator
 
 import pytest
 
+from device_servers.core.framing import Lines
+from device_servers.gauge.tpg361_protocol import TpgRequests
 from simulators import run_in_thread
-from simulators.tpg361 import Tpg361Simulator, TpgRequests
+from simulators.tpg361 import Tpg361Simulator
 from simulators.vacuum import VacuumSimulator
+from tests.wire import Wire
 
-
-class Wire:
-    """A raw TCP connection to the simulator, as a terminal would show it."""
-
-    def __init__(self, port: int) -> None:
-        self.socket = socket.create_connection(("127.0.0.1", port), timeout=5)
-        self.pending = b""
-
-    def send(self, data: bytes) -> None:
-        self.socket.sendall(data)
-
-    def receive(self) -> bytes:
-        """The next reply, CR LF included."""
-        while b"\r\n" not in self.pending:
-            chunk = self.socket.recv(4096)
-            assert chunk, "the simulator closed the connection"
-            self.pending += chunk
-        line, _, self.pending = self.pending.partition(b"\r\n")
-        return line + b"\r\n"
-
-    def ask(self, data: bytes) -> bytes:
-        self.send(data)
-        return self.receive()
-
-    def silent(self, seconds: float = 0.3) -> bool:
-        self.socket.settimeout(seconds)
-        try:
-            return not self.pending and not self.socket.recv(100)
-        except TimeoutError:
-            return True
-        finally:
-            self.socket.settimeout(5)
+REPLIES = Lines(b"\r\n")
 
 
 @pytest.fixture
@@ -61,10 +32,8 @@ def sim() -> Tpg361Simulator:
 
 @pytest.fixture
 def wire(sim: Tpg361Simulator) -> Iterator[Wire]:
-    with run_in_thread(sim) as running:
-        connection = Wire(running.port)
+    with run_in_thread(sim) as running, Wire(running.port, REPLIES) as connection:
         yield connection
-        connection.socket.close()
 
 
 # -- the manual's exchanges ------------------------------------------------------------------------
@@ -109,6 +78,11 @@ def test_gauge_identification(wire):
     assert wire.ask(b"\x05") == b"PKR\r\n"
 
 
+def test_are_you_there_answers_type_part_serial_and_versions(wire):
+    assert wire.ask(b"AYT\r\n") == b"\x06\r\n"
+    assert wire.ask(b"\x05") == b"TPG361,PTG28040,44998061,010100,010100\r\n"
+
+
 def test_each_enq_answers_the_last_mnemonic_again(wire, sim):
     wire.ask(b"PR1\r\n")
     assert wire.ask(b"\x05") == b"0,1.0000E-03\r\n"
@@ -146,13 +120,11 @@ def test_sensor_faults_are_status_codes(wire, sim, fault, answer):
 
 def test_below_a_pirani_gauge_range_is_underrange():
     sim = Tpg361Simulator(seed=1, gauge="TPR", pressure=1e-6)
-    with run_in_thread(sim) as running:
-        wire = Wire(running.port)
+    with run_in_thread(sim) as running, Wire(running.port, REPLIES) as wire:
         wire.ask(b"PR1\r\n")
         assert wire.ask(b"\x05") == b"1,5.0000E-04\r\n"
         wire.ask(b"TID\r\n")
         assert wire.ask(b"\x05") == b"TPR\r\n"
-        wire.socket.close()
 
 
 # -- continuous output -----------------------------------------------------------------------------

@@ -3,33 +3,13 @@ literally (settings get no answer, queries answer in the manual's formats, LF-te
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
 
 from simulators import run_in_thread
 from simulators.tti import TtiSimulator
-
-
-class Wire:
-    """A raw TCP connection, as `nc psu 9221` shows it."""
-
-    def __init__(self, port: int) -> None:
-        self.socket = socket.create_connection(("127.0.0.1", port), timeout=5)
-        self.pending = b""
-
-    def send(self, data: bytes) -> None:
-        self.socket.sendall(data)
-
-    def ask(self, data: bytes) -> bytes:
-        self.send(data)
-        while b"\n" not in self.pending:
-            chunk = self.socket.recv(4096)
-            assert chunk, "the simulator closed the connection"
-            self.pending += chunk
-        line, _, self.pending = self.pending.partition(b"\n")
-        return line + b"\n"
+from tests.wire import Wire
 
 
 @pytest.fixture
@@ -39,10 +19,8 @@ def sim() -> TtiSimulator:
 
 @pytest.fixture
 def wire(sim) -> Iterator[Wire]:
-    with run_in_thread(sim) as running:
-        connection = Wire(running.port)
+    with run_in_thread(sim) as running, Wire(running.port) as connection:
         yield connection
-        connection.socket.close()
 
 
 def test_identification(wire):
@@ -133,6 +111,13 @@ def test_constant_current_when_the_load_wants_more_than_the_limit(wire):
     assert wire.ask(b"I4O?\n") == b"0.100A\n"
     assert wire.ask(b"V4O?\n") == b"10.000V\n"
     assert int(wire.ask(b"LSR4?\n")) & 0x02
+
+
+def test_reset_switches_every_output_off_at_its_defaults(wire):
+    wire.send(b"V1 5\n")
+    wire.send(b"OP1 1\n")
+    wire.send(b"*RST\n")
+    assert wire.ask(b"V1?;I1?;OP1?\n") == b"V1 0.000;I1 0.100;0\n"
 
 
 def test_readbacks_carry_noise_by_default():
