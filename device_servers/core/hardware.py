@@ -428,7 +428,12 @@ class HardwareDevice(Device):
             state = DevState.ALARM
             status = f"{status}; out of alarm limits: {', '.join(in_alarm)}"
         if refused:
-            status += "; refused by the instrument: " + "; ".join(f"{name}: {why}" for name, why in refused.items())
+            by_reason: dict[str, list[str]] = {}
+            for name, why in refused.items():
+                by_reason.setdefault(why, []).append(name)
+            status += "; refused by the instrument: " + "; ".join(
+                f"{', '.join(names)}: {why}" for why, names in by_reason.items()
+            )
         self._set_state(state, status)
 
     def _refused(self, exc: InstrumentError) -> None:
