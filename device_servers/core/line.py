@@ -213,7 +213,10 @@ def line_for_url(url: str, **settings: Any) -> Line:
                 raise
     if scheme not in _transports:
         known = ", ".join(f"{name}://" for name in sorted(_transports) if name)
-        raise ValueError(f"no transport for {url!r}: the schemes are {known}, or a device path such as /dev/ttyUSB0")
+        raise ValueError(
+            f"no transport for {url!r}: no module {__package__}.{scheme}_link; schemes loaded so far: {known} "
+            "(gpib_link, modbus_link... load with their first URL); or a device path such as /dev/ttyUSB0"
+        )
     return _transports[scheme](url, **settings)
 
 

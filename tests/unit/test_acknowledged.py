@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from device_servers.core.acknowledged import PFEIFFER, NotAcknowledged
-from device_servers.core.errors import InstrumentError, LinkError
+from device_servers.core.errors import GarbledReply, InstrumentError, LinkError
 from device_servers.core.framing import Lines
 from device_servers.core.link import SerialLink
 
@@ -105,7 +105,7 @@ def test_a_command_is_only_acknowledged(connect):
 
 def test_garbage_where_the_acknowledgement_belongs(connect):
     _, link = connect(lambda request: b"\xfe\xa7!\r\n")
-    with pytest.raises(InstrumentError, match=r"expected ACK or NAK to b'PR1', got b'\\xfe\\xa7!'"):
+    with pytest.raises(GarbledReply, match=r"expected ACK or NAK to b'PR1', got b'\\xfe\\xa7!'"):
         PFEIFFER.query(link, b"PR1\r\n")
 
 
