@@ -285,7 +285,7 @@ class GpibBus(HardwareDevice):
             self._failed(exc)
             raise
         except LinkError as exc:
-            self.link.close()
+            self.link.lost(exc)  # the controller's line: the poll loop shows FAULT and reconnects
             self._failed(exc)
             raise
         except InstrumentError as exc:

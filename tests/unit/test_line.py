@@ -68,6 +68,7 @@ def test_a_failure_is_told_to_every_device_once_and_an_old_one_does_not_close_a_
     attach_line(chain.url, "lab/zaber/2", lambda error: told.append(("2", str(error))), **SETTINGS)
     try:
         generation = line.connect()
+        line.transaction(bytes.fromhex("01 3c 00 00 00 00"))  # the simulator serves this connection
         chain.simulator.drop()
         with pytest.raises(LinkError):
             line.transaction(bytes.fromhex("01 3c 00 00 00 00"))
