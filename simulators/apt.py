@@ -34,7 +34,7 @@ import struct
 from collections.abc import Callable
 from typing import ClassVar
 
-from device_servers.apt.driver import (
+from device_servers.apt.protocol import (
     APT_FRAMING,
     BY_ID,
     CONTROLLER,

@@ -101,6 +101,8 @@ class Simulator:
         self.lock = threading.RLock()
         #: Every request received on the instrument port, in order: tests check what reached the wire.
         self.received: list = []
+        #: Instrument connections accepted so far: tests see how often a client (re)connected.
+        self.connections = 0
         self.delay = 0.0
         self.garbage = False
         self.offline = False
@@ -336,6 +338,8 @@ class Simulator:
                 writer.transport.abort()
                 return
             connections.add(writer)
+            if connections is self._clients:
+                self.connections += 1
             task = asyncio.get_running_loop().create_task(serve_until_closed(reader, writer))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -11,6 +11,9 @@ from __future__ import annotations
 import random
 import time
 
+from device_servers.core.errors import LinkError
+from device_servers.core.framing import block_data, definite_length_block
+
 from .core import LineProtocolSimulator
 
 
@@ -43,6 +46,35 @@ class GpibInstrument:
     def readings(self) -> dict[str, object]:
         """Readings that the controller's `freeze` can hold, by name."""
         return {}
+
+
+class WaveformMemory(GpibInstrument):
+    """An arbitrary-waveform memory, the least an instrument needs to carry binary data both ways
+    as IEEE 488.2 definite-length blocks:
+
+        DATA #41024<1024 bytes>     stores the block's bytes (any values, CR and LF too)
+        DATA?                       answers `#41024<the bytes>`
+        *IDN?                       TANGOLAB,WAVEFORM MEMORY,<address>,1.0
+
+    Messages reach `handle` as latin-1 text, one character per byte."""
+
+    model = "waveform memory"
+
+    def __init__(self, address: int, *, seed: int | None = None) -> None:
+        super().__init__(address, seed=seed)
+        self.data = b""
+
+    def handle(self, message: str) -> str | None:
+        if message == "*IDN?":
+            return f"TANGOLAB,WAVEFORM MEMORY,{self.address},1.0"
+        if message == "DATA?":
+            return definite_length_block(self.data).decode("latin-1")
+        if message.startswith("DATA "):
+            try:
+                self.data = block_data(message.encode("latin-1"))
+            except LinkError:
+                pass  # no whole block: an instrument ignores it (and would flag a command error)
+        return None
 
 
 class DirectGpibSimulator(LineProtocolSimulator):

@@ -37,8 +37,10 @@ so in output stage mode 3 (HW enable) the output stops while the flow is off. A 
 `SINK_LIMIT` is a device error (status 3, output off) until `RS`.
 
 Control port, besides the common commands: `flow on|off` (the coolant), `sequence on|off`
-(replies carry another sequence number than the request's). The `checksum` fault spoils the
-CRC of every reply; the `address` fault answers from another address.
+(replies carry another sequence number than the request's), `refuse PARAMETER [CODE|off]`
+(every request on that parameter id, e.g. 1001, answered with server error CODE, 05
+"parameter not available" unless given: the controller's own refusal). The `checksum` fault
+spoils the CRC of every reply; the `address` fault answers from another address.
 """
 
 from __future__ import annotations
@@ -49,17 +51,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from device_servers.core.framing import Lines, crc16_xmodem
+from device_servers.mecom.protocol import (
+    CMD_NOT_AVAILABLE,
+    FORMAT,
+    FRAMING,
+    GENERAL_COM,
+    INSTANCE_NOT_AVAILABLE,
+    PAR_NOT_AVAILABLE,
+    PAR_OUT_OF_RANGE,
+    PAR_READ_ONLY,
+    TCP_PORT,
+    acknowledge,
+    crc,
+    is_hex,
+    refusal,
+    reply,
+)
 
 from .core import Simulator, _on_off, _reply_fault
 
-#: The LTR-1200's MeCom server port.
-TCP_PORT = 50000
 GREETING = b"Welcome to the Meerstetter LTR-1200 MeCom server\r\n"
 IDENTIFICATION = "1090-TEC SW v5.10".ljust(20)
-
-CMD_NOT_AVAILABLE, GENERAL_COM, FORMAT, PAR_NOT_AVAILABLE = 1, 3, 4, 5
-PAR_READ_ONLY, PAR_OUT_OF_RANGE, INSTANCE_NOT_AVAILABLE = 6, 7, 8
 
 INIT, READY, RUN, ERROR, BOOTLOADER, RESETTING = range(6)
 STAGE_OFF, STAGE_ON, STAGE_LIVE, STAGE_HW_ENABLE = range(4)
@@ -136,7 +148,7 @@ class MeComSimulator(Simulator):
 
     kind: ClassVar[str] = "mecom"
     default_port: ClassVar[int] = TCP_PORT
-    framing = Lines(b"\r")
+    framing = FRAMING
     garbage_end: ClassVar[bytes] = b"\r"
 
     def __init__(
@@ -156,6 +168,8 @@ class MeComSimulator(Simulator):
             for n in range(channels)
         ])
         self.greeting = GREETING
+        #: Server error codes the device answers instead, by parameter id (`refuse`).
+        self.refused: dict[int, int] = {}
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -175,21 +189,21 @@ class MeComSimulator(Simulator):
 
     def handle(self, frame: bytes) -> bytes | None:
         self.received.append(frame)
-        text = self.framing.payload(frame).decode("ascii", errors="replace").lstrip("\n")
-        if not text.startswith("#") or len(text) < 11 or not _is_hex(text[1:7]):
+        text = self.framing.payload(frame).decode("ascii", errors="replace")
+        if not text.startswith("#") or len(text) < 11 or not is_hex(text[1:7]):
             return None  # not a frame: the device waits for the next '#'
-        address, sequence, payload, crc = text[1:3], text[3:7], text[7:-4], text[-4:]
+        address, sequence, payload, check = text[1:3], text[3:7], text[7:-4], text[-4:]
         if int(address, 16) not in (0, self.address):
             return None
         head = f"!{address}{sequence}"
-        if not _is_hex(crc) or int(crc, 16) != crc16_xmodem(text[:-4].encode("ascii")):
-            return _framed(f"{head}+{GENERAL_COM:02X}")
+        if check.upper() != crc(text[:-4]):
+            return refusal(head, GENERAL_COM)
         if self.device.status == RESETTING:
             return None  # restarting: deaf
         answer = self._command(payload)
         if answer is None:
-            return f"{head}{crc}\r".encode("ascii")  # the acknowledge carries the request's CRC
-        return _framed(head + answer)
+            return acknowledge(head, check)
+        return reply(head, answer)
 
     def _command(self, payload: str) -> str | None:
         """The reply payload (None: acknowledge) of one request payload."""
@@ -200,15 +214,21 @@ class MeComSimulator(Simulator):
             return IDENTIFICATION
         if payload[:3] == "?VR":
             fields = payload[3:]
-            if len(fields) != 6 or not _is_hex(fields):
+            if len(fields) != 6 or not is_hex(fields):
                 return f"+{FORMAT:02X}"
-            return self._read(int(fields[:4], 16), int(fields[4:], 16))
+            return self._refusal(fields) or self._read(int(fields[:4], 16), int(fields[4:], 16))
         if payload[:2] == "VS":
             fields = payload[2:]
-            if len(fields) != 14 or not _is_hex(fields):
+            if len(fields) != 14 or not is_hex(fields):
                 return f"+{FORMAT:02X}"
-            return self._write(int(fields[:4], 16), int(fields[4:6], 16), bytes.fromhex(fields[6:]))
+            return self._refusal(fields) or self._write(
+                int(fields[:4], 16), int(fields[4:6], 16), bytes.fromhex(fields[6:])
+            )
         return f"+{CMD_NOT_AVAILABLE:02X}"
+
+    def _refusal(self, fields: str) -> str | None:
+        code = self.refused.get(int(fields[:4], 16))
+        return None if code is None else f"+{code:02X}"
 
     def _read(self, parameter: int, instance: int) -> str:
         found = self._parameter(parameter, instance)
@@ -261,21 +281,20 @@ class MeComSimulator(Simulator):
 
     # -- faults, physics, freeze ----------------------------------------------------------------
 
-    def spoil(self, fault: str, reply: bytes) -> bytes:
-        text = reply.decode("ascii", errors="replace")
+    def spoil(self, fault: str, frame: bytes) -> bytes:
+        text = frame.decode("ascii", errors="replace")
         if fault not in ("checksum", "address", "sequence"):
-            return super().spoil(fault, reply)
+            return super().spoil(fault, frame)
         if not text.startswith("!") or len(text) < 12:
-            return reply
-        body, crc = text[:-5], text[-5:-1]
+            return frame
+        body, check = text[:-5], text[-5:-1]
         if fault == "checksum":
-            return f"{body}{int(crc, 16) ^ 0x5A5A:04X}\r".encode("ascii")
-        acknowledge = len(body) == 7
+            return f"{body}{int(check, 16) ^ 0x5A5A:04X}\r".encode("ascii")
         if fault == "address":
             body = f"!{(int(body[1:3], 16) + 1) % 256:02X}{body[3:]}"
         else:
             body = f"{body[:3]}{(int(body[3:7], 16) + 1) % 0x10000:04X}{body[7:]}"
-        return f"{body}{crc}\r".encode("ascii") if acknowledge else _framed(body)
+        return acknowledge(body, check) if len(body) == 7 else reply(body, "")
 
     def step(self, dt: float) -> None:
         device = self.device
@@ -315,16 +334,33 @@ class MeComSimulator(Simulator):
     def _control_flow(self, state: str) -> None:
         self.set_flow(_on_off(state))
 
+    def _control_refuse(self, parameter: str, code: str = "05") -> None:
+        number = int(parameter)
+        if code.lower() == "off":
+            self.refused.pop(number, None)
+            return
+        if not 1 <= int(code, 16) <= 0xFF:
+            raise ValueError(f"a server error code is 01 to FF (hex), not {code}")
+        self.refused[number] = int(code, 16)
+
+    def clear(self) -> None:
+        with self.lock:
+            super().clear()
+            self.refused.clear()
+
     def _control_help(self) -> str:
-        return super()._control_help() + " | flow on|off | sequence on|off"
+        return super()._control_help() + " | flow on|off | sequence on|off | refuse PARAMETER [CODE|off]"
 
     def _control_status(self) -> str:
-        return f"{super()._control_status()} flow={'on' if self.device.flowing else 'off'}"
+        refused = ",".join(f"{number}:+{code:02X}" for number, code in self.refused.items()) or "none"
+        return f"{super()._control_status()} flow={'on' if self.device.flowing else 'off'} refused={refused}"
 
     _CONTROL: ClassVar[dict[str, Callable[..., str | None]]] = {
         **Simulator._CONTROL,
         "flow": _control_flow,
         "sequence": _reply_fault("sequence"),
+        "refuse": _control_refuse,
+        "clear": clear,
         "status": _control_status,
         "help": _control_help,
     }
@@ -336,15 +372,6 @@ DEVICE_PARAMETERS = (100, 102, 103, 104, 105)
 CHANNEL_PARAMETERS = (1000, 1001, 1010, 1020, 1021, 2010, 2030, 3000)
 #: The error number the simulator reports for an overheated sink (parameter 105).
 SINK_ERROR = 108
-
-
-def _framed(body: str) -> bytes:
-    """A reply with its CRC and end of frame."""
-    return f"{body}{crc16_xmodem(body.encode('ascii')):04X}\r".encode("ascii")
-
-
-def _is_hex(text: str) -> bool:
-    return bool(text) and all(c in "0123456789ABCDEFabcdef" for c in text)
 
 
 def _set(channel: Channel, name: str, value: float, allowed: bool) -> bool:

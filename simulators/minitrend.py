@@ -24,14 +24,14 @@ from typing import ClassVar
 from pymodbus.simulator import DataType, SimData
 
 from device_servers.core.modbus_link import float32_registers
+from device_servers.flow.minitrend_protocol import PEN_ALARMS, PEN_VALUES
+from device_servers.flow.minitrend_protocol import PENS as PEN_NUMBERS
 
 from .core import _on_off
 from .modbus import ModbusSimulator
 
-PEN_VALUES = 0x18C0
-PEN_ALARMS = 0x1980
 #: Pens in the register map; those that carry a flow.
-PENS = 16
+PENS = len(PEN_NUMBERS)
 FLOW_PENS = (0, 1, 2, 3, 8, 9)
 #: How fast a stopped (or restarted) flow settles, in seconds.
 TIME_CONSTANT_S = 0.25

@@ -174,6 +174,7 @@ class _Connection(ServerRequestHandler):
             self.transport.abort()
             return
         self.simulator._clients.add(self)
+        self.simulator.connections += 1
 
     def callback_disconnected(self, exc: Exception | None) -> None:
         self.simulator._clients.discard(self)

@@ -43,16 +43,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
-from device_servers.core.framing import Framing
+from device_servers.core.framing import BlockLines, Framing
+from device_servers.gpib.prologix_protocol import EOS_TERMINATORS, HOST_MESSAGES, READ_TIMEOUT_MS, TCP_PORT
 
 from .core import Simulator
 from .gpib import GpibInstrument
 
 VERSION = "Prologix GPIB-ETHERNET Controller version 01.06.06.00"
-ESC, CR, LF, PLUS = 0x1B, 0x0D, 0x0A, 0x2B
-#: What `++eos` appends to the data sent to an instrument.
-EOS_TERMINATORS = {0: b"\r\n", 1: b"\r", 2: b"\n", 3: b""}
-READ_TIMEOUT_MS = (1, 3000)
 #: Addressing the instrument to talk and ending the read, per GPIB transfer.
 BUS_OVERHEAD_S = 0.002
 #: Byte transfer time on the bus (the Prologix moves roughly 100 kB/s to the host).
@@ -61,41 +58,8 @@ BUS_BYTE_S = 1e-5
 RESET_S = 5.0
 #: The demo lab's bus: a Keithley 6485 at 14 and a Keithley 487 at 15.
 DEMO_ADDRESSES = {"Keithley6485": 14, "Keithley487": 15}
-
-
-class PrologixMessages(Framing):
-    """Host messages: they end at a CR or LF that no ESC escapes; the payload is unescaped."""
-
-    def split(self, buffer: bytes) -> tuple[bytes, bytes] | None:
-        escaped = False
-        for index, byte in enumerate(buffer):
-            if escaped:
-                escaped = False
-            elif byte == ESC:
-                escaped = True
-            elif byte in (CR, LF):
-                return buffer[: index + 1], buffer[index + 1 :]
-        return None
-
-    def payload(self, frame: bytes) -> bytes:
-        data, escaped = bytearray(), False
-        for byte in frame[:-1]:
-            if not escaped and byte == ESC:
-                escaped = True
-                continue
-            escaped = False
-            data.append(byte)
-        return bytes(data)
-
-
-def escaped(data: bytes) -> bytes:
-    """`data` with every CR, LF, ESC and `+` escaped, as the host must send instrument data."""
-    out = bytearray()
-    for byte in data:
-        if byte in (ESC, CR, LF, PLUS):
-            out.append(ESC)
-        out.append(byte)
-    return bytes(out)
+#: What an instrument receives: a message up to its LF, binary blocks in it kept whole.
+INSTRUMENT_MESSAGE = BlockLines(b"\n")
 
 
 @dataclass
@@ -142,8 +106,8 @@ class PrologixSimulator(Simulator):
     """Prologix GPIB-ETHERNET controller with GPIB instruments behind it."""
 
     kind: ClassVar[str] = "prologix"
-    default_port: ClassVar[int] = 1234
-    framing: ClassVar[Framing] = PrologixMessages()
+    default_port: ClassVar[int] = TCP_PORT
+    framing: ClassVar[Framing] = HOST_MESSAGES
     garbage_end: ClassVar[bytes] = b"\n"
 
     def __init__(
@@ -305,7 +269,7 @@ class PrologixSimulator(Simulator):
         await asyncio.sleep((BUS_OVERHEAD_S + BUS_BYTE_S * len(message)) / self.speed)
         if instrument is None:
             return  # no listener: the bytes go nowhere
-        text = message.decode("latin-1").rstrip("\r\n")
+        text = INSTRUMENT_MESSAGE.payload(message).decode("latin-1")
         with self.lock:
             self.advance()
             instrument.received.append(text)

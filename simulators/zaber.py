@@ -34,48 +34,50 @@ from __future__ import annotations
 
 import argparse
 import math
-import struct
 from dataclasses import dataclass
 from typing import ClassVar
 
-from device_servers.core.framing import FixedLength
+from device_servers.zaber.protocol import (
+    ACCELERATION_UNIT,
+    ECHO,
+    ERROR,
+    ERROR_COMMAND_INVALID,
+    ERROR_SETTING_INVALID,
+    FRAME,
+    FRAMING,
+    HOME,
+    HOMING,
+    IDLE,
+    MICROSTEPS_PER_STEP,
+    MODE_AUTO_REPLY_OFF,
+    MODE_HOMED,
+    MOVE_ABSOLUTE,
+    MOVE_RELATIVE,
+    RESET,
+    RESTORE_SETTINGS,
+    RETURN_POSITION,
+    RETURN_SETTING,
+    RETURN_STATUS,
+    SET_ACCELERATION,
+    SET_MAX_POSITION,
+    SET_MODE,
+    SET_TARGET_SPEED,
+    SPEED_UNIT,
+    STOP,
+    STOPPING,
+    TCP_PORT,
+)
+from device_servers.zaber.protocol import encode as frame
 
 from .core import Simulator
 
-#: Terminal servers (Lantronix, Moxa) put their first serial port on TCP 10001.
-TCP_PORT = 10001
-FRAME = struct.Struct("<BBi")
-
-RESET, HOME, MOVE_ABSOLUTE, MOVE_RELATIVE, STOP = 0, 1, 20, 21, 23
-RESTORE_SETTINGS, SET_MODE, SET_TARGET_SPEED, SET_ACCELERATION, SET_MAX_POSITION = 36, 40, 42, 43, 44
-RETURN_SETTING, RETURN_STATUS, ECHO, RETURN_POSITION = 53, 54, 55, 60
-ERROR = 255
-
-#: Error codes (the data of a command-255 reply).
-ERROR_CANNOT_HOME, ERROR_COMMAND_INVALID, ERROR_SETTING_INVALID = 1, 64, 53
-
-#: Return Status values.
-IDLE, HOMING, MOVING_ABSOLUTE, MOVING_RELATIVE, STOPPING = 0, 1, 20, 21, 23
-
-MODE_AUTO_REPLY_OFF = 1 << 0
-MODE_KNOB_OFF = 1 << 3
-MODE_HOMED = 1 << 7
-
-MICROSTEPS_PER_STEP = 64
 MICROSTEP_MM = 0.000047625
-SPEED_UNIT = 9.375  # microsteps/s per unit of target speed data
-ACCELERATION_UNIT = 11250.0  # microsteps/s² per unit of acceleration data
 MAX_SPEED_DATA = 512 * MICROSTEPS_PER_STEP - 1
 MAX_POSITION = 672_255
 TRAVEL_LIMIT = 1_049_869  # what the lead screw allows (50 mm): max position cannot exceed it
 DEFAULT_SPEED = 2922
 DEFAULT_ACCELERATION = 100
 DEFAULT_MODE = 0
-
-
-def frame(device: int, command: int, data: int = 0) -> bytes:
-    """One 6-byte Zaber Binary message."""
-    return FRAME.pack(device, command, data)
 
 
 @dataclass
@@ -150,7 +152,7 @@ class ZaberSimulator(Simulator):
 
     kind: ClassVar[str] = "zaber"
     default_port: ClassVar[int] = TCP_PORT
-    framing = FixedLength(FRAME.size)
+    framing = FRAMING
     max_step: ClassVar[float] = 0.002
     tick: ClassVar[float] = 0.01
 

@@ -5,9 +5,9 @@ on a second, one-byte enquiry sends the answer (Pfeiffer's mnemonics protocol: T
     host: ENQ                  gauge: 0,1.0000E-03 CR LF
 
 Both steps run under the link's one lock, so no other request slips in between, and each read
-has the link's deadline: a silent instrument is a `LinkError`, a NAK a `NotAcknowledged` (an
-`InstrumentError`) that names the request, anything else where the acknowledgement belongs a
-`GarbledReply`.
+has the link's deadline: a silent instrument is a `LinkError`, a NAK a `NotAcknowledged` (the
+instrument's refusal, an `InstrumentError`) that names the request, anything else where the
+acknowledgement belongs a `GarbledReply`.
 
     PFEIFFER.query(link, b"PR1\\r\\n")    # -> b"0,1.0000E-03"
     PFEIFFER.command(link, b"UNI,0\\r\\n")  # acknowledged, nothing to enquire

@@ -27,10 +27,19 @@ class RejectedValue(ValueError):
 
 
 def shown(data: bytes | str, limit: int = 40) -> str:
-    """Bytes or text from the wire as a person can read them in a status or a log: printable,
-    escaped (b'\\x06\\r\\n'), and cut to about `limit` characters."""
+    """Bytes or text from the wire as a person can read them in a status or a log: printable
+    ASCII, escaped (b'\\x06\\r\\n', '\\ufffd'), and cut to about `limit` characters ("...(+12)").
+
+    ASCII because statuses and DevFailed descriptions cross Tango as latin-1: anything else
+    arrives mangled (an ellipsis as three other characters)."""
     kept = min(len(data), limit)
-    while len(text := repr(data[:kept])) > limit + 3 and kept > 1:
+    while len(text := ascii(data[:kept])) > limit + 3 and kept > 1:
         kept -= 1
     more = len(data) - kept
-    return f"{text}…(+{more})" if more > 0 else text
+    return f"{text}...(+{more})" if more > 0 else text
+
+
+def for_tango(text: str) -> str:
+    """`text` as Tango carries a status or a DevFailed description (latin-1): any other character
+    escaped (\\u2026) instead of arriving as mojibake."""
+    return text.encode("latin-1", errors="backslashreplace").decode("latin-1")

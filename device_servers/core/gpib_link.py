@@ -4,14 +4,17 @@
     gpib://tango://host:10000/lab/gpib/1/14       the same, with the bus device's full name
 
 A driver runs on it exactly as on a serial link: `transaction` sends the request (framed by the
-driver, terminator included) with the bus device's `Query` or `Write`, and cuts the reply bytes
-with the same framing, so the driver does not know which transport it runs on. The time-out is
+driver, terminator included) with the bus device's `QueryBytes` or `WriteBytes`, and cuts the
+reply bytes with the same framing, so the driver does not know which transport it runs on. Every
+byte crosses intact both ways, NUL included: an IEEE 488.2 binary block (a waveform) as well as
+a text line. The time-out is
 how long the instrument may take to start its reply (the Prologix accepts 1 ms to 3 s); waiting
 for a turn on a busy bus comes on top of it.
 
 A bus device that does not answer, a Prologix it has lost, or an address that does not answer
-in time is a `LinkError` (the device using the link goes FAULT and reconnects); an instrument
-reply the framing cannot cut is an `InstrumentError`, as on a serial link.
+in time is a `LinkError` (the device using the link goes FAULT and reconnects); a reply the
+framing cannot cut is a `GarbledReply`, as on a serial link. The scheme registers itself:
+`line_for_url("gpib://...")` loads this module.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from typing import Any
 import tango
 
 from .errors import InstrumentError, LinkError, RejectedValue, shown
-from .framing import Framing
+from .framing import Framing, FramingError
+from .line import register_transport
 from .link import Link
 
 #: The instrument's reply time-out the Prologix accepts, in ms.
@@ -44,7 +48,8 @@ def parse_gpib_url(url: str) -> tuple[str, int]:
 class GpibLink(Link):
     """Address `address` on the bus that the `GpibBus` device `bus_device` serves."""
 
-    def __init__(self, url: str, **options: Any) -> None:
+    def __init__(self, url: str, *, serial_options: Any = None, **options: Any) -> None:
+        """`serial_options` are the bus's business (its controller's line), not this address's."""
         super().__init__(url, **options)
         self.bus_device, self.address = parse_gpib_url(url)
         self._proxy: tango.DeviceProxy | None = None
@@ -87,15 +92,15 @@ class GpibLink(Link):
         framing = framing or self.framing
         seconds = self.timeout if timeout is None else timeout
         timing = [min(max(round(seconds * 1000), TIMEOUT_MS[0]), TIMEOUT_MS[1]), self.address]
+        message = (f"address={self.address} timeout_ms={timing[0]}", request)
         with self.lock:
             self.route_waiting(framing)
-            message = request.decode("latin-1")
             if not reply:
-                self._call("Write", [timing, [message]], seconds)
+                self._call("WriteBytes", message, seconds)
                 return None
-            self._buffer = self._call("Query", [timing, [message]], seconds)
+            self._buffer = self._call("QueryBytes", message, seconds)
             while True:
-                while (parts := framing.split(self._buffer)) is None:
+                while (parts := self._split(framing)) is None:
                     # the instrument's reply so far ends without a whole frame: read on
                     try:
                         self._buffer += self._call("Read", timing, seconds)
@@ -109,20 +114,34 @@ class GpibLink(Link):
                 if not self._buffer:
                     self._buffer = self._call("Read", timing, seconds)
 
+    def read_frame(self, timeout: float | None = None, framing: Framing | None = None) -> bytes:
+        """The payload of the next frame the instrument sends, asked for or not."""
+        framing = framing or self.framing
+        seconds = self.timeout if timeout is None else timeout
+        timing = [min(max(round(seconds * 1000), TIMEOUT_MS[0]), TIMEOUT_MS[1]), self.address]
+        with self.lock:
+            while (parts := self._split(framing)) is None:
+                self._buffer += self._call("Read", timing, seconds)
+            frame, self._buffer = parts
+            return framing.payload(frame)
+
     def route_waiting(self, framing: Framing | None = None) -> None:
-        """Frames left over from the last reply go to `unsolicited`; an unfinished rest is dropped."""
+        """Frames left over from the last reply go to the listeners; an unfinished rest is dropped."""
         framing = framing or self.framing
         with self.lock:
-            while self._buffer and (parts := framing.split(self._buffer)) is not None:
+            while self._buffer and (parts := self._split(framing)) is not None:
                 frame, self._buffer = parts
                 self._route(framing.payload(frame))
             self._buffer = b""
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _route(self, payload: bytes) -> None:
-        if self.unsolicited is not None:
-            self.unsolicited(payload)
+    def _split(self, framing: Framing) -> tuple[bytes, bytes] | None:
+        try:
+            return framing.split(self._buffer)
+        except FramingError as exc:
+            self.lost(exc)
+            raise
 
     def _call(self, name: str, argument: Any, seconds: float) -> bytes:
         if self._proxy is None:
@@ -140,10 +159,14 @@ class GpibLink(Link):
                 raise RejectedValue(f"{self.bus_device}: {exc.args[0].desc}") from exc
             if reason == "InstrumentError":
                 raise InstrumentError(exc.args[0].desc) from exc
-            self.close()  # GpibTimeout, GpibBusy, a lost Prologix, an unreachable bus device
-            raise LinkError(f"{name} {shown(argument[1][0]) if name != 'Read' else ''} via "
-                            f"{self.bus_device} to address {self.address}: {_description(exc)}") from exc
+            what = f"{name} {shown(argument[1])}" if name != "Read" else name
+            # GpibTimeout, GpibBusy, a lost Prologix, an unreachable bus device
+            raise self.lost(LinkError(f"{what} via {self.bus_device} to address {self.address}: "
+                                      f"{_description(exc)}")) from exc
         return b"" if result is None else bytes(result[1])
+
+
+register_transport("gpib", GpibLink)
 
 
 def _description(exc: tango.DevFailed) -> str:

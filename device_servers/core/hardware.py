@@ -1,9 +1,9 @@
-"""The base of every tangolab hardware device: connect, poll into a cache, push events, reconnect.
+"""The base of every tangolab hardware device: attach to a line, poll into a cache, push events, reconnect.
 
 A device subclass declares its attributes with `polled(...)` and `writable(...)`, builds its
 driver in `create_driver`, and maps one instrument round trip to attribute values in `poll`.
-Everything else happens here once: the link (picked by the `Url` scheme, with the device's own
-link settings), the poll thread, reads served from the cache, change and archive events, FAULT
+Everything else happens here once: the line (picked by the `Url` scheme, with the device's own
+line settings), the poll thread, reads served from the cache, change and archive events, FAULT
 with a reason and reconnection with back-off, writes that run the driver operation the
 attribute names, frames the instrument sends unasked, and driver errors turned into `DevFailed`.
 
@@ -12,6 +12,23 @@ attribute names, frames the instrument sends unasked, and driver errors turned i
 
 writes `cryo.setpoint1 = 80` as `driver.set_setpoint(1, 80.0)`; SETPOINT_LIMITS are the
 attribute's min/max, so Jive and Taurus show and enforce them.
+
+Lines (device_servers/core/line.py). Devices of one process whose `Url` is the same share one
+line: nothing to declare but the `Url` (the axes of an ESP301, Zaber stages on one chain, TEC
+channels behind one connection). A device attaches at Init and leaves at delete, so its Init,
+its FAULT or its end never closes the line under the others; it configures its instrument
+(`on_connect`) whenever the line was (re)opened since it last did. Settings that differ from the
+line's (another baud rate) leave the device FAULT, naming both devices.
+
+Failure versus refusal (device_servers/core/errors.py):
+
+- a `LinkError` (a drop, a time-out, garbage: `GarbledReply`) is the line's: it is closed, every
+  device on it goes FAULT ("failing since"), and each reconnects with back-off; the first to
+  come back reopens the line, the others find it open;
+- an `InstrumentError` is the instrument's own refusal, and only that operation fails: a write
+  or command raises a DevFailed with the instrument's words; a value `poll` reads with
+  `Refused.of(read, ...)` goes INVALID with the reason in the Status while the device stays ON;
+  a whole poll refused leaves every value INVALID and the device ALARM. The line stays up.
 """
 
 from __future__ import annotations
@@ -20,16 +37,18 @@ import enum
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
 from tango import AttrQuality, AttrWriteType, DevState, Except, WAttribute
 from tango.server import Device, attribute, device_property
 
-from .errors import InstrumentError, LinkError, RejectedValue, shown
+from .errors import InstrumentError, LinkError, RejectedValue, for_tango, shown
 from .framing import Framing, Lines
 from .limits import Limits
-from .link import Link, link_for_url
+from .line import Line, LineConflict, attach_line
+from .link import Link
 
 T = TypeVar("T")
 
@@ -43,6 +62,27 @@ UNSOLICITED_CHECK_S = 0.05
 VALID, WARNING, ALARM, INVALID = (
     AttrQuality.ATTR_VALID, AttrQuality.ATTR_WARNING, AttrQuality.ATTR_ALARM, AttrQuality.ATTR_INVALID
 )
+
+@dataclass(frozen=True)
+class Refused:
+    """A value `poll` could not read because the instrument refused it (its words in `reason`):
+    the attribute goes INVALID and the reason shows in the Status; the device stays ON and the
+    line up. `Refused.of` turns one read's `InstrumentError` into it:
+
+        return {"sinkTemperature": Refused.of(channel.read_sink_temperature), ...}
+    """
+
+    reason: str
+
+    @staticmethod
+    def of(read: Callable[..., T], *args: Any) -> T | Refused:
+        """`read(*args)`, or `Refused` with the instrument's words when it refuses (a
+        `LinkError` still goes up: a failed line is no refusal)."""
+        try:
+            return read(*args)
+        except InstrumentError as exc:
+            return Refused(str(exc))
+
 
 #: A driver operation an attribute write runs: the unbound method, then its leading arguments;
 #: the written value comes last (`(CryoCon24C.set_setpoint, 1)` → `driver.set_setpoint(1, v)`).
@@ -128,32 +168,35 @@ class HardwareDevice(Device):
 
     # -- what a device class provides ---------------------------------------------------------
 
-    def create_driver(self, link: Link) -> Any:
-        """Return the instrument driver built on `link`."""
+    def create_driver(self, link: Line) -> Any:
+        """Return the instrument driver built on `link` (the line this device is attached to)."""
         raise NotImplementedError
 
     def on_connect(self) -> None:
         """Bring the instrument into the configuration the device relies on (after each connect)."""
 
     def poll(self) -> dict[str, Any]:
-        """Read the instrument once; return attribute name → value (None = no valid reading)."""
+        """Read the instrument once; return attribute name → value (None = no valid reading,
+        `Refused(reason)` = the instrument refused to give it)."""
         raise NotImplementedError
 
     def operating_state(self, values: dict[str, Any]) -> tuple[DevState, str]:
-        """State and status while the link is up; ON unless the device knows better."""
+        """State and status while the link is up; ON unless the device knows better. A value
+        the instrument refused is None here (its reason is added to the status)."""
         return DevState.ON, "Connected"
 
     def poll_period(self) -> float:
         """Seconds until the next poll; a device polls faster while something moves."""
         return self.PollPeriod
 
-    def create_link(self) -> Link:
-        """The transport the `Url` names, with this device's link settings."""
-        return link_for_url(self.Url, **self.link_options())
+    def create_link(self) -> Line:
+        """The line the `Url` names, shared with the devices of this process on it (made with
+        this device's settings if it is the first); `LineConflict` if it has other settings."""
+        return attach_line(self.Url, self.get_name(), self._line_lost, **self.link_options())
 
     def link_options(self) -> dict[str, Any]:
-        """This device's link settings (framing, time-out, serial options) from its properties;
-        a device whose instrument shares a line passes them to `shared_link` instead."""
+        """This device's line settings (framing, time-out, serial options) from its properties:
+        every device on one line must give the same."""
         handshake = self.Handshake.strip().lower()
         if handshake not in ("none", "rtscts", "xonxoff"):
             raise ValueError(f"Handshake {self.Handshake!r} is not one of none, rtscts, xonxoff")
@@ -181,10 +224,21 @@ class HardwareDevice(Device):
         self._written_at: dict[str, float] = {}  # monotonic time each attribute's last write ended
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        #: The line's generation this device configured its instrument at (None: not yet).
+        self._configured: int | None = None
+        #: A failure of the line that another device (or a client's call) saw, for the poll loop.
+        self._line_failure: LinkError | None = None
         self.set_change_event("State", True, False)
         self.set_change_event("Status", True, False)
         self._set_state(DevState.INIT, f"Connecting to {self.Url}")
-        self.link = self.create_link()
+        try:
+            self.link = self.create_link()
+        except LineConflict as exc:
+            self.link = self.driver = None
+            self.error_stream(str(exc))
+            self._set_state(DevState.FAULT, f"Refused: {exc}; then run Init")
+            return
         self.driver = self.create_driver(self.link)
         self._thread = threading.Thread(
             target=self._poll_loop, args=(self._stop, self.link), name=f"poll {self.get_name()}", daemon=True
@@ -194,10 +248,12 @@ class HardwareDevice(Device):
     def delete_device(self) -> None:
         self._stop.set()
         self._wake.set()
-        # an open() can take pyserial's 5 s connect time-out; the thread ends on its own stop
-        # event and link even if it outlives this wait (Init makes new ones)
-        self._thread.join(timeout=self.Timeout + 6)
-        self.link.close()
+        if self._thread is not None:
+            # an open() can take pyserial's 5 s connect time-out; the thread ends on its own stop
+            # event even if it outlives this wait (Init makes new ones)
+            self._thread.join(timeout=self.Timeout + 6)
+        if self.link is not None:
+            self.link.release(self.get_name())  # closed only if no other device is on it
         super().delete_device()
 
     def dev_state(self) -> DevState:
@@ -215,16 +271,19 @@ class HardwareDevice(Device):
 
     def call_driver(self, operation: Callable[..., T], *args: Any) -> T:
         """Run a driver operation for a client; errors become a DevFailed a person can act on."""
-        origin = f"{self.get_name()} {getattr(operation, '__name__', 'operation')}{args}"
+        origin = for_tango(f"{self.get_name()} {getattr(operation, '__name__', 'operation')}{args}")
+        generation = self.link.generation
         try:
             result = operation(*args)
         except RejectedValue as exc:
-            Except.throw_exception("ValueRejected", f"{exc}; nothing was sent to the instrument", origin)
+            Except.throw_exception("ValueRejected", for_tango(f"{exc}; nothing was sent to the instrument"), origin)
         except LinkError as exc:
-            self.link.close()
-            Except.throw_exception("LinkError", f"{exc}; the request may not have reached the instrument", origin)
+            self.link.lost(exc, generation)  # the line's failure: every device on it hears of it
+            Except.throw_exception(
+                "LinkError", for_tango(f"{exc}; the request may not have reached the instrument"), origin
+            )
         except InstrumentError as exc:
-            Except.throw_exception("InstrumentError", str(exc), origin)
+            Except.throw_exception("InstrumentError", for_tango(str(exc)), origin)
         self._wake.set()
         return result
 
@@ -245,14 +304,18 @@ class HardwareDevice(Device):
     def publish(self, values: dict[str, Any], when: float | None = None) -> None:
         """Cache values and push their events now (from a write, a command or an unasked frame).
 
-        On the poll thread (an unasked frame met during a poll or between polls) they are
-        pushed as soon as the thread lets go of the link: pushing an event may wait for the
-        device's monitor, which a client's command holds while it waits for the link."""
+        From a thread that holds the line (an unasked frame met during anyone's exchange, this
+        device's poll thread) they are pushed by the poll thread once it lets go of the line:
+        pushing an event may wait for the device's monitor, which a client's command holds
+        while it waits for the line."""
         when = time.time() if when is None else when
         if threading.current_thread() is self._thread:
             self._unasked.append((values, when))
-            return
-        self._push(values, when)
+        elif self.link is not None and self.link.lock.held():
+            self._unasked.append((values, when))
+            self._wake.set()
+        else:
+            self._push(values, when)
 
     def _push(self, values: dict[str, Any], when: float) -> None:
         for name, value in values.items():
@@ -271,25 +334,43 @@ class HardwareDevice(Device):
 
     # -- the poll loop ------------------------------------------------------------------------
 
-    def _poll_loop(self, stop: threading.Event, link: Link) -> None:
+    def _poll_loop(self, stop: threading.Event, line: Line) -> None:
         failures = 0
         lost_since: float | None = None
         while not stop.is_set():
             started = time.monotonic()
+            generation: int | None = None
             try:
-                connecting = not link.is_open
-                if connecting:
-                    link.open()
+                if (failure := self._line_failure) is not None:  # seen by another device
+                    self._line_failure = None
+                    raise failure
+                generation = line.connect()
+                configuring = generation != self._configured
+                if configuring:  # the line is new to this device, or was reopened since
+                    self._configured = None
                     self.on_connect()
+                    self._configured = generation
                 values = self.poll()
-            except (LinkError, InstrumentError) as exc:
-                link.close()
+            except LinkError as exc:
+                if generation is not None:
+                    line.lost(exc, generation)
                 lost_since = lost_since or time.time()
                 delay = RECONNECT_DELAYS_S[min(failures, len(RECONNECT_DELAYS_S) - 1)]
                 failures += 1
                 if not stop.is_set():
                     self._fault(exc, lost_since, failures, delay)
                 stop.wait(delay)
+                continue
+            except InstrumentError as exc:  # a refusal: the line stays up
+                if self._configured is None:  # the instrument refused its configuration
+                    lost_since = lost_since or time.time()
+                    delay = RECONNECT_DELAYS_S[min(failures, len(RECONNECT_DELAYS_S) - 1)]
+                    failures += 1
+                    self._fault(exc, lost_since, failures, delay)
+                    stop.wait(delay)
+                else:
+                    self._refused(exc)
+                    self._idle(line, started + self.poll_period())
                 continue
             except Exception as exc:  # noqa: BLE001 - a bug must show as FAULT, not kill the thread
                 self._fault(exc, lost_since or time.time(), failures, self.PollPeriod)
@@ -301,22 +382,31 @@ class HardwareDevice(Device):
                 self.info_stream(f"{self.Url} answers again after {failures} failed attempt(s)")
             failures, lost_since = 0, None
             self._push_unasked()
-            self._publish_poll(values, connecting, started)
-            self._idle(link, started + self.poll_period())
-        link.close()
+            self._publish_poll(values, configuring, started)
+            self._idle(line, started + self.poll_period())
 
-    def _idle(self, link: Link, until: float) -> None:
+    def _line_lost(self, error: LinkError) -> None:
+        """The line failed under another device or a client's call: the poll loop shows it."""
+        if threading.current_thread() is not self._thread:
+            self._line_failure = error
+            self._wake.set()
+
+    def _idle(self, line: Line, until: float) -> None:
         """Wait for the next poll (or a write's wake-up), handing on frames sent unasked."""
+        listening = isinstance(line, Link) and line.listening
         while (remaining := until - time.monotonic()) > 0:
-            if self._wake.wait(min(remaining, UNSOLICITED_CHECK_S) if link.unsolicited else remaining):
+            if self._wake.wait(min(remaining, UNSOLICITED_CHECK_S) if listening else remaining):
                 break
-            if link.unsolicited and link.is_open:
+            if listening and line.is_open:
+                generation = line.generation
                 try:
-                    link.route_waiting()
-                except (LinkError, InstrumentError) as exc:  # a drop or garbage seen between polls
-                    link.close()
+                    line.route_waiting()
+                except LinkError as exc:  # a drop, or garbage a driver found among the unasked frames
+                    line.lost(exc, generation)
                     self._fault(exc, time.time(), 1, 0.0)  # the loop reconnects at once
                     break
+                except InstrumentError as exc:
+                    self.warn_stream(f"an unasked frame was refused: {exc}")
                 finally:
                     self._push_unasked()
         self._wake.clear()
@@ -324,6 +414,8 @@ class HardwareDevice(Device):
     def _publish_poll(self, values: dict[str, Any], connected_now: bool, started: float) -> None:
         now = time.time()
         in_alarm = []
+        refused = {name: value.reason for name, value in values.items() if isinstance(value, Refused)}
+        values = {name: None if name in refused else value for name, value in values.items()}
         for name, value in values.items():
             quality = INVALID if value is None else self._quality(name, value)
             if quality is ALARM:
@@ -335,7 +427,20 @@ class HardwareDevice(Device):
         if in_alarm and state in (DevState.ON, DevState.RUNNING):
             state = DevState.ALARM
             status = f"{status}; out of alarm limits: {', '.join(in_alarm)}"
+        if refused:
+            by_reason: dict[str, list[str]] = {}
+            for name, why in refused.items():
+                by_reason.setdefault(why, []).append(name)
+            status += "; refused by the instrument: " + "; ".join(
+                f"{', '.join(names)}: {why}" for why, names in by_reason.items()
+            )
         self._set_state(state, status)
+
+    def _refused(self, exc: InstrumentError) -> None:
+        """A whole poll refused: no value is known, the line stays up, the next poll comes as usual."""
+        for name, (value, _, _) in list(self._cache.items()):
+            self._store(name, value, time.time(), INVALID)
+        self._set_state(DevState.ALARM, f"The instrument refused the reading: {exc} (the line stays up)")
 
     def _set_write_values(self, values: dict[str, Any]) -> None:
         """A client's write widget shows what the instrument holds, not a default."""
@@ -396,7 +501,7 @@ class HardwareDevice(Device):
         )
 
     def _set_state(self, state: DevState, status: str) -> None:
-        set_state_and_status(self, state, status)
+        set_state_and_status(self, state, for_tango(status))
 
 
 def _written(value: Any) -> Any:
@@ -451,4 +556,4 @@ def _placeholder(dtype: Any) -> Any:
     return 0
 
 
-__all__ = ["HardwareDevice", "Limits", "polled", "shown", "writable"]
+__all__ = ["HardwareDevice", "Limits", "Refused", "polled", "shown", "writable"]

@@ -1,36 +1,43 @@
-"""The connection to one instrument: open, close, and one locked transaction with a deadline.
+"""Byte-stream lines: a serial port, a socket, a GPIB address; one locked transaction with a deadline.
 
-`link_for_url` picks the transport from the `Url` scheme:
+    socket://host:port, rfc2217://host:port, /dev/ttyUSB0   `SerialLink`, through pyserial
+    gpib://lab/gpib/1/14                                     `GpibLink`, address 14 behind a GpibBus
 
-    socket://host:port, /dev/ttyUSB0, rfc2217://host:port   a byte stream through pyserial
-    gpib://lab/gpib/1/14                                     address 14 behind a `GpibBus` device
-    modbus://host:502/1                                      Modbus TCP unit 1 (register requests)
+A `Link` is a `Line` (device_servers/core/line.py: one per process and URL, shared by the
+devices on it, reconnected once for all of them) that carries bytes. Every transaction holds the
+line's lock (reentrant: a driver holds it across a multi-step exchange such as Pfeiffer's
+request-then-enquire), so a reply always belongs to its request. Every read has a deadline.
 
-Every transaction holds the link's lock (reentrant: a driver holds it across a multi-step
-exchange such as Pfeiffer's request-then-enquire), so a reply always belongs to its request.
-Frames that arrive unasked (a stage reporting it stopped) are handed to `unsolicited`, not
-thrown away. Every read has a deadline; a silent or cut-short reply closes the link, since the
-framing is then unknown, and the device reconnects.
+Frames that arrive unasked (a stage reporting it stopped) go to every driver that listens
+(`listen(key, listener)`): each driver on the line hears each of them and takes its own.
+
+A transport failure closes the line and tells every device on it (`Line.lost`): a silent or cut
+short reply (`LinkError`), bytes that are no frame of the protocol or no text of its encoding
+(`GarbledReply`: where the next frame starts is unknown). Only the transport knows it failed;
+what the instrument answers in its own words is the driver's to judge (`InstrumentError`).
 """
 
 from __future__ import annotations
 
 import socket
-import threading
 import time
-from collections.abc import Callable
-from typing import Any, Self
+from collections.abc import Callable, Hashable
+from typing import Any
 
 import serial
 
-from .errors import LinkError, shown
+from .errors import GarbledReply, LinkError, shown
 from .framing import Framing, FramingError, Lines
+from .line import Line, line_for_url, register_transport
 
 LINES = Lines(b"\n")
 
+#: A driver's handler of frames that arrive unasked; it gets each one's payload.
+Listener = Callable[[bytes], None]
 
-class Link:
-    """What the poll loop and the drivers use, whatever the transport."""
+
+class Link(Line):
+    """A line that carries bytes, cut into frames: what text and binary instrument drivers use."""
 
     def __init__(
         self,
@@ -41,28 +48,11 @@ class Link:
         timeout: float = 1.0,
         encoding: str = "ascii",
     ) -> None:
-        self.url = url
+        super().__init__(url, timeout=timeout)
         self.framing = framing
         self.write_terminator = write_terminator
-        self.timeout = timeout
         self.encoding = encoding
-        self.lock = threading.RLock()
-        #: Called with the payload of every frame that arrives unasked (or is not the reply wanted).
-        self.unsolicited: Callable[[bytes], None] | None = None
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.url!r})"
-
-    @property
-    def is_open(self) -> bool:
-        raise NotImplementedError
-
-    def open(self) -> None:
-        """Open the connection (again); raises `LinkError` saying why it could not."""
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
+        self._listeners: dict[Hashable, Listener] = {}
 
     def transaction(
         self,
@@ -74,27 +64,51 @@ class Link:
         timeout: float | None = None,
     ) -> bytes | None:
         """Send `request` (as is: framing it is the driver's job) and return the payload of the
-        reply frame, or None when `reply` is False. Frames for which `accept` is false are
-        routed to `unsolicited` and the wait goes on, within the one deadline."""
+        reply frame, or None when `reply` is False. Frames for which `accept` is false go to the
+        listeners and the wait goes on, within the one deadline."""
         raise NotImplementedError
 
-    def route_waiting(self) -> None:
-        """Hand every complete frame that has arrived unasked to `unsolicited`, without waiting."""
+    def read_frame(self, timeout: float | None = None, framing: Framing | None = None) -> bytes:
+        """The payload of the next frame, asked for or not (instruments that stream)."""
+        raise NotImplementedError
 
-    def __enter__(self) -> Self:
-        if not self.is_open:
-            self.open()
-        return self
+    def route_waiting(self, framing: Framing | None = None) -> None:
+        """Hand every complete frame that has arrived unasked to the listeners, without waiting."""
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    # -- frames nobody asked for -----------------------------------------------------------------
+
+    def listen(self, key: Hashable, listener: Listener) -> None:
+        """`listener` hears every frame that arrives unasked, as do the others on this line.
+        `key` names the consumer (a driver's class and its device number): listening again under
+        it replaces the earlier listener, as a driver built again by its device's Init does."""
+        with self.lock:
+            self._listeners[key] = listener
+
+    def unlisten(self, key: Hashable) -> None:
+        with self.lock:
+            self._listeners.pop(key, None)
+
+    @property
+    def listening(self) -> bool:
+        """Whether any driver listens for unasked frames (the idle poll loop then looks for them)."""
+        return bool(self._listeners)
+
+    def _route(self, payload: bytes) -> None:
+        for listener in list(self._listeners.values()):
+            listener(payload)
 
     # -- text instruments -----------------------------------------------------------------------
 
     def query(self, line: str, timeout: float | None = None) -> str:
-        """Send one line (the write terminator is added) and return the reply line's text."""
+        """Send one line (the write terminator is added) and return the reply line's text; a
+        reply that is no text of the encoding is garbage (`GarbledReply`), never U+FFFD."""
         reply = self.transaction(self._encode(line), timeout=timeout)
-        return reply.decode(self.encoding, errors="replace")
+        try:
+            return reply.decode(self.encoding)
+        except UnicodeDecodeError:
+            raise self.lost(GarbledReply(
+                f"{self.url}: the reply to {shown(line)} is no {self.encoding} text: {shown(reply)}"
+            )) from None
 
     def write_line(self, line: str) -> None:
         """Send one line that gets no reply."""
@@ -174,6 +188,8 @@ class SerialLink(Link):
     def route_waiting(self, framing: Framing | None = None) -> None:
         framing = framing or self.framing
         with self.lock:
+            if self._port is None:
+                return
             if not (self._buffer or self._waiting()):
                 return
             self._buffer += self._read_available()
@@ -185,10 +201,6 @@ class SerialLink(Link):
                 self._route(framing.payload(frame))
 
     # -- internals ------------------------------------------------------------------------------
-
-    def _route(self, payload: bytes) -> None:
-        if self.unsolicited is not None:
-            self.unsolicited(payload)
 
     def _read_frame(self, framing: Framing, deadline: float, what: str) -> bytes:
         while (parts := self._split(framing)) is None:
@@ -204,8 +216,8 @@ class SerialLink(Link):
     def _split(self, framing: Framing) -> tuple[bytes, bytes] | None:
         try:
             return framing.split(self._buffer)
-        except FramingError:
-            self.close()  # nothing after garbage can be trusted to start a frame
+        except FramingError as exc:
+            self.lost(exc)  # nothing after garbage can be trusted to start a frame
             raise
 
     def _require_open(self) -> serial.SerialBase:
@@ -219,8 +231,7 @@ class SerialLink(Link):
             port.write(data)
             port.flush()
         except (serial.SerialException, OSError) as exc:
-            self.close()
-            raise LinkError(f"write to {self.url} failed: {_reason(exc)}") from exc
+            raise self._failure(f"write to {self.url} failed: {_reason(exc)}") from exc
 
     def _read_some(self, timeout: float) -> bytes:
         """What has arrived, waiting up to `timeout` for the first byte (pyserial's socket
@@ -234,16 +245,14 @@ class SerialLink(Link):
                 data += port.read(4096)
             return data
         except (serial.SerialException, OSError) as exc:
-            self.close()
-            raise LinkError(f"read from {self.url} failed: {_reason(exc)}") from exc
+            raise self._failure(f"read from {self.url} failed: {_reason(exc)}") from exc
 
     def _waiting(self) -> int:
         port = self._require_open()
         try:
             return port.in_waiting
         except (serial.SerialException, OSError) as exc:
-            self.close()
-            raise LinkError(f"{self.url} dropped: {_reason(exc)}") from exc
+            raise self._failure(f"{self.url} dropped: {_reason(exc)}") from exc
 
     def _read_available(self) -> bytes:
         waiting = self._waiting()
@@ -251,36 +260,18 @@ class SerialLink(Link):
 
     def _fail(self, message: str) -> None:
         """A silent or truncated reply leaves the framing unknown: drop the line, report it."""
-        self.close()
-        raise LinkError(f"{self.url}: {message}")
+        raise self._failure(f"{self.url}: {message}")
+
+    def _failure(self, message: str) -> LinkError:
+        return self.lost(LinkError(message))
 
 
-def link_for_url(url: str, **options: Any) -> Link:
-    """The transport the URL's scheme names, with the device's link settings."""
-    if url.startswith(("gpib://", "modbus://")):  # message transports: no serial settings
-        options.pop("serial_options", None)
-        if url.startswith("gpib://"):
-            from .gpib_link import GpibLink
+#: Whatever pyserial opens: device paths and its URL handlers.
+for _scheme in ("", "socket", "rfc2217", "loop", "spy", "alt", "hwgrep"):
+    register_transport(_scheme, SerialLink)
 
-            return GpibLink(url, **options)
-        from .modbus_link import ModbusLink
-
-        return ModbusLink(url, **options)
-    return SerialLink(url, **options)
-
-
-_shared: dict[str, Link] = {}
-_shared_lock = threading.Lock()
-
-
-def shared_link(url: str, **options: Any) -> Link:
-    """One link per URL in this process, for devices that share one line: the axes of a
-    multi-axis controller on one serial port. Its lock keeps each transaction whole; the first
-    device's options make the link."""
-    with _shared_lock:
-        if url not in _shared:
-            _shared[url] = link_for_url(url, **options)
-        return _shared[url]
+#: A new, unshared line for a script or a test (devices attach to theirs: line.attach_line).
+link_for_url = line_for_url
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,25 +1,22 @@
-"""A link to one Modbus TCP instrument (unit), through pymodbus's synchronous client.
+"""A line to one Modbus TCP instrument (unit), through pymodbus's synchronous client.
 
     modbus://192.168.1.20:502/1        unit 1 at 192.168.1.20, port 502
     modbus://192.168.1.20              the same: port 502 and unit 1 are the defaults
 
 Modbus is not a byte stream the driver frames itself: pymodbus builds every request and checks
-every reply (transaction id, unit, function), so a `ModbusLink` offers register operations
-instead of `transaction`:
+every reply (transaction id, unit, function), so a `ModbusLink` is a `Line` (shared, reconnected
+once for all its devices, see line.py) that offers register operations, not a byte `Link`:
 
     link.read_input_registers(0x18C0, 4)      -> [0x3FC0, 0x0000, 0x4000, 0x0000]
     float32_values([0x3FC0, 0x0000, 0x4000, 0x0000])  -> [1.5, 2.0]
     link.write_registers(0x0100, [1, 2])
 
-Sharing one interface with the byte links would mean either hiding a Modbus PDU in bytes (and
-parsing it a second time) or giving every byte link register operations it cannot carry; the
-device core only needs `open`, `close`, `is_open` and the lock, which a `ModbusLink` has. So
-`transaction` (and with it `query` and `write_line`) refuses with `NotImplementedError`.
-
-As on the other links: the link's lock is held around each request, every request has a
-deadline (the link's `timeout`, or the one given), a silent or dropped instrument is a
-`LinkError` (the link is closed; the device goes FAULT and reconnects) and a Modbus exception
-reply is an `InstrumentError` naming the exception ("ILLEGAL DATA ADDRESS").
+As on the byte links: the line's lock is held around each request, every request has a
+deadline (the line's `timeout`, or the one given), a silent or dropped instrument is a
+`LinkError` and a reply pymodbus cannot make sense of a `GarbledReply` (the line is closed; its
+devices go FAULT and reconnect), and a Modbus exception reply is an `InstrumentError` naming
+the exception ("ILLEGAL DATA ADDRESS"): that request fails, the line stays up. The scheme
+registers itself: `line_for_url("modbus://...")` loads this module.
 """
 
 from __future__ import annotations
@@ -34,8 +31,8 @@ from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.pdu import ModbusPDU
 
-from .errors import InstrumentError, LinkError, RejectedValue
-from .link import Link
+from .errors import GarbledReply, InstrumentError, LinkError, RejectedValue
+from .line import Line, register_transport
 
 SCHEME = "modbus://"
 DEFAULT_PORT = 502
@@ -94,11 +91,12 @@ def float32_registers(values: Sequence[float], word_order: WordOrder = "big") ->
     return registers
 
 
-class ModbusLink(Link):
+class ModbusLink(Line):
     """One unit on a Modbus TCP server: register reads and writes, one at a time under the lock."""
 
-    def __init__(self, url: str, **options: Any) -> None:
-        super().__init__(url, **options)
+    def __init__(self, url: str, *, timeout: float = 1.0, **_byte_stream_settings: Any) -> None:
+        """The settings of byte streams (framing, serial options) have no meaning here."""
+        super().__init__(url, timeout=timeout)
         self.host, self.port, self.unit = parse_modbus_url(url)
         self._client: ModbusTcpClient | None = None
 
@@ -124,12 +122,6 @@ class ModbusLink(Link):
             client, self._client = self._client, None
             if client is not None:
                 client.close()
-
-    def transaction(self, request: bytes, **_: Any) -> bytes | None:
-        raise NotImplementedError(
-            f"{self.url} carries Modbus register requests, not bytes: use read_input_registers, "
-            "read_holding_registers or write_registers"
-        )
 
     # -- register operations ---------------------------------------------------------------------
 
@@ -166,7 +158,7 @@ class ModbusLink(Link):
     ) -> list[int]:
         registers = list(self._request(what, timeout, call).registers)
         if len(registers) != count:
-            raise InstrumentError(f"{self.url}: {what} answered with {len(registers)} register(s)")
+            raise self.lost(GarbledReply(f"{self.url}: {what} answered with {len(registers)} register(s)"))
         return registers
 
     def _request(
@@ -181,14 +173,11 @@ class ModbusLink(Link):
             try:
                 response = call(client)
             except ModbusIOException as exc:  # nothing (or nothing that fits) within the deadline
-                self.close()
-                raise LinkError(f"{self.url}: no valid reply to the {what} within {seconds:g} s") from exc
+                raise self.lost(LinkError(f"{self.url}: no valid reply to the {what} within {seconds:g} s")) from exc
             except (ConnectionException, OSError) as exc:
-                self.close()
-                raise LinkError(f"{self.url}: connection lost during the {what}") from exc
+                raise self.lost(LinkError(f"{self.url}: connection lost during the {what}")) from exc
             except ModbusException as exc:
-                self.close()
-                raise InstrumentError(f"{self.url}: {what}: {exc}") from exc
+                raise self.lost(GarbledReply(f"{self.url}: {what}: {exc}")) from exc
         if response.isError():
             code = getattr(response, "exception_code", 0)
             name = EXCEPTION_NAMES.get(code, "an exception unknown to the Modbus specification")
@@ -196,6 +185,9 @@ class ModbusLink(Link):
                 f"{self.url}: unit {self.unit} refused the {what}: Modbus exception {code} {name}"
             )
         return response
+
+
+register_transport("modbus", ModbusLink)
 
 
 def _check_range(address: int, count: int, most: int) -> None:

@@ -1,8 +1,9 @@
 """`NewportAxis`: one axis of a Newport ESP301 motion controller as a Tango motor (a lens arm).
 
 The three axes are three devices (`lab/esp301/1`, `/2`, `/3`) on one controller and one serial
-line: devices in one server process share the line (`shared_link`) and its lock, so a reply
-always reaches the axis that asked. Everything a motor does comes from `Stage`; this adds the
+line: devices in one server process with one `Url` share the line (device_servers/core/line.py)
+and its lock, so a reply always reaches the axis that asked, and one axis's Init or FAULT leaves
+the others moving. Everything a motor does comes from `Stage`; this adds the
 motor power (`motorOn`), the axis number and the home search mode.
 """
 
@@ -15,7 +16,7 @@ from tango.server import device_property
 
 from ..core.framing import Lines
 from ..core.hardware import writable
-from ..core.link import Link, shared_link
+from ..core.link import Link
 from ..core.server import serve
 from ..core.stage import Stage
 from .driver import HOME_MODES, Esp301, Esp301Axis
@@ -41,9 +42,6 @@ class NewportAxis(Stage):
         dtype=bool, writes=Esp301Axis.set_motor,
         doc="Motor power (MO/MF); off after Abort, and a move is refused while it is off",
     )
-
-    def create_link(self) -> Link:
-        return shared_link(self.Url, **self.link_options())
 
     def create_driver(self, link: Link) -> Esp301Axis:
         axis = Esp301.on(link).axis(self.Axis)

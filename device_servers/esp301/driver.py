@@ -17,9 +17,7 @@ one axis that belongs to another is kept for that axis (`Esp301.pending`), so no
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
-from typing import ClassVar
 
 from ..core.errors import InstrumentError, RejectedValue
 from ..core.limits import Limits
@@ -57,8 +55,6 @@ class ControllerError:
 class Esp301:
     """The controller: one line, one error buffer, three axes."""
 
-    _on_link: ClassVar[weakref.WeakKeyDictionary[Link, Esp301]] = weakref.WeakKeyDictionary()
-
     def __init__(self, link: Link) -> None:
         self.link = link
         #: Errors read from the buffer that belong to an axis other than the one asking.
@@ -68,10 +64,7 @@ class Esp301:
     @classmethod
     def on(cls, link: Link) -> Esp301:
         """The one controller object of `link`, shared by every axis on that line."""
-        with link.lock:
-            if link not in cls._on_link:
-                cls._on_link[link] = cls(link)
-            return cls._on_link[link]
+        return link.one(cls)
 
     def axis(self, number: int) -> Esp301Axis:
         if number not in AXES:

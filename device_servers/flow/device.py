@@ -3,8 +3,10 @@
 Six of the recorder's pens (by default pens 0, 1, 2, 3, 8 and 9) are `pen1` … `pen6` in l/min,
 read with their alarm words in two Modbus requests per poll. The device is ALARM, naming the
 pen, when a flow is below its attribute's `min_alarm` (0.4 l/min unless changed, e.g. in Jive)
-or when the recorder reports one of the pen's own alarms; FAULT when the recorder cannot be
-reached or refuses a request, until it answers again.
+or when the recorder reports one of the pen's own alarms. A request the recorder refuses (a
+Modbus exception reply) leaves the values it would have read INVALID with the exception in the
+Status (ALARM: a flow without a value) on the same connection; FAULT when the recorder cannot be
+reached or answers garbage, until it answers again.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from tango import DevState
 from tango.server import device_property
 
-from ..core.hardware import HardwareDevice, polled
+from ..core.hardware import HardwareDevice, Refused, polled
 from ..core.modbus_link import ModbusLink
 from ..core.server import serve
 from .driver import PENS, Minitrend
@@ -68,11 +70,14 @@ class FlowMonitor(HardwareDevice):
         return Minitrend(link, word_order=self.WordOrder.strip().lower())
 
     def poll(self) -> dict[str, Any]:
-        status = self.driver.read_status(list(self.Pens))
+        pens = list(self.Pens)
+        with self.link.lock:
+            flows = Refused.of(self.driver.read_pens, pens)
+            alarms = Refused.of(self.driver.read_alarms, pens)
         values: dict[str, Any] = {}
-        for n, number in enumerate(self.Pens, 1):
-            values[f"pen{n}"] = status[number].value
-            values[f"pen{n}Alarms"] = status[number].alarms
+        for n, number in enumerate(pens, 1):
+            values[f"pen{n}"] = flows if isinstance(flows, Refused) else flows[number]
+            values[f"pen{n}Alarms"] = alarms if isinstance(alarms, Refused) else alarms[number]
         return values
 
     def operating_state(self, values: dict[str, Any]) -> tuple[DevState, str]:
@@ -84,7 +89,7 @@ class FlowMonitor(HardwareDevice):
                 problems.append(f"{name} (recorder pen {number}) has no valid value")
             elif level is not None and flow < level:
                 problems.append(f"{name} flow {flow:.2f} l/min is below {level:g} l/min")
-            if on := [bit + 1 for bit in range(6) if alarms >> bit & 1]:
+            if alarms is not None and (on := [bit + 1 for bit in range(6) if alarms >> bit & 1]):
                 listed = ", ".join(map(str, on))
                 problems.append(f"{name} (recorder pen {number}) alarm {listed} on")
         if problems:

@@ -8,7 +8,7 @@ Pure Python over a `ModbusLink`: usable from a script as well as from the Tango 
     driver.read_status([0, 1, 2, 3, 8, 9])     # values and alarm bits, in two requests
 
 Pen i's value is an IEEE 754 float32 in input registers 0x18C0 + 2i, high word first; its six
-alarms are bits 0 to 5 of the input register 0x1980 + i. The pens asked for are read in one
+alarms are bits 0 to 5 of the input register 0x1980 + i (minitrend_protocol.py). The pens asked for are read in one
 request spanning them, their alarms in a second.
 """
 
@@ -20,16 +20,9 @@ from dataclasses import dataclass
 
 from ..core.errors import RejectedValue
 from ..core.modbus_link import ModbusLink, WordOrder, float32_values
+from .minitrend_protocol import ALARM_BITS, PEN_ALARMS, PEN_VALUES, PENS, TCP_PORT, UNIT
 
-#: The recorder's Modbus TCP port and unit.
-TCP_PORT = 502
-UNIT = 1
-PEN_VALUES = 0x18C0
-PEN_ALARMS = 0x1980
-#: Pens the register map holds (as the original systems read it).
-PENS = range(16)
-#: The six alarms of a pen, as bits of its alarm register.
-ALARM_BITS = 0x3F
+__all__ = ["ALARM_BITS", "PENS", "PEN_ALARMS", "PEN_VALUES", "TCP_PORT", "UNIT", "Minitrend", "PenStatus"]
 
 
 @dataclass(frozen=True)

@@ -7,17 +7,23 @@ usually through a `gpib://lab/gpib/1/14` link (device_servers/core/gpib_link.py)
     bus.Query([[1000, 14], ["READ?\\n"]])   # ('gpib', b'+1.234E-09A,+1.0E+02,+0.0E+00\\n')
     bus.Write([[1000, 15], ["C0X"]])
     bus.Read([1000, 14])                     # the next reply, without sending anything
+    bus.QueryBytes(("address=17 timeout_ms=1000", b"DATA #41024...\\n"))   # any bytes, NUL too
 
 Arguments: `[timeout_ms, address]` (the instrument's time to start its reply, 1 to 3000 ms: the
-controller's `++read_tmo_ms` range) and the message with its terminator, as a string whose
-characters are the bytes (latin-1: every byte but NUL, which a Tango string cannot carry).
-Replies are `DevEncoded` ("gpib", bytes): every byte intact, terminator included, so a client's
-framing cuts them exactly as on a direct link.
+controller's `++read_tmo_ms` range) and the message with its terminator. `Query` and `Write`
+take it as a string whose characters are the bytes (latin-1: every byte but NUL, which a Tango
+string cannot carry: for people at Jive or itango); `QueryBytes` and `WriteBytes` take
+`DevEncoded` ("address=N timeout_ms=T", bytes), every byte as it is: what a `gpib://` link
+sends, so an IEEE 488.2 binary block (an arbitrary waveform) crosses intact. Replies are
+`DevEncoded` ("gpib", bytes): every byte intact, terminator included, so a client's framing cuts
+them exactly as on a direct link.
 
 Each client call waits in a queue of its address; one bus thread serves the queues in turn
 (round robin, so a busy or silent address cannot starve the others) and holds the controller
-for one whole exchange at a time. The server runs with Tango's serial model NO_SYNC: calls from
-many clients enter their queues at once instead of waiting for the device's monitor one by one.
+for one whole exchange at a time. While a call waits for its turn and its reply it lets go of
+the device's Tango monitor (`AutoTangoAllowThreads`), so other clients' calls, State and
+attribute reads go on meanwhile; every other device of the process keeps Tango's own
+serialisation (the server is not switched to NO_SYNC).
 
 Why a `HardwareDevice`: the base already gives what the controller link needs (open from the
 `Url`, FAULT with the reason when the Prologix is lost, reconnection with back-off, polled
@@ -37,7 +43,7 @@ from datetime import datetime
 from typing import Any
 
 import tango
-from tango import DevState, Except
+from tango import AutoTangoAllowThreads, DevState, Except
 from tango.server import command, device_property
 
 from ..core.errors import InstrumentError, LinkError, RejectedValue
@@ -90,8 +96,6 @@ class GpibBus(HardwareDevice):
     # -- life cycle -----------------------------------------------------------------------------
 
     def init_device(self) -> None:
-        # calls wait in the queues, not on the device's monitor
-        tango.Util.instance().set_serial_model(tango.SerialModel.NO_SYNC)
         self._turn = threading.Condition()
         self._queues: dict[int, deque[Request]] = {}
         self._last_served = -1
@@ -171,6 +175,21 @@ class GpibBus(HardwareDevice):
         self._submit(address, message, timeout_ms, reply=False)
 
     @command(
+        dtype_in=tango.DevEncoded, doc_in="('address=N timeout_ms=T', the message's bytes, terminator included)",
+        dtype_out=tango.DevEncoded, doc_out="('gpib', the reply's bytes as the instrument sent them)",
+    )
+    def QueryBytes(self, argument: Any) -> tuple[str, bytes]:
+        """Send any bytes (a binary block too) to the instrument at an address; return its reply."""
+        timeout_ms, address, message = _unpack_bytes(argument)
+        return "gpib", self._submit(address, message, timeout_ms, reply=True)
+
+    @command(dtype_in=tango.DevEncoded, doc_in="('address=N timeout_ms=T', the message's bytes, terminator included)")
+    def WriteBytes(self, argument: Any) -> None:
+        """Send any bytes that get no reply to the instrument at an address."""
+        timeout_ms, address, message = _unpack_bytes(argument)
+        self._submit(address, message, timeout_ms, reply=False)
+
+    @command(
         dtype_in=tango.DevVarLongArray, doc_in="[timeout_ms, address]",
         dtype_out=tango.DevEncoded, doc_out="('gpib', the reply's bytes as the instrument sent them)",
     )
@@ -195,15 +214,20 @@ class GpibBus(HardwareDevice):
         with self._turn:
             self._queues.setdefault(address, deque()).append(request)
             self._turn.notify_all()
-        if not request.done.wait(self.QueueTimeout):
-            with self._turn:
-                if not request.started:
-                    self._queues[address].remove(request)
-                    Except.throw_exception(
-                        "GpibBusy", f"GPIB address {address}: no turn on the bus within {self.QueueTimeout:g} s "
-                        f"({self._waiting()} call(s) waiting); nothing was sent", origin,
-                    )
-            request.done.wait(timeout + self.Timeout + 5)  # it has the bus: the driver's deadlines end it
+        busy = ""
+        with AutoTangoAllowThreads(self):  # other clients' calls go on while this one waits
+            if not request.done.wait(self.QueueTimeout):
+                with self._turn:
+                    if not request.started:
+                        self._queues[address].remove(request)
+                        busy = f"({self._waiting()} call(s) waiting)"
+                if not busy:  # it has the bus: the driver's deadlines end it
+                    request.done.wait(timeout + self.Timeout + 5)
+        if busy:
+            Except.throw_exception(
+                "GpibBusy", f"GPIB address {address}: no turn on the bus within {self.QueueTimeout:g} s "
+                f"{busy}; nothing was sent", origin,
+            )
         error = request.error
         if error is None and not request.done.is_set():
             error = LinkError(f"no end of the exchange with address {address}")
@@ -261,7 +285,7 @@ class GpibBus(HardwareDevice):
             self._failed(exc)
             raise
         except LinkError as exc:
-            self.link.close()
+            self.link.lost(exc)  # the controller's line: the poll loop shows FAULT and reconnects
             self._failed(exc)
             raise
         except InstrumentError as exc:
@@ -286,6 +310,17 @@ def _unpack(argument: Any) -> tuple[int, int, bytes]:
     except UnicodeEncodeError:
         _refuse("the message must hold bytes (latin-1 characters) only", "GpibBus")
     return int(numbers[0]), int(numbers[1]), message
+
+
+def _unpack_bytes(argument: Any) -> tuple[int, int, bytes]:
+    """(timeout_ms, address, message) of ("address=N timeout_ms=T", bytes)."""
+    header, message = argument
+    try:
+        fields = dict(field.split("=", 1) for field in header.split())
+        return int(fields["timeout_ms"]), int(fields["address"]), bytes(message)
+    except (KeyError, ValueError):
+        _refuse(f"expected ('address=N timeout_ms=T', bytes), not the header {header!r}", "GpibBus")
+        raise  # not reached: _refuse raises
 
 
 def _refuse(description: str, origin: str) -> None:

@@ -23,33 +23,17 @@ answer `++ver` in time is a lost link.
 from __future__ import annotations
 
 from ..core.errors import InstrumentError, LinkError, RejectedValue, shown
-from ..core.framing import Lines
 from ..core.link import Link
+from .prologix_protocol import ADDRESSES, LINES, READ_TIMEOUT_MS, TCP_PORT, VERSION_PREFIX, escape
 
-#: The controller's TCP port.
-TCP_PORT = 1234
-ADDRESSES = range(31)
-#: `++read_tmo_ms` accepts 1 to 3000 ms: the longest an instrument may take to start its reply.
-READ_TIMEOUT_MS = (1, 3000)
-#: What the controller's own replies begin with (`++ver`).
-VERSION_PREFIX = b"Prologix"
+__all__ = ["ADDRESSES", "LINES", "TCP_PORT", "NoReply", "Prologix", "check_address", "check_timeout", "escape"]
+
 #: Time beyond the read time-out for the controller to end the read and answer `++ver`.
 CONTROLLER_MARGIN_S = 0.5
-ESCAPED = b"\x1b\r\n+"
 #: Sent on every connect: controller mode, no read-after-write, the caller's bytes as they are
 #: (no terminator added, EOI on the last byte), nothing added to replies; no EEPROM writes for
 #: every address change (`++savecfg 0` first, as the manual advises for frequent changes).
 CONFIGURATION = (b"++savecfg 0", b"++mode 1", b"++auto 0", b"++eoi 1", b"++eos 3", b"++eot_enable 0")
-
-
-class RawLines(Lines):
-    """Lines kept whole, terminator included: the bytes of a reply go on unchanged."""
-
-    def payload(self, frame: bytes) -> bytes:
-        return frame
-
-
-LINES = RawLines(b"\n")
 
 
 class NoReply(InstrumentError):
@@ -58,16 +42,6 @@ class NoReply(InstrumentError):
     def __init__(self, address: int, timeout: float) -> None:
         super().__init__(f"GPIB address {address} did not answer within {timeout:g} s")
         self.address = address
-
-
-def escape(data: bytes) -> bytes:
-    """Instrument data as the controller must receive it: CR, LF, ESC and + each after an ESC."""
-    out = bytearray()
-    for byte in data:
-        if byte in ESCAPED:
-            out.append(0x1B)
-        out.append(byte)
-    return bytes(out)
 
 
 def check_address(address: int) -> int:
@@ -90,8 +64,7 @@ class Prologix:
 
     def __init__(self, link: Link) -> None:
         self.link = link
-        link.framing = LINES
-        link.unsolicited = self._stray
+        link.listen(Prologix, self._stray)
         self.version = ""
         #: Bytes that arrived when no read was waiting (should stay empty: counted to show it).
         self.stray_bytes = 0
@@ -108,7 +81,7 @@ class Prologix:
 
     def read_version(self) -> str:
         """`++ver`: a cheap round trip that shows the controller answers."""
-        reply = self.link.transaction(b"++ver\n")
+        reply = self.link.transaction(b"++ver\n", framing=LINES)
         if not reply.startswith(VERSION_PREFIX):
             raise InstrumentError(f"{self.link.url} is not a Prologix controller: ++ver gave {shown(reply)}")
         return reply.decode("ascii", errors="replace").strip()
@@ -144,12 +117,12 @@ class Prologix:
                 request += b"++read_tmo_ms %d\n" % milliseconds
             request += b"++read eoi\n++ver\n"
             try:
-                line = self.link.transaction(request, timeout=timeout + CONTROLLER_MARGIN_S)
+                line = self.link.transaction(request, framing=LINES, timeout=timeout + CONTROLLER_MARGIN_S)
                 self._read_timeout_ms = milliseconds
                 reply = b""
                 while not self._is_version(line):
                     reply += line
-                    line = self.link.read_frame(timeout=CONTROLLER_MARGIN_S)
+                    line = self.link.read_frame(timeout=CONTROLLER_MARGIN_S, framing=LINES)
             except LinkError:
                 self._address = self._read_timeout_ms = None
                 raise
@@ -168,7 +141,7 @@ class Prologix:
 
     def _send(self, data: bytes) -> None:
         try:
-            self.link.transaction(data, reply=False)
+            self.link.transaction(data, reply=False, framing=LINES)
         except LinkError:
             self._address = self._read_timeout_ms = None
             raise

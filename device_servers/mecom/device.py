@@ -2,8 +2,10 @@
 
 A CCD head's Peltier is one channel of a TEC-1090 behind an LTR-1200 (`lab/tec/1` is channel
 1, `lab/tec/2` channel 2). The channel devices of one server with the same `Url` share one TCP
-connection (`shared_link`) and one MeCom sequence counter, so a reply always reaches the channel
-that asked. RUNNING while the device regulates with this channel's output stage enabled.
+connection (device_servers/core/line.py) and one MeCom sequence counter, so a reply always
+reaches the channel that asked. RUNNING while the device regulates with this channel's output
+stage enabled. A parameter the controller refuses (`+05` not available...) is INVALID with the
+controller's words in the Status; the other readings go on.
 """
 
 from __future__ import annotations
@@ -13,10 +15,21 @@ from typing import Any
 from tango import DevState
 from tango.server import command, device_property
 
-from ..core.hardware import HardwareDevice, polled, writable
-from ..core.link import Link, shared_link
+from ..core.hardware import HardwareDevice, Refused, polled, writable
+from ..core.link import Link
 from ..core.server import serve
 from .driver import FRAMING, TARGET_LIMITS, DeviceStatus, MeCom, OutputStage, TecChannel
+
+#: Each attribute and the parameter (protocol.PARAMETERS) it shows, read one by one.
+READINGS = {
+    "objectTemperature": "object_temperature",
+    "sinkTemperature": "sink_temperature",
+    "targetTemperature": "target_temperature",
+    "outputCurrent": "output_current",
+    "outputVoltage": "output_voltage",
+    "outputStage": "output_stage",
+    "deviceStatus": "device_status",
+}
 
 
 def temperature(what: str, **kwargs: Any) -> polled:
@@ -59,27 +72,18 @@ class PeltierController(HardwareDevice):
         doc="Output stage enable (parameter 2010): OFF, ON, LIVE, HW_ENABLE (by the hardware enable input)",
     )
 
-    def create_link(self) -> Link:
-        return shared_link(self.Url, **self.link_options())
-
     def create_driver(self, link: Link) -> TecChannel:
         return MeCom.on(link, self.Address).channel(self.Channel)
 
     def poll(self) -> dict[str, Any]:
-        status = self.driver.read_status()
-        return {
-            "objectTemperature": status.object_temperature,
-            "sinkTemperature": status.sink_temperature,
-            "targetTemperature": status.target_temperature,
-            "outputCurrent": status.output_current,
-            "outputVoltage": status.output_voltage,
-            "outputStage": int(status.output_stage),
-            "deviceStatus": int(status.device_status),
-        }
+        with self.link.lock:
+            return {name: Refused.of(self.driver.read, parameter) for name, parameter in READINGS.items()}
 
     def operating_state(self, values: dict[str, Any]) -> tuple[DevState, str]:
-        status, stage = DeviceStatus(values["deviceStatus"]), OutputStage(values["outputStage"])
         channel = f"Channel {self.Channel}"
+        if values["deviceStatus"] is None or values["outputStage"] is None:
+            return DevState.ON, f"{channel}: device status or output stage unknown"
+        status, stage = DeviceStatus(values["deviceStatus"]), OutputStage(values["outputStage"])
         if status == DeviceStatus.ERROR:
             return DevState.ALARM, f"{channel}: the controller reports an error; output stages off until Reset"
         if status in (DeviceStatus.INIT, DeviceStatus.RESETTING, DeviceStatus.BOOTLOADER):
@@ -88,8 +92,8 @@ class PeltierController(HardwareDevice):
             return DevState.ON, f"{channel}: output stage OFF"
         if status == DeviceStatus.RUN:
             return DevState.RUNNING, (
-                f"{channel}: regulating the object to {values['targetTemperature']:.2f} degC "
-                f"({values['objectTemperature']:.2f} degC now), output stage {stage.name}"
+                f"{channel}: regulating the object to {_celsius(values['targetTemperature'])} "
+                f"({_celsius(values['objectTemperature'])} now), output stage {stage.name}"
             )
         return DevState.ON, f"{channel}: output stage {stage.name}, not running (hardware enable input off?)"
 
@@ -97,6 +101,10 @@ class PeltierController(HardwareDevice):
     def Reset(self) -> None:
         """Restart the whole controller (every channel); clears a controller error."""
         self.call_driver(self.driver.reset)
+
+
+def _celsius(value: float | None) -> str:
+    return "? degC" if value is None else f"{value:.2f} degC"
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """`ZaberStage`: a Zaber stage in the Binary protocol as a Tango motor (the focal-plane slide).
 
 Several Zaber devices on one daisy chain share one serial line: each Tango device names its own
-`DeviceNumber`, and devices of one server with the same `Url` share one link. The reply that ends
+`DeviceNumber`, and devices of one server with the same `Url` share one line (core/line.py). The reply that ends
 a move (or a homing, or a stop) arrives unasked; it wakes the poll at once, so the final
 `Position` is published within one round trip instead of at the next poll.
 """
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from tango.server import device_property
 
-from ..core.framing import FixedLength
-from ..core.link import Link, shared_link
+from ..core.link import Link
 from ..core.server import serve
 from ..core.stage import Stage
 from .driver import ZaberBinaryStage
+from .protocol import FRAMING
 
 #: Microsteps per millimetre of a T-LSM-class lead-screw slide: 0.047625 µm per microstep.
 MICROSTEPS_PER_MM = 1 / 0.000047625
@@ -23,7 +23,7 @@ MICROSTEPS_PER_MM = 1 / 0.000047625
 class ZaberStage(Stage):
     """A Zaber stage (T-Series, Binary protocol) on a daisy chain."""
 
-    framing = FixedLength(6)
+    framing = FRAMING
     write_terminator = b""
 
     BaudRate = device_property(dtype=int, default_value=9600, doc="Serial links: bits per second (Zaber Binary: 9600)")
@@ -34,9 +34,6 @@ class ZaberStage(Stage):
     DeviceNumber = device_property(
         dtype=int, default_value=1, doc="The stage's number on the daisy chain (1 is nearest the computer)"
     )
-
-    def create_link(self) -> Link:
-        return shared_link(self.Url, **self.link_options())
 
     def create_driver(self, link: Link) -> ZaberBinaryStage:
         driver = ZaberBinaryStage(link, self.DeviceNumber)

@@ -2,119 +2,77 @@
 
 Pure Python over a `Link`, in the device's own units (microsteps):
 
-    link = SerialLink("socket://terminal-server:10001", framing=FixedLength(6), write_terminator=b"")
+    link = SerialLink("socket://terminal-server:10001", framing=FRAMING, write_terminator=b"")
     slide = ZaberBinaryStage(link, device_number=1)
     slide.connect()              # opens the link, knob off, reads the travel
     slide.home()                 # returns at once; the stage replies when it is home
     slide.read_motion()          # Motion(position=0, moving=False, homed=True, ...)
     slide.move_to(336_000)
 
-Every message is 6 bytes: device number, command number, int32 data little-endian. A move,
-a homing and a stop reply only when the motion ends, with the final position; that reply
-arrives unasked, between the replies to other queries, so it goes through the link's
-`unsolicited` route to `on_motion_end` instead of being waited for. Several devices on one
-daisy chain share one serial line: `ZaberChain` hands each unasked reply to the driver of its
-device number, and a reply from a number no driver knows is an error, not someone's data.
+Every message is 6 bytes (protocol.py): device number, command number, int32 data
+little-endian. A move, a homing and a stop reply only when the motion ends, with the final
+position; that reply arrives unasked, between the replies to other queries, so each driver
+listens on the line (`link.listen`) and hands its own device's to `on_motion_end` instead of
+waiting for it. Several devices on one daisy chain share one serial line: each driver takes the
+frames of its device number, and a frame from a number no driver on the line knows
+(`ZaberChain`) is garbage, not someone's data.
 """
 
 from __future__ import annotations
 
-import struct
-import weakref
 from collections.abc import Callable
 
-from ..core.errors import InstrumentError, RejectedValue, shown
+from ..core.errors import GarbledReply, InstrumentError, RejectedValue, shown
 from ..core.limits import Limits
 from ..core.link import Link
 from ..core.stage import Motion
+from .protocol import (
+    ACCELERATION_UNIT,
+    ANY_COMMAND_ERRORS,
+    ERROR,
+    ERROR_CODES,
+    HOME,
+    MODE_AUTO_REPLY_OFF,
+    MODE_HOMED,
+    MODE_KNOB_OFF,
+    MOTION_ENDS,
+    MOVE_ABSOLUTE,
+    MOVE_RELATIVE,
+    MOVING,
+    RESET,
+    RESTORE_SETTINGS,
+    RETURN_POSITION,
+    RETURN_SETTING,
+    RETURN_STATUS,
+    SET_ACCELERATION,
+    SET_MAX_POSITION,
+    SET_MODE,
+    SET_TARGET_SPEED,
+    SPEED_UNIT,
+    STALLED,
+    STOP,
+    TCP_PORT,
+    decode,
+    encode,
+)
+from .protocol import ECHO as ECHO_COMMAND
 
-#: Terminal servers (Lantronix, Moxa) put their first serial port on TCP 10001.
-TCP_PORT = 10001
-FRAME = struct.Struct("<BBi")
+__all__ = ["TCP_PORT", "ZaberBinaryStage", "ZaberChain", "decode", "encode"]
 
-RESET, HOME, RENUMBER, MOVE_ABSOLUTE, MOVE_RELATIVE, STOP = 0, 1, 2, 20, 21, 23
-RESTORE_SETTINGS, SET_MODE, SET_TARGET_SPEED, SET_ACCELERATION, SET_MAX_POSITION = 36, 40, 42, 43, 44
-RETURN_SETTING, RETURN_STATUS, ECHO, RETURN_POSITION = 53, 54, 55, 60
-ERROR = 255
-#: Replies that end a motion, with the final position as data.
-MOTION_ENDS = (HOME, MOVE_ABSOLUTE, MOVE_RELATIVE, STOP)
-
-#: Error codes of the Binary Protocol Manual (the data of a command-255 reply).
-ERROR_CODES = {
-    1: "cannot home",
-    2: "device numbering invalid",
-    14: "supply voltage low",
-    15: "supply voltage high",
-    20: "target position out of range (move absolute)",
-    21: "target position out of range (move relative)",
-    22: "constant speed invalid",
-    36: "peripheral ID invalid",
-    37: "microstep resolution invalid",
-    40: "device mode invalid",
-    42: "target speed out of range",
-    43: "acceleration out of range",
-    44: "maximum position out of range",
-    53: "setting invalid",
-    64: "command invalid",
-    255: "device busy",
-}
-#: Return Status values.
-STATUS = {
-    0: "idle", 1: "homing", 10: "manual move", 11: "manual move", 13: "stalled", 18: "moving to a stored position",
-    20: "moving (absolute)", 21: "moving (relative)", 22: "moving at constant speed", 23: "stopping",
-}
-MOVING = {10, 11, 18, 20, 21, 22, 23}
-
-MODE_AUTO_REPLY_OFF = 1 << 0
-MODE_KNOB_OFF = 1 << 3
-MODE_HOMED = 1 << 7
-
-#: T-Series firmware 5.xx units: target speed data × 9.375 µsteps/s, acceleration × 11 250 µsteps/s².
-SPEED_UNIT = 9.375
-ACCELERATION_UNIT = 11250.0
 #: Speed and acceleration data go up to 512 × microsteps per step − 1 (64 microsteps per step).
 PROFILE_DATA = Limits(1, 512 * 64 - 1)
 #: The focal-plane slide's travel until the device says otherwise (Return Setting 44).
 DEFAULT_MAX_POSITION = 672_255
 
 
-def encode(device: int, command: int, data: int = 0) -> bytes:
-    """One 6-byte message: device, command, data as int32 little-endian (two's complement)."""
-    return FRAME.pack(device, command, data)
-
-
-def decode(message: bytes) -> tuple[int, int, int]:
-    """(device, command, data) of a 6-byte message."""
-    return FRAME.unpack(message)
-
-
 class ZaberChain:
-    """The devices on one serial line (a daisy chain): who gets the replies that arrive unasked."""
+    """The devices on one serial line (a daisy chain), one per line (`link.one(ZaberChain)`):
+    which device numbers have a driver here, and the last frame from a number that has none."""
 
     def __init__(self, link: Link) -> None:
-        self.drivers: dict[int, Callable[[int, int], None]] = {}
+        self.numbers: set[int] = set()
         #: The last frame that came from a device number no driver on this line has.
         self.stray: bytes | None = None
-        link.unsolicited = self.route
-
-    @classmethod
-    def of(cls, link: Link) -> ZaberChain:
-        """The chain of `link`, made on first use: every driver on one link shares it."""
-        chain = _chains.get(link)
-        if chain is None:
-            chain = _chains[link] = cls(link)
-        return chain
-
-    def route(self, message: bytes) -> None:
-        device, command, data = decode(message)
-        handler = self.drivers.get(device)
-        if handler is None:
-            self.stray = message  # reported by the next request on the line
-        else:
-            handler(command, data)
-
-
-_chains: weakref.WeakKeyDictionary[Link, ZaberChain] = weakref.WeakKeyDictionary()
 
 
 class ZaberBinaryStage:
@@ -130,8 +88,9 @@ class ZaberBinaryStage:
         self.travel = Limits(0, DEFAULT_MAX_POSITION, "microsteps")
         #: Called with the final position (microsteps) when a move, homing or stop ends.
         self.on_motion_end: Callable[[int], None] | None = None
-        self.chain = ZaberChain.of(link)
-        self.chain.drivers[device_number] = self._unasked
+        self.chain = link.one(ZaberChain)
+        self.chain.numbers.add(device_number)
+        link.listen((ZaberBinaryStage, device_number), self._heard)
         #: Error codes that arrive while a motion command is sent (None at other times).
         self._refusals: list[int] | None = None
         self._motion_error: str | None = None
@@ -171,7 +130,7 @@ class ZaberBinaryStage:
         return self._ask(RETURN_SETTING, setting, reply_command=setting)
 
     def echo(self, data: int) -> int:
-        return self._ask(ECHO, data)
+        return self._ask(ECHO_COMMAND, data)
 
     def read_motion(self) -> Motion:
         """Status and position (two round trips); the home status is re-read only when idle."""
@@ -185,7 +144,7 @@ class ZaberBinaryStage:
             homing=status == 1,
             homed=self._homed,
             home_switch=self._homed and status == 0 and position == 0,
-            error="the device reports it stalled" if status == 13 else self._motion_error,
+            error="the device reports it stalled" if status == STALLED else self._motion_error,
         )
 
     def read_velocity(self) -> float:
@@ -263,8 +222,8 @@ class ZaberBinaryStage:
         device, replied, data = decode(message)
         if device == self.number:
             return replied == expected or (replied == ERROR and data in (command, *ANY_COMMAND_ERRORS))
-        if device not in self.chain.drivers:
-            raise InstrumentError(
+        if device not in self.chain.numbers:
+            raise GarbledReply(
                 f"reply {shown(message)} came from device {device}, which is not on this line, "
                 f"to a request to device {self.number}"
             )
@@ -285,6 +244,14 @@ class ZaberBinaryStage:
         if refused:
             raise InstrumentError(f"device {self.number} refused to {what}: {_error(refused[0])}")
 
+    def _heard(self, message: bytes) -> None:
+        """Every frame that arrives unasked on the line: this device's, or one from a stranger."""
+        device, command, data = decode(message)
+        if device == self.number:
+            self._unasked(command, data)
+        elif device not in self.chain.numbers:
+            self.chain.stray = message  # reported by the next request on the line
+
     def _unasked(self, command: int, data: int) -> None:
         """A reply nobody was waiting for: the end of a motion, or an error."""
         if command in MOTION_ENDS:
@@ -301,16 +268,12 @@ class ZaberBinaryStage:
     def _report_stray(self) -> None:
         stray, self.chain.stray = self.chain.stray, None
         if stray is not None:
-            raise InstrumentError(f"a frame {shown(stray)} came from device {stray[0]}, which is not on this line")
+            raise GarbledReply(f"a frame {shown(stray)} came from device {stray[0]}, which is not on this line")
 
     @staticmethod
     def _profile_data(what: str, value: float, unit: float, units: str) -> int:
         allowed = Limits(PROFILE_DATA.low * unit, PROFILE_DATA.high * unit, units)
         return round(allowed.check(what, value) / unit)
-
-
-#: Error codes any command can get: command invalid, device busy.
-ANY_COMMAND_ERRORS = (64, 255)
 
 
 def _error(code: int) -> str:

@@ -1,7 +1,8 @@
 """Devices on in-memory instruments, to test what the core does without any protocol in the way.
 
-`MemoryLink` is a transport whose "instrument" is a Python object in the device's process; the
-devices here add commands that let a test break the link or make the instrument speak unasked.
+`MemoryLink` is a transport (`memory://name`, registered here as any new transport registers
+its scheme) whose "instrument" is a Python object in the device's process; the devices here add
+commands that let a test break the link or make the instrument speak unasked.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from tango.server import command
 from device_servers.core.errors import LinkError, RejectedValue
 from device_servers.core.hardware import HardwareDevice, polled, writable
 from device_servers.core.limits import Limits
+from device_servers.core.line import register_transport
 from device_servers.core.link import Link
 from device_servers.core.stage import Motion, Stage
 
@@ -25,7 +27,7 @@ GAIN = Limits(0.0, 10.0, "V/V")
 class MemoryLink(Link):
     """A link to nothing but a queue of frames the instrument sends unasked; it can be broken."""
 
-    def __init__(self, url: str, **options: Any) -> None:
+    def __init__(self, url: str, *, serial_options: Any = None, **options: Any) -> None:
         super().__init__(url, **options)
         self.opened = False
         self.broken = False
@@ -48,9 +50,12 @@ class MemoryLink(Link):
             raise LinkError(f"{self.url} is not connected")
         return request
 
-    def route_waiting(self) -> None:
-        while self.unasked and self.unsolicited:
-            self.unsolicited(self.unasked.pop(0))
+    def route_waiting(self, framing: Any = None) -> None:
+        while self.unasked:
+            self._route(self.unasked.pop(0))
+
+
+register_transport("memory", MemoryLink)
 
 
 class Amplifier:
@@ -62,7 +67,7 @@ class Amplifier:
         self.polls = 0
         self.overloads: list[float] = []
         self.on_overload = None
-        link.unsolicited = self._unasked
+        link.listen(Amplifier, self._unasked)
 
     def read(self) -> dict[str, Any]:
         self.link.transaction(b"READ?")
@@ -84,9 +89,6 @@ class AmplifierDevice(HardwareDevice):
     gain = writable(dtype=float, writes=(Amplifier.set_gain, 1), limits=GAIN, doc="Gain of channel 1")
     trace = polled(dtype=(float,), max_dim_x=16, doc="A spectrum")
     polls = polled(dtype=int)
-
-    def create_link(self) -> Link:
-        return MemoryLink(self.Url)
 
     def create_driver(self, link: Link) -> Amplifier:
         driver = Amplifier(link)
@@ -176,9 +178,6 @@ class SlideDriver:
 
 
 class SlideDevice(Stage):
-    def create_link(self) -> Link:
-        return MemoryLink(self.Url)
-
     def create_driver(self, link: Link) -> SlideDriver:
         return SlideDriver(link)
 

@@ -8,53 +8,18 @@ and the status request are the lab reference's examples (1 mm = 25 600 counts = 
 
 from __future__ import annotations
 
-import socket
 import struct
 from collections.abc import Iterator
 
 import pytest
 
+from device_servers.apt.protocol import APT_FRAMING
 from simulators.apt import AptSimulator
 from simulators.core import run_in_thread
 from tangolab.scripting import wait_until
+from tests.wire import Wire
 
 ENABLED_SETTLED = bytes.fromhex("00 20 00 80")  # status bits 0x80002000: channel enabled, settled
-
-
-class Wire:
-    """A raw TCP connection to the simulator, reading whole APT frames."""
-
-    def __init__(self, port: int) -> None:
-        self.socket = socket.create_connection(("127.0.0.1", port), timeout=10)
-
-    def send(self, data: bytes) -> None:
-        self.socket.sendall(data)
-
-    def receive(self) -> bytes:
-        header = self._exactly(6)
-        length = struct.unpack_from("<H", header, 2)[0] if header[4] & 0x80 else 0
-        return header + self._exactly(length)
-
-    def ask(self, data: bytes) -> bytes:
-        self.send(data)
-        return self.receive()
-
-    def silent(self, seconds: float = 0.3) -> bool:
-        self.socket.settimeout(seconds)
-        try:
-            return self.socket.recv(1) == b""
-        except TimeoutError:
-            return True
-        finally:
-            self.socket.settimeout(10)
-
-    def _exactly(self, count: int) -> bytes:
-        data = b""
-        while len(data) < count:
-            chunk = self.socket.recv(count - len(data))
-            assert chunk, "the simulator closed the connection"
-            data += chunk
-        return data
 
 
 @pytest.fixture
@@ -64,10 +29,8 @@ def sim() -> AptSimulator:
 
 @pytest.fixture
 def wire(sim: AptSimulator) -> Iterator[Wire]:
-    with run_in_thread(sim) as running:
-        connection = Wire(running.port)
+    with run_in_thread(sim) as running, Wire(running.port, APT_FRAMING) as connection:
         yield connection
-        connection.socket.close()
 
 
 # -- the reference's examples ------------------------------------------------------------------
@@ -164,7 +127,7 @@ def test_immediate_stop(wire, sim):
 def test_a_limit_switch_stops_the_move_and_shows_in_the_status_bits():
     sim = AptSimulator(start=50.8, speed=2.0)  # 0.2 mm below the forward switch, not homed
     with run_in_thread(sim) as running:
-        wire = Wire(running.port)
+        wire = Wire(running.port, APT_FRAMING)
         wire.send(bytes.fromhex("53 04 06 00 d0 01 01 00 00 64 00 00"))  # 1 mm further: past the switch
         stopped = wire.receive()
         assert stopped[:2] == bytes.fromhex("66 04")  # MOVE_STOPPED, not COMPLETED
@@ -172,6 +135,28 @@ def test_a_limit_switch_stops_the_move_and_shows_in_the_status_bits():
         assert position == pytest.approx(0.2 * 25_600, abs=2)
         assert bits & 0x1 and not bits & 0x2  # forward (CW) hardware limit
         wire.socket.close()
+
+
+def test_a_relative_move_is_answered_unasked_by_move_completed(wire, sim):
+    sim.speed = 4.0
+    wire.send(bytes.fromhex("48 04 06 00 d0 01 01 00 00 32 00 00"))  # MOVE_RELATIVE ch 1 by 12 800 (0.5 mm)
+    completed = wire.receive()
+    assert completed[:6] == bytes.fromhex("64 04 0e 00 81 50")  # MOVE_COMPLETED
+    assert struct.unpack_from("<l", completed, 8)[0] == 12_800
+
+
+def test_update_messages_come_every_100_ms_between_start_and_stop(wire):
+    wire.send(bytes.fromhex("11 00 00 00 50 01"))  # HW_START_UPDATEMSGS
+    for _ in range(3):
+        update = wire.receive()
+        assert update[:6] == bytes.fromhex("91 04 0e 00 81 50")  # MOT_GET_DCSTATUSUPDATE, unasked
+        wire.send(bytes.fromhex("92 04 00 00 50 01"))  # server alive
+    wire.send(bytes.fromhex("12 00 00 00 50 01"))  # HW_STOP_UPDATEMSGS
+    wire.send(bytes.fromhex("11 02 01 00 50 01"))  # then a request: updates sent before the stop come first
+    while (frame := wire.receive())[:2] == bytes.fromhex("91 04"):
+        pass
+    assert frame == bytes.fromhex("12 02 01 01 01 50")
+    assert wire.silent(0.3)
 
 
 def test_without_server_alive_the_cube_stops_answering_status_after_50(wire):

@@ -142,12 +142,26 @@ def test_the_alarm_level_is_the_attributes_min_alarm(device):
     wait_until(lambda: device.state() == tango.DevState.ON, 20, what="ON at the usual level")
 
 
+def test_a_modbus_exception_reply_leaves_the_connection_and_shows_the_refusal(device, simulator):
+    """The recorder's own refusal: the pens go INVALID with its words, no FAULT, no reconnection."""
+    connections = simulator.simulator.connections
+    assert simulator.simulator.control("exception on") == "OK"
+    wait_until(lambda: "Modbus exception 4 SERVER DEVICE FAILURE" in device.status(), 30, what="the refusal")
+    assert device.state() == tango.DevState.ALARM  # six flows without a value
+    assert "refused by the instrument: pen1, pen2" in device.status()
+    assert device.read_attribute("pen1").quality == tango.AttrQuality.ATTR_INVALID
+    simulator.simulator.clear()
+    wait_until(lambda: device.state() == tango.DevState.ON, 30, what="ON again")
+    assert device.read_attribute("pen1").quality == tango.AttrQuality.ATTR_VALID
+    assert simulator.simulator.connections == connections  # the same connection throughout
+
+
 @pytest.mark.parametrize(
     ("fault", "says"),
     [
-        ("exception on", "Modbus exception 4 SERVER DEVICE FAILURE"),
         ("offline on", "LinkError"),
         ("delay 2", "no valid reply"),
+        ("garbage on", "no valid reply"),  # pymodbus finds no reply frame in random bytes
     ],
 )
 def test_a_fault_is_fault_with_the_reason_then_the_device_recovers_alone(device, simulator, fault, says):

@@ -3,7 +3,8 @@
 Clients reach the instruments as drivers do, through `gpib://` links from the test process
 (and, for the soak test, from a process of their own). The instruments are a test double: a
 meter that echoes what it is asked (`ECHO x` → `<address>:x`) so a reply crossed between
-clients would show, and answers `SLOW?` after 1.5 s.
+clients would show, and answers `SLOW?` after 1.5 s; and a waveform memory (simulators/gpib.py)
+that stores and returns IEEE 488.2 binary blocks.
 """
 
 from __future__ import annotations
@@ -20,15 +21,16 @@ import tango
 from tango.test_context import DeviceTestContext
 
 from device_servers.core.errors import LinkError
-from device_servers.core.framing import Lines
+from device_servers.core.framing import BlockLines, Lines, block_data, definite_length_block
 from device_servers.core.link import Link, link_for_url
 from device_servers.gpib.device import GpibBus
 from simulators import run_in_thread
-from simulators.gpib import GpibInstrument
+from simulators.gpib import GpibInstrument, WaveformMemory
 from simulators.prologix import PrologixSimulator
 from tangolab.scripting import wait_until
 
 ADDRESSES = (14, 15, 16)
+MEMORY = 17
 #: Seconds of the crossed-replies soak test; the issue's acceptance run uses 60.
 SOAK_S = float(os.environ.get("TANGOLAB_GPIB_SOAK_S", "10"))
 
@@ -55,7 +57,8 @@ class Meter(GpibInstrument):
 
 @pytest.fixture(scope="module")
 def simulator():
-    with run_in_thread(PrologixSimulator({a: Meter(a) for a in ADDRESSES}, seed=2)) as running:
+    instruments = {a: Meter(a) for a in ADDRESSES} | {MEMORY: WaveformMemory(MEMORY)}
+    with run_in_thread(PrologixSimulator(instruments, seed=2)) as running:
         yield running
 
 
@@ -110,6 +113,17 @@ def test_the_reply_keeps_every_byte(bus, simulator):
     _, reply = bus.Query([[1000, 15], [f"ECHO {text}\n"]])
     assert reply == b"15:" + text.encode("latin-1") + b"\n"
     assert simulator.simulator.instruments[15].received[-1] == f"ECHO {text}"
+
+
+def test_a_1_kb_binary_block_crosses_the_bus_intact_both_ways(bus, trl, simulator):
+    """Every byte value, CR, LF, ESC, `+` and NUL among them, to the instrument and back."""
+    data = bytes(range(256)) * 4
+    link = link_for_url(f"gpib://{trl}/{MEMORY}", framing=BlockLines(b"\n"), timeout=1.0)
+    link.open()
+    link.transaction(b"DATA " + definite_length_block(data) + b"\n", reply=False)
+    memory = simulator.simulator.instruments[MEMORY]
+    wait_until(lambda: memory.data == data, 10, what="the block stored in the instrument, intact")
+    assert block_data(link.transaction(b"DATA?\n")) == data  # and back
 
 
 def test_addr_is_sent_only_when_the_address_changes(bus, trl, simulator):
@@ -169,7 +183,8 @@ def test_concurrent_clients_on_different_addresses_get_their_own_replies(bus, tr
 
 
 def test_calls_wait_in_queues_not_on_the_device_monitor(bus, simulator):
-    """With NO_SYNC a client is served (here, a State read) while another's query is in progress."""
+    """A client is served (here, a State read) while another's query is in progress, though the
+    server keeps Tango's serialisation by device (not NO_SYNC) for every other device."""
     instrument = simulator.simulator.instruments[16]
     done = threading.Event()
 
@@ -248,7 +263,7 @@ def test_the_bus_is_the_prologix_only_client(bus, trl, simulator):
 CLIENT_SCRIPT = textwrap.dedent(
     """
     import sys, time
-    from device_servers.core.framing import Lines
+    from device_servers.core.framing import BlockLines, Lines, block_data, definite_length_block
     from device_servers.core.link import link_for_url
 
     url, address, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])

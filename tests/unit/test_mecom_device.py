@@ -124,3 +124,22 @@ def test_6_two_channels_share_one_connection():
             assert ltr.simulator.channels[0].target == 20.0
             assert first.read_attribute("targetTemperature").value == 20.0
             assert len(ltr.simulator._clients) == 1  # one LTR-1200 connection for both channels
+
+
+def test_7_a_refused_parameter_is_invalid_with_the_controllers_words_and_the_device_stays_on(tec, simulator):
+    """MeCom `+05` (parameter not available) for the sink temperature: that one value goes INVALID
+    with the reason in the Status, the others go on, the device stays ON on the same connection."""
+    tec.write_attribute("outputStage", 0)  # OFF: the channel is ON, not regulating
+    wait_until(lambda: tec.state() == tango.DevState.ON, 30, what="ON")
+    connections = simulator.simulator.connections
+    assert simulator.simulator.control("refuse 1001 05") == "OK"
+    wait_until(lambda: "EER_PAR_NOT_AVAILABLE" in tec.status(), 30, what="the refusal in the Status")
+    assert tec.state() == tango.DevState.ON
+    assert "sinkTemperature" in tec.status() and "+05" in tec.status()
+    assert tec.read_attribute("sinkTemperature").quality == tango.AttrQuality.ATTR_INVALID
+    assert tec.read_attribute("objectTemperature").quality == tango.AttrQuality.ATTR_VALID
+    assert simulator.simulator.connections == connections  # no reconnection
+    simulator.simulator.control("refuse 1001 off")
+    wait_until(lambda: tec.read_attribute("sinkTemperature").quality == tango.AttrQuality.ATTR_VALID, 30,
+               what="the sink temperature back")
+    assert "refused" not in tec.status()

@@ -10,43 +10,19 @@ address and sequence after `!`; an acknowledge carries the set command's CRC.
 
 from __future__ import annotations
 
-import socket
 import struct
 from collections.abc import Iterator
 
 import pytest
 
+from device_servers.mecom.protocol import FRAMING
 from simulators.core import run_in_thread
 from simulators.mecom import MeComSimulator
+from tests.wire import Wire
 
-
-class Wire:
-    """A raw TCP connection to the simulator, reading CR-terminated frames."""
-
-    def __init__(self, port: int) -> None:
-        self.socket = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.buffer = b""
-
-    def receive(self) -> bytes:
-        while b"\r" not in self.buffer:
-            chunk = self.socket.recv(4096)
-            assert chunk, "the simulator closed the connection"
-            self.buffer += chunk
-        frame, _, self.buffer = self.buffer.partition(b"\r")
-        return frame + b"\r"
-
-    def ask(self, data: bytes) -> bytes:
-        self.socket.sendall(data)
-        return self.receive()
-
-    def silent(self, seconds: float = 0.3) -> bool:
-        self.socket.settimeout(seconds)
-        try:
-            return not self.buffer and self.socket.recv(1) == b""
-        except TimeoutError:
-            return True
-        finally:
-            self.socket.settimeout(10)
+# Every CRC below is written out as the manuals print it or, for frames of our own, as computed
+# once by hand with a bitwise CRC-16/XMODEM (polynomial 0x1021, initial 0), not by the code
+# under test.
 
 
 @pytest.fixture
@@ -58,13 +34,10 @@ def sim() -> MeComSimulator:
 
 @pytest.fixture
 def wire(sim: MeComSimulator) -> Iterator[Wire]:
-    with run_in_thread(sim) as running:
-        connection = Wire(running.port)
-        greeting = connection.receive()
-        assert b"Welcome" in greeting  # the LTR-1200 speaks first; CR LF ends its line
-        connection.buffer = connection.buffer.removeprefix(b"\n")
+    with run_in_thread(sim) as running, Wire(running.port, FRAMING) as connection:
+        assert b"Welcome" in connection.receive()  # the LTR-1200 speaks first; CR LF ends its line
+        assert connection.receive() == b"\n"
         yield connection
-        connection.socket.close()
 
 
 # -- the manuals' examples ---------------------------------------------------------------------
@@ -95,7 +68,7 @@ def test_5136_device_type_and_serial_number_are_int32(wire, sim):
 
 
 def test_5117_error_reply_at_address_1(wire):
-    assert wire.ask(_frame("#0115AC?VR04D201")) == b"!0115AC+057509\r"
+    assert wire.ask(b"#0115AC?VR04D201009F\r") == b"!0115AC+057509\r"
 
 
 def test_5117_reset_is_acknowledged(wire, sim):
@@ -104,8 +77,7 @@ def test_5117_reset_is_acknowledged(wire, sim):
 
 
 def test_reference_read_object_temperature_channel_1_at_address_1(wire):
-    reply = wire.ask(b"#0115A0?VR03E801B870\r")
-    assert reply == b"!0115A041CD2F28" + _crc(b"!0115A041CD2F28") + b"\r"
+    assert wire.ask(b"#0115A0?VR03E801B870\r") == b"!0115A041CD2F28FD1D\r"
 
 
 def test_reference_set_minus_90_degrees(wire, sim):
@@ -114,37 +86,48 @@ def test_reference_set_minus_90_degrees(wire, sim):
     assert sim.channels[0].target == -90.0
 
 
+def test_identify_answers_the_firmware_string(wire):
+    assert wire.ask(b"#0115E0?IF98BA\r") == b"!0115E01090-TEC SW v5.10   16C3\r"
+
+
 # -- refusals ----------------------------------------------------------------------------------
 
 
 def test_a_spoiled_crc_is_answered_with_03_general_communication_error(wire, sim):
-    assert wire.ask(b"#0115A1VS0BB801C2B40000D746\r") == b"!0115A1+03" + _crc(b"!0115A1+03") + b"\r"
+    assert wire.ask(b"#0115A1VS0BB801C2B40000D746\r") == b"!0115A1+03BAD2\r"
     assert sim.channels[0].target == 20.0  # nothing was set
 
 
 def test_read_only_out_of_range_and_missing_instance(wire):
-    assert wire.ask(_frame("#0115B1VS03E80142C80000")) == _reply("!0115B1+06")  # object T is measured
-    assert wire.ask(_frame("#0115B2VS0BB80144FA0000")) == _reply("!0115B2+07")  # 2000 °C > RNG_TEMP
-    assert wire.ask(_frame("#0115B3VS07DA0100000007")) == _reply("!0115B3+07")  # no output stage mode 7
-    assert wire.ask(_frame("#0115B4?VR03E803")) == _reply("!0115B4+08")  # two channels only
-    assert wire.ask(_frame("#0115B5?XX")) == _reply("!0115B5+01")
-    assert wire.ask(_frame("#0115B6?VR03E8")) == _reply("!0115B6+04")
+    assert wire.ask(b"#0115B1VS03E80142C80000428C\r") == b"!0115B1+0604A5\r"  # object T is measured
+    assert wire.ask(b"#0115B2VS0BB80144FA00000850\r") == b"!0115B2+078F58\r"  # 2000 °C > RNG_TEMP
+    assert wire.ask(b"#0115B3VS07DA010000000732FD\r") == b"!0115B3+07F9EC\r"  # no output stage mode 7
+    assert wire.ask(b"#0115B4?VR03E8034DFD\r") == b"!0115B4+08592E\r"  # two channels only
+    assert wire.ask(b"#0115B5?XX8096\r") == b"!0115B5+01BEB3\r"
+    assert wire.ask(b"#0115B6?VR03E8ECA7\r") == b"!0115B6+0475CA\r"
+
+
+def test_refuse_on_the_control_port_answers_05_for_that_parameter_only(wire, sim):
+    assert sim.control("refuse 1001") == "OK"
+    assert wire.ask(b"#0115F0?VR03E901A6FD\r") == b"!0115F0+05CB74\r"  # sink temperature: not available
+    assert wire.ask(b"#0115F1?VR03E801FE88\r").startswith(b"!0115F141CD2F28")  # the object's still answers
+    assert sim.control("refuse 1001 off") == "OK" and not sim.refused
 
 
 def test_another_address_is_not_answered(wire):
-    wire.socket.sendall(_frame("#0215C0?VR03E801"))
+    wire.send(b"#0215C0?VR03E8019560\r")
     assert wire.silent()
 
 
 def test_reply_faults_spoil_the_crc_the_address_or_the_sequence(wire, sim):
-    request = _frame("#0115D0?VR03E801")
+    request = b"#0115D0?VR03E801317E\r"
     sim.faults.add("checksum")
-    good = b"!0115D041CD2F28" + _crc(b"!0115D041CD2F28")
-    assert wire.ask(request)[:-5] == good[:-4] and wire.ask(request)[-5:-1] != good[-4:]
+    spoilt = wire.ask(request)
+    assert spoilt.startswith(b"!0115D041CD2F28") and spoilt != b"!0115D041CD2F283F6D\r"
     sim.faults = {"address"}
-    assert wire.ask(request) == _reply("!0215D041CD2F28")
+    assert wire.ask(request) == b"!0215D041CD2F28F0C8\r"
     sim.faults = {"sequence"}
-    assert wire.ask(request) == _reply("!0115D141CD2F28")
+    assert wire.ask(request) == b"!0115D141CD2F28D44E\r"
     assert sim.control("sequence off") == "OK" and not sim.faults
 
 
@@ -152,17 +135,3 @@ def test_flow_on_the_control_port(sim):
     assert sim.control("flow off") == "OK"
     assert not sim.device.flowing
     assert "flow=off" in sim.control("status")
-
-
-def _crc(data: bytes) -> bytes:
-    from device_servers.core.framing import crc16_xmodem
-
-    return f"{crc16_xmodem(data):04X}".encode()
-
-
-def _frame(body: str) -> bytes:
-    """`body` with its CRC and CR (requests and replies alike)."""
-    return body.encode() + _crc(body.encode()) + b"\r"
-
-
-_reply = _frame

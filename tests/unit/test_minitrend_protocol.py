@@ -110,6 +110,11 @@ def test_an_address_outside_the_map_is_an_illegal_data_address_exception(served)
     assert exchange(served.port, request) == bytes.fromhex("0002 0000 0003 01 84 02")
 
 
+def test_alarm_words_on_the_wire_byte_for_byte(served, simulator):
+    request = bytes.fromhex("0004 0000 0006 01 04 1980 0001")  # pen 0's alarm word
+    assert exchange(served.port, request) == bytes.fromhex("0004 0000 0005 01 04 02 0000")
+
+
 def test_pen_registers_are_read_only(client):
     reply = client.write_registers(0x18C0, [0x4000, 0], device_id=1)
     assert reply.isError() and reply.exception_code == 2

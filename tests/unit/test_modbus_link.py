@@ -13,7 +13,8 @@ import pytest
 from pymodbus.simulator import DataType, SimData
 
 from device_servers.core.errors import InstrumentError, LinkError, RejectedValue
-from device_servers.core.link import link_for_url
+from device_servers.core.line import Line
+from device_servers.core.link import Link, link_for_url
 from device_servers.core.modbus_link import ModbusLink, float32_registers, float32_values, parse_modbus_url
 from simulators import run_in_thread
 from simulators.modbus import ModbusSimulator
@@ -166,9 +167,9 @@ def test_an_offline_instrument_and_a_closed_port_are_link_errors(link, bank):
         closed.open()
 
 
-def test_byte_transactions_are_refused_with_what_to_use_instead(link):
-    with pytest.raises(NotImplementedError, match="use read_input_registers, read_holding_registers or write_registers"):
-        link.query("*IDN?")
+def test_a_modbus_line_is_a_line_of_registers_not_of_bytes(link):
+    assert isinstance(link, Line) and not isinstance(link, Link)
+    assert not hasattr(link, "transaction") and not hasattr(link, "query")
 
 
 def test_the_lock_keeps_each_reply_with_its_request(link, bank):

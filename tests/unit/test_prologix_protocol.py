@@ -14,10 +14,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from device_servers.gpib.prologix_protocol import HostMessages
 from simulators import run_in_thread
 from simulators.gpib import GpibInstrument
-from simulators.prologix import PrologixMessages, PrologixSimulator
+from simulators.prologix import PrologixSimulator
 from tangolab.scripting import wait_until
+from tests.wire import Wire
 
 VERSION_LINE = b"Prologix GPIB-ETHERNET Controller version 01.06.06.00\r\n"
 
@@ -38,33 +40,6 @@ class Meter(GpibInstrument):
 
     def reply_time(self, message: str) -> float:
         return 0.02 if message == "READ?" else 0.0
-
-
-class Wire:
-    """A raw TCP connection to the controller: what `nc host 1234` would show."""
-
-    def __init__(self, port: int) -> None:
-        self.socket = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.pending = b""
-
-    def send(self, data: bytes) -> None:
-        self.socket.sendall(data)
-
-    def receive(self) -> bytes:
-        """The next line, its LF included."""
-        while b"\n" not in self.pending:
-            chunk = self.socket.recv(4096)
-            assert chunk, "the controller closed the connection"
-            self.pending += chunk
-        line, _, self.pending = self.pending.partition(b"\n")
-        return line + b"\n"
-
-    def ask(self, data: bytes) -> bytes:
-        self.send(data)
-        return self.receive()
-
-    def close(self) -> None:
-        self.socket.close()
 
 
 @pytest.fixture
@@ -173,9 +148,22 @@ def test_settings_answer_their_value_and_ignore_values_out_of_range(wire):
     assert wire.ask(b"++read_tmo_ms\n") == b"500\r\n"
 
 
+def test_the_other_settings_answer_their_power_on_values(wire):
+    assert wire.ask(b"++mode\n") == b"1\r\n"
+    assert wire.ask(b"++eoi\n") == b"1\r\n"
+    assert wire.ask(b"++eot_enable\n") == b"0\r\n"
+    assert wire.ask(b"++eot_char\n") == b"0\r\n"
+    assert wire.ask(b"++lon\n") == b"0\r\n"
+    assert wire.ask(b"++savecfg\n") == b"1\r\n"
+    assert wire.ask(b"++srq\n") == b"0\r\n"  # no instrument asks for service
+    assert wire.ask(b"++status\n") == b"0\r\n"
+    assert wire.ask(b"++help\n") == b"++addr\r\n"  # then one line per command
+
+
 def test_bus_commands_answer_nothing(wire):
-    wire.send(b"++addr 14\n++ifc\n++loc\n++trg\n++clr\n")
-    assert wire.ask(b"++ver\n") == VERSION_LINE
+    for message in (b"++addr 14\n", b"++clr\n", b"++ifc\n", b"++llo\n", b"++loc\n", b"++trg\n"):
+        wire.send(message)
+    assert wire.ask(b"++ver\n") == VERSION_LINE  # the first reply after them is ++ver's
 
 
 def test_unknown_command():
@@ -190,14 +178,13 @@ def test_rst_returns_the_saved_configuration_and_ignores_input_meanwhile():
     sim = PrologixSimulator({14: Meter(14)}, speed=50)  # the 5 s reboot takes 0.1 s here
     with run_in_thread(sim) as running:
         wire = Wire(running.port)
-        wire.send(b"++addr 14\n++savecfg 0\n++addr 3\n++rst\n")
+        for message in (b"++addr 14\n", b"++savecfg 0\n", b"++addr 3\n", b"++rst\n"):
+            wire.send(message)
 
         def answers() -> bool:
-            wire.send(b"++addr\n")
-            wire.socket.settimeout(0.2)
             try:
-                return wire.receive() == b"14\r\n"
-            except TimeoutError:
+                return wire.ask(b"++addr\n", timeout=0.2) == b"14\r\n"
+            except AssertionError:  # silent: still rebooting
                 return False
 
         wait_until(answers, 10, what="the controller back after ++rst with the saved address 14")
@@ -271,7 +258,7 @@ def test_generic_faults_act_on_the_controllers_replies(wire, sim):
 
 
 def test_escaped_framing_cuts_at_unescaped_line_ends_only():
-    framing = PrologixMessages()
+    framing = HostMessages()
     assert framing.split(b"a\x1b\nb\nrest") == (b"a\x1b\nb\n", b"rest")
     assert framing.payload(b"a\x1b\nb\x1b\x1b\n") == b"a\nb\x1b"
     assert framing.split(b"a\x1b\n") is None

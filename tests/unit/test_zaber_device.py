@@ -114,7 +114,7 @@ def test_6_stop_ends_a_move_where_it_is(slide, simulator):
     ("fault", "says"),
     [
         ("drop", "LinkError"),
-        ("garbage", "InstrumentError"),
+        ("garbage", "GarbledReply"),
         ("truncate", "no reply"),
         ("address", "not on this line"),
     ],

@@ -12,46 +12,15 @@ least significant byte first, negative data in two's complement), written out by
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
 
+from device_servers.zaber.protocol import FRAMING
 from simulators import run_in_thread
 from simulators.zaber import ZaberSimulator
-
-
-class Wire:
-    """A raw TCP connection to the simulator: 6 bytes out, 6 bytes in."""
-
-    def __init__(self, port: int) -> None:
-        self.socket = socket.create_connection(("127.0.0.1", port), timeout=15)
-        self.pending = b""
-
-    def send(self, data: bytes) -> None:
-        self.socket.sendall(data)
-
-    def receive(self) -> bytes:
-        while len(self.pending) < 6:
-            chunk = self.socket.recv(4096)
-            assert chunk, "the simulator closed the connection"
-            self.pending += chunk
-        message, self.pending = self.pending[:6], self.pending[6:]
-        return message
-
-    def ask(self, data: bytes) -> bytes:
-        self.send(data)
-        return self.receive()
-
-    def nothing_waiting(self, seconds: float = 0.2) -> bool:
-        self.socket.settimeout(seconds)
-        try:
-            self.pending += self.socket.recv(4096)
-        except TimeoutError:
-            pass
-        finally:
-            self.socket.settimeout(15)
-        return not self.pending
+from tangolab.scripting import wait_until
+from tests.wire import Wire
 
 
 @pytest.fixture
@@ -61,10 +30,8 @@ def sim() -> ZaberSimulator:
 
 @pytest.fixture
 def wire(sim: ZaberSimulator) -> Iterator[Wire]:
-    with run_in_thread(sim) as running:
-        connection = Wire(running.port)
+    with run_in_thread(sim) as running, Wire(running.port, FRAMING, timeout=15) as connection:
         yield connection
-        connection.socket.close()
 
 
 def fast(wire: Wire) -> None:
@@ -128,6 +95,13 @@ def test_a_device_not_on_the_chain_stays_silent_and_echo_answers(wire):
     assert wire.ask(bytes.fromhex("02 37 01 02 03 04")) == bytes.fromhex("02 37 01 02 03 04")
 
 
+def test_acceleration_and_travel_are_set_and_restore_settings_brings_the_factory_ones_back(wire):
+    assert wire.ask(bytes.fromhex("01 2b 64 00 00 00")) == bytes.fromhex("01 2b 64 00 00 00")  # acceleration 100
+    assert wire.ask(bytes.fromhex("01 2c 00 00 01 00")) == bytes.fromhex("01 2c 00 00 01 00")  # travel 65536
+    assert wire.ask(bytes.fromhex("01 24 00 00 00 00")) == bytes.fromhex("01 24 00 00 00 00")  # restore
+    assert wire.ask(bytes.fromhex("01 35 2c 00 00 00")) == bytes.fromhex("01 2c ff 41 0a 00")  # 672255 again
+
+
 # -- motion ----------------------------------------------------------------------------------
 
 
@@ -135,13 +109,15 @@ def test_stop_replies_when_the_stage_is_still_and_the_move_gets_no_reply(wire, s
     fast(wire)
     wire.send(bytes.fromhex("01 14 00 00 0a 00"))  # to 655360
     assert wire.ask(bytes.fromhex("01 36 00 00 00 00")) == bytes.fromhex("01 36 14 00 00 00")
+    wait_until(lambda: wire.ask(bytes.fromhex("01 3c 00 00 00 00")) != bytes.fromhex("01 3c 20 4e 00 00"), 10,
+               what="under way from 20000")
     wire.send(bytes.fromhex("01 17 00 00 00 00"))
     stopped = wire.receive()
     assert stopped[:2] == bytes.fromhex("01 17")
     position = int.from_bytes(stopped[2:], "little", signed=True)
     assert 20_000 < position < 655_360
     assert wire.ask(bytes.fromhex("01 3c 00 00 00 00")) == bytes.fromhex("01 3c") + stopped[2:]
-    assert wire.nothing_waiting()  # the interrupted move never replies
+    assert wire.silent()  # the interrupted move never replies
 
 
 def test_a_stop_at_full_speed_with_the_default_acceleration_takes_well_under_a_fifth_of_a_second(sim):
