@@ -131,14 +131,20 @@ def test_slow_replies_are_fault_then_it_recovers(gauge):
     wait_until(lambda: proxy.state() == tango.DevState.ON, 20, what="back ON")
 
 
-def test_a_refused_request_is_fault_in_the_gauges_words():
-    """Channel 2 asked of a SingleGauge: NAK, and the error word says why."""
+def test_a_refused_request_is_alarm_in_the_gauges_words_and_keeps_the_connection():
+    """Channel 2 asked of a SingleGauge: NAK, and the error word says why; a refusal is the
+    instrument's answer, not a broken link, so the device stays connected and says so."""
     with run_in_thread(Tpg361Simulator(seed=5)) as running:
         context, proxy = _start(running, "TPG361", Channel=2)
         try:
-            wait_until(lambda: proxy.state() == tango.DevState.FAULT, 30, what="FAULT on NAK")
+            wait_until(lambda: proxy.state() == tango.DevState.ALARM, 30, what="ALARM on NAK")
             assert "TPG 361 refused 'PR2' (NAK): error 01" in proxy.status()
             assert "(no hardware" in proxy.status()
+            assert proxy.read_attribute("pressure").quality == tango.AttrQuality.ATTR_INVALID
+            connections, asked = running.simulator.connections, len(running.simulator.received)
+            wait_until(lambda: len(running.simulator.received) > asked + 6, 30, what="more refused polls")
+            assert running.simulator.connections == connections, "a refusal must not reconnect"
+            assert proxy.state() == tango.DevState.ALARM
         finally:
             context.__exit__(None, None, None)
 
