@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .archive_store import QUALITIES, ArchiveError, Message, Store, open_store
+from .archive import QUALITIES, ArchiveError, Message, Store, open_store
 
 DEFAULT_ARCHIVE = "var/archive.db"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

@@ -14,7 +14,7 @@ import pytest
 import tango
 
 from tangolab import history
-from tangolab.archive_store import INVALID, ArchiveError, SQLiteStore
+from tangolab.archive import INVALID, ArchiveError, SQLiteStore
 
 NOW = 1_700_000_000.0
 TEMPERATURE = "tango://lab-host:10000/lab/cryocon/1/temperaturea"
