@@ -111,6 +111,22 @@ def test_put_publishes_on_the_relay_and_refuses_bad_values(run, lab):
     assert "no relay device lab/norelay/1" in missing
 
 
+def test_a_refused_put_changes_nothing(run, lab):
+    assert run("put", "x_f1", "2.5").returncode == 0
+    for bad in ("NaN", "Infinity", "1e999"):  # JSON as Python reads it; Tango writes no such number
+        assert "give a finite number" in one_line_error(run("put", "x_f1", bad), 2)
+    assert lab.proxy("lab/relay/1").x_f1 == 2.5
+    assert run("get", "relay/x_f1").stdout.split()[1] == "2.5"
+
+
+def test_a_refusal_reads_as_the_relay_wrote_it(run):
+    """Tango carries a description as Latin-1: the relay's words arrive as it wrote them, not as UTF-8 bytes
+    read as Latin-1 ("..." as â\x80¦, "é" as Ã©)."""
+    too_long = one_line_error(run("put", "x" * 121 + "_f1", "1"), 2)
+    assert f"'{'x' * 40}'... is 124 characters long, at most 100 allowed" in too_long
+    assert "'température_f1' is not a relay variable name" in one_line_error(run("put", "température_f1", "1"), 2)
+
+
 def read_lines(process: subprocess.Popen, lines: list[str]) -> threading.Thread:
     thread = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
     thread.start()
