@@ -40,9 +40,11 @@ UNREACHABLE_REASONS = (
     "API_CommunicationFailed", "API_ServerNotRunning", "API_CantConnectToDatabase", "API_DeviceNotDefined",
     "API_ConnectionFailed", "API_EventTimeout",
 )
-NOT_FOUND_REASONS = ("API_AttrNotFound", "API_CommandNotFound", "DB_DeviceNotDefined", "API_AttributeNotFound")
+# Tango's reasons, and those of tangolab's devices (the archiver's AttributeAdd/AttributeRemove, the supervisor's)
+NOT_FOUND_REASONS = ("API_AttrNotFound", "API_CommandNotFound", "DB_DeviceNotDefined", "API_AttributeNotFound",
+                     "NoSuchDevice", "NoSuchAttribute", "NotArchived", "UnknownProgram")
 USAGE_REASONS = ("API_IncompatibleArgumentType", "API_IncompatibleCmdArgumentType", "BadMessage",
-                 "API_WAttrOutsideLimit")
+                 "API_WAttrOutsideLimit", "BadAttributeName")
 
 
 class CommandError(Exception):
@@ -107,6 +109,10 @@ def _run(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> 
         return _fail(args, str(error), error.status)
     except BadValue as error:
         return _fail(args, str(error), USAGE)
+    except UnicodeError as error:
+        if "Latin-1" not in str(error):
+            raise
+        return _fail(args, f"Tango carries Latin-1 text only: {error}", USAGE)  # pytango's words; nothing was sent
     except Ambiguous as error:
         return _fail(args, str(error), USAGE)
     except (NotFound, BadName) as error:
