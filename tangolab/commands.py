@@ -156,8 +156,9 @@ def _explained(error: tango.DevFailed, what: str = "") -> tuple[str, int]:
         if "API_CantConnectToDatabase" in reasons or "API_DeviceNotDefined" in reasons and "Database" in str(error):
             host = os.environ.get("TANGO_HOST")
             return f"the Tango database at {host} does not answer: is the lab up and TANGO_HOST right?", UNREACHABLE
-        return (f"{text}does not answer ({reasons[0]}): is its server running? `tangolab devices` shows the states",
-                UNREACHABLE)
+        said = ": " + error.args[0].desc.strip().splitlines()[0] if error.args[0].desc.strip() else ""
+        hint = "is its server running? `tangolab devices` shows the states"
+        return f"{text}does not answer ({reasons[0]}{said}): {hint}", UNREACHABLE
     if any(r in NOT_FOUND_REASONS for r in reasons):
         return f"{text}{' '.join(error.args[0].desc.split())}", NOT_FOUND
     # the device's own words: its last error is where it failed first, its first the outermost
