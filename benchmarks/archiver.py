@@ -27,7 +27,7 @@ import tango
 from archiver_store import insert_rate, query_time  # beside this file
 from tango.server import Device, attribute, command
 
-from tangolab.archive_store import open_store
+from tangolab.archive import open_store
 from tangolab.lab_config import LabConfig, free_port
 from tangolab.launcher import Lab
 from tangolab.scripting import wait_until

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from device_servers.archiver.writer import Writer
-from tangolab.archive_store import Store, open_store
+from tangolab.archive import Store, open_store
 
 ATTRIBUTES = 10
 

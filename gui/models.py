@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 import tango
 from taurus.external.qt import Qt
 
-from tangolab.commands import CommandError, command_argument
+from tangolab.typed_values import BadValue, command_argument
 
 from .watch import Background, reason_of
 
@@ -130,7 +130,7 @@ class CommandButton(Qt.QPushButton):
         try:
             text = self.argument.text() if self.argument is not None else None
             argument = command_argument(text, self.info.in_type, name)
-        except CommandError as error:
+        except BadValue as error:
             self.result.emit(f"{name}: {error.args[0]}", False)
             return
         self.setEnabled(False)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tangolab.archive_store import ArchiveError, Store, canonical_host, open_store
+from tangolab.archive import ArchiveError, Store, canonical_host, open_store
 
 ARCHIVER_CLASS = "Archiver"
 DEFAULT_STORE = "archive.db"  # the Archiver's Store default, relative to its working folder

@@ -23,6 +23,7 @@ from tango import CmdArgType as T
 
 from .names import Ambiguous, BadName, Names, NotFound, trl
 from .spy import DEFAULT_QUEUE, Spy, json_value, quality_name, stamp
+from .typed_values import BadValue, attribute_value, command_argument
 
 OK, TANGO_ERROR, USAGE, NOT_FOUND, UNREACHABLE = 0, 1, 2, 3, 4
 EXIT_CODES = f"""exit status:
@@ -39,22 +40,11 @@ UNREACHABLE_REASONS = (
     "API_CommunicationFailed", "API_ServerNotRunning", "API_CantConnectToDatabase", "API_DeviceNotDefined",
     "API_ConnectionFailed", "API_EventTimeout",
 )
-NOT_FOUND_REASONS = ("API_AttrNotFound", "API_CommandNotFound", "DB_DeviceNotDefined", "API_AttributeNotFound")
+# Tango's reasons, and those of tangolab's devices (the archiver's AttributeAdd/AttributeRemove, the supervisor's)
+NOT_FOUND_REASONS = ("API_AttrNotFound", "API_CommandNotFound", "DB_DeviceNotDefined", "API_AttributeNotFound",
+                     "NoSuchDevice", "NoSuchAttribute", "NotArchived", "UnknownProgram")
 USAGE_REASONS = ("API_IncompatibleArgumentType", "API_IncompatibleCmdArgumentType", "BadMessage",
-                 "API_WAttrOutsideLimit")
-INTEGER_RANGES = {
-    T.DevUChar: (0, 2**8 - 1), T.DevShort: (-(2**15), 2**15 - 1), T.DevUShort: (0, 2**16 - 1),
-    T.DevLong: (-(2**31), 2**31 - 1), T.DevULong: (0, 2**32 - 1), T.DevLong64: (-(2**63), 2**63 - 1),
-    T.DevULong64: (0, 2**64 - 1),
-}
-FLOATS = (T.DevFloat, T.DevDouble)
-ARRAY_ELEMENTS = {
-    T.DevVarBooleanArray: T.DevBoolean, T.DevVarCharArray: T.DevUChar, T.DevVarShortArray: T.DevShort,
-    T.DevVarUShortArray: T.DevUShort, T.DevVarLongArray: T.DevLong, T.DevVarULongArray: T.DevULong,
-    T.DevVarLong64Array: T.DevLong64, T.DevVarULong64Array: T.DevULong64, T.DevVarFloatArray: T.DevFloat,
-    T.DevVarDoubleArray: T.DevDouble, T.DevVarStringArray: T.DevString,
-}
-TRUE, FALSE = ("true", "1", "on", "yes"), ("false", "0", "off", "no")
+                 "API_WAttrOutsideLimit", "BadAttributeName")
 
 
 class CommandError(Exception):
@@ -117,6 +107,12 @@ def _run(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> 
         return run(args)
     except CommandError as error:
         return _fail(args, str(error), error.status)
+    except BadValue as error:
+        return _fail(args, str(error), USAGE)
+    except UnicodeError as error:
+        if "Latin-1" not in str(error):
+            raise
+        return _fail(args, f"Tango carries Latin-1 text only: {error}", USAGE)  # pytango's words; nothing was sent
     except Ambiguous as error:
         return _fail(args, str(error), USAGE)
     except (NotFound, BadName) as error:
@@ -160,8 +156,9 @@ def _explained(error: tango.DevFailed, what: str = "") -> tuple[str, int]:
         if "API_CantConnectToDatabase" in reasons or "API_DeviceNotDefined" in reasons and "Database" in str(error):
             host = os.environ.get("TANGO_HOST")
             return f"the Tango database at {host} does not answer: is the lab up and TANGO_HOST right?", UNREACHABLE
-        return (f"{text}does not answer ({reasons[0]}): is its server running? `tangolab devices` shows the states",
-                UNREACHABLE)
+        said = ": " + error.args[0].desc.strip().splitlines()[0] if error.args[0].desc.strip() else ""
+        hint = "is its server running? `tangolab devices` shows the states"
+        return f"{text}does not answer ({reasons[0]}{said}): {hint}", UNREACHABLE
     if any(r in NOT_FOUND_REASONS for r in reasons):
         return f"{text}{' '.join(error.args[0].desc.split())}", NOT_FOUND
     # the device's own words: its last error is where it failed first, its first the outermost
@@ -175,88 +172,6 @@ def _out(args: argparse.Namespace, human: str, record: dict) -> None:
 
 
 # -- values ------------------------------------------------------------------------------------
-
-def parse_scalar(text: str, dtype: T, labels: Iterable[str] = (), what: str = "the value") -> object:
-    """A command-line word in a Tango type; CommandError (usage) saying what is allowed."""
-    labels = list(labels)
-    word = text.strip()
-    if dtype == T.DevBoolean:
-        if word.lower() in TRUE + FALSE:
-            return word.lower() in TRUE
-        raise CommandError(f"{what} is a boolean: give true or false, not {text!r}", USAGE)
-    if dtype == T.DevEnum:
-        for index, label in enumerate(labels):
-            if label.lower() == word.lower():
-                return index
-        if word.isdigit() and int(word) < len(labels):
-            return int(word)
-        raise CommandError(f"{what} is one of {', '.join(labels)} (or 0…{len(labels) - 1}), not {text!r}", USAGE)
-    if dtype == T.DevState:
-        if word.upper() in tango.DevState.names:
-            return tango.DevState.names[word.upper()]
-        raise CommandError(f"{what} is a state ({', '.join(tango.DevState.names)}), not {text!r}", USAGE)
-    if dtype in INTEGER_RANGES:
-        low, high = INTEGER_RANGES[dtype]
-        try:
-            number = int(word)
-        except ValueError:
-            raise CommandError(f"{what} is an integer ({dtype.name}), not {text!r}", USAGE) from None
-        if not low <= number <= high:
-            raise CommandError(f"{what} is a {dtype.name}: {low} … {high}, not {number}", USAGE)
-        return number
-    if dtype in FLOATS:
-        try:
-            return float(word)
-        except ValueError:
-            raise CommandError(f"{what} is a number ({dtype.name}), not {text!r}", USAGE) from None
-    if dtype == T.DevString:
-        return text
-    raise CommandError(f"{what} is a {dtype.name}, which tangolab cannot write from text", USAGE)
-
-
-def parse_array(text: str, dtype: T, labels: Iterable[str] = (), what: str = "the value", image: bool = False) -> list:
-    """A JSON array (of arrays for an image) as a list of the element type."""
-    try:
-        items = json.loads(text)
-    except json.JSONDecodeError:
-        items = None
-    if not isinstance(items, list) or (image and not all(isinstance(row, list) for row in items)):
-        shape = "a JSON array of arrays, e.g. [[1, 2], [3, 4]]" if image else "a JSON array, e.g. [1, 2, 3]"
-        raise CommandError(f"{what} is {shape}, not {text!r}", USAGE)
-    if image:
-        return [parse_array(json.dumps(row), dtype, labels, what) for row in items]
-    return [parse_scalar(item if isinstance(item, str) else json.dumps(item), dtype, labels, what) for item in items]
-
-
-def attribute_value(text: str, info: tango.AttributeInfoEx, what: str) -> object:
-    """A command-line value in an attribute's type and format."""
-    dtype = T.values[int(info.data_type)]
-    labels = list(info.enum_labels) if dtype == T.DevEnum else []
-    if info.data_format == tango.AttrDataFormat.SCALAR:
-        return parse_scalar(text, dtype, labels, what)
-    return parse_array(text, dtype, labels, what, image=info.data_format == tango.AttrDataFormat.IMAGE)
-
-
-def command_argument(text: str | None, dtype: T, what: str) -> object:
-    """A command-line argument in a command's input type."""
-    dtype = T.values[int(dtype)]
-    if dtype == T.DevVoid:
-        if text is not None:
-            raise CommandError(f"{what} takes no argument", USAGE)
-        return None
-    if text is None:
-        raise CommandError(f"{what} takes an argument ({dtype.name})", USAGE)
-    if dtype in ARRAY_ELEMENTS:
-        return parse_array(text, ARRAY_ELEMENTS[dtype], what=what)
-    if dtype in (T.DevVarLongStringArray, T.DevVarDoubleStringArray):
-        try:
-            numbers, strings = json.loads(text)
-            element = T.DevLong if dtype == T.DevVarLongStringArray else T.DevDouble
-            return [[parse_scalar(json.dumps(n), element, what=what) for n in numbers], [str(s) for s in strings]]
-        except (json.JSONDecodeError, TypeError, ValueError):
-            raise CommandError(f"{what} takes [[numbers], [strings]] as JSON, not {text!r}", USAGE) from None
-    return parse_scalar(text, dtype, what=what)
-
 
 def shown(value: object, labels: Iterable[str] = ()) -> str:
     """A value as a person reads it: spectra as JSON, booleans as true/false."""

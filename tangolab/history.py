@@ -9,8 +9,9 @@ Times are given as epoch seconds, datetimes (naive ones are local time), ISO str
 The archive is the `store` argument (a Store, a path or a URL), else $TANGOLAB_ARCHIVE, else
 var/archive.db in the current folder, the lab's run folder, where the archiver writes it.
 Attribute names may leave out the tango://host:port/ prefix (then they mean the lab's), or name
-the host by any of its aliases (localhost, its name, an address). Archives are only read: one
-on read-only media, or another user's, reads as it is.
+the host by any of its aliases (localhost, its name, an address), or be short as `tangolab get`
+takes them (`cryocon/temperatureA`: the one archived device that matches). Archives are only
+read: one on read-only media, or another user's, reads as it is.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .archive_store import QUALITIES, ArchiveError, Message, Store, open_store
+from .archive import QUALITIES, ArchiveError, Message, Store, open_store
+from .names import Names
 
 DEFAULT_ARCHIVE = "var/archive.db"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -93,10 +95,21 @@ def values(
     now = _time.time()
     until = None if until is None else parse_time(until, now)
     with _opened(store) as opened:
-        times, found, quality = opened.values(attribute, parse_time(since, now), until)
+        times, found, quality = opened.values(_archived(opened, attribute), parse_time(since, now), until)
     result = np.ma.empty(len(times), [("time", np.float64), ("value", found.dtype), ("quality", np.int16)])
     result["time"], result["value"], result["quality"] = times, found, quality
     return result
+
+
+def _archived(store: Store, attribute: str) -> str:
+    """The attribute a name means: a short one (`cryocon/temperatureA`) resolved among the archived
+    devices by the rule `tangolab get` applies to the database's; a full one is the store's to find."""
+    if attribute.startswith("tango://") or attribute.strip("/").count("/") >= 3:
+        return attribute
+    devices = {att.name.removeprefix("tango://").partition("/")[2].rpartition("/")[0] for att in store.attributes()}
+    where = f"the archive {store.shown}: `tangolab call archiver AttributeList` lists what it archives"
+    device, name = Names(devices=devices, where=where).attribute(attribute)
+    return f"{device}/{name}"
 
 
 def state_at(time: float | str | datetime, store: Store | str | Path | None = None) -> dict[str, tuple]:
@@ -156,7 +169,7 @@ def add_history_command(subparsers: argparse._SubParsersAction) -> argparse.Argu
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("attribute", help="e.g. lab/cryocon/1/temperatureA")
+    parser.add_argument("attribute", help="e.g. lab/cryocon/1/temperatureA, cryocon/temperatureA")
     parser.add_argument("--since", default="1h", help="start: 1h, 30m, 2d, an ISO time or epoch seconds (1h)")
     parser.add_argument("--until", help="end, in the same forms (now)")
     output = parser.add_mutually_exclusive_group()
@@ -178,7 +191,7 @@ def run_history(args: argparse.Namespace) -> int:
         rows = values(args.attribute, args.since, args.until, args.archive)
     except ArchiveError as error:
         return _fail(str(error))
-    except (KeyError, ValueError) as error:
+    except (LookupError, ValueError) as error:  # not archived, an ambiguous or unknown short name
         return _fail(error.args[0] if error.args else str(error))
     except OSError as error:  # a file or a network that refuses: its own words
         return _fail(f"cannot read {args.archive or archive_url()}: {error.strerror or error}")

@@ -3,13 +3,15 @@
 A full name (`lab/cryocon/1/temperatureA`, or with a `tango://host:port/` prefix) is taken as
 it is. A short one names the device by any run of its name's parts (`cryocon/temperatureA`,
 `tec/1/objectTemperature`, `picoammeter/2/current`): it resolves when exactly one device of
-the database matches, else the error lists the candidates. Case does not matter.
+the database matches, else the error lists the candidates. Case does not matter. The same rule
+resolves names among other lists of devices, such as those an archive holds (`tangolab history`).
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Iterable
 
 import tango
 
@@ -44,11 +46,18 @@ def trl(device: str) -> str:
 
 
 class Names:
-    """The device names of one database, read once, and the lookups on them."""
+    """The device names of one database, read once, and the lookups on them.
 
-    def __init__(self, database: tango.Database | None = None):
+    Given `devices` (and `where`, the place they come from and how to list them, for errors),
+    the lookups work on those instead, with no database.
+    """
+
+    def __init__(
+        self, database: tango.Database | None = None, devices: Iterable[str] | None = None, where: str | None = None
+    ):
         self._database = database
-        self._devices: list[str] | None = None
+        self._devices: list[str] | None = None if devices is None else sorted(devices)
+        self._where = where
 
     @property
     def database(self) -> tango.Database:
@@ -99,9 +108,7 @@ class Names:
         if len(found) == 1:
             return found[0]
         if not found:
-            raise NotFound(
-                f"no device {name!r} in the database of {self._host()}: `tangolab devices` lists them"
-            )
+            raise NotFound(f"no device {name!r} in {self._where or self._database_and_how_to_list()}")
         raise Ambiguous(f"{name!r} could be {', '.join(found)}: give one of them")
 
     def attribute(self, name: str) -> tuple[str, str]:
@@ -131,8 +138,9 @@ class Names:
                 found.append(device)
         return found
 
-    def _host(self) -> str:
+    def _database_and_how_to_list(self) -> str:
         try:
-            return f"{self.database.get_db_host()}:{self.database.get_db_port()}"
+            host = f"{self.database.get_db_host()}:{self.database.get_db_port()}"
         except tango.DevFailed:
-            return os.environ.get("TANGO_HOST", "?")
+            host = os.environ.get("TANGO_HOST", "?")
+        return f"the database of {host}: `tangolab devices` lists them"

@@ -19,7 +19,7 @@ import tango
 from tango import DevState, Except
 from tango.server import Device, attribute, command, device_property
 
-from tangolab.archive_store import ArchiveError, Store, open_store, tango_type, without_password
+from tangolab.archive import ArchiveError, Store, open_store, tango_type, without_password
 from tangolab.processes import RUN_DIR_MARK
 from tangolab.restarts import RestartListener, device_of
 

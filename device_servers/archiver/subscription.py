@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import tango
 
-from tangolab.archive_store import INVALID
+from tangolab.archive import INVALID
 
 from .writer import Writer
 

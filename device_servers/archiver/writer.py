@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Self
 
-from tangolab.archive_store import Row, Store
+from tangolab.archive import Row, Store
 
 log = logging.getLogger(__name__)
 

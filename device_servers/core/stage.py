@@ -8,8 +8,9 @@ widgets drive any tangolab stage with no glue.
 A stage's driver works in the instrument's own units (encoder counts, microsteps) and offers
 the operations of `StageDriver`; the device converts with `Step_per_unit` and does the rest
 once: MOVING from the moment a move is accepted until it settles, fast polls and `Position`
-events during the move, ALARM on a limit switch or a stall, FAULT when a move overruns its
-expected time, and the state rules that refuse what the present state does not allow.
+events during the move, ALARM on a limit switch, FAULT when a move fails (the instrument reports
+a stall or a following error, or the move overruns its expected time) until the next move or
+Home, and the state rules that refuse what the present state does not allow.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .limits import Limits
 
 #: Poll period while the stage moves: at least ten `Position` events a second.
 MOVING_POLL_S = 0.05
+CLEARED_BY = "the next move or Home clears it"
 
 
 @dataclass(frozen=True)
@@ -124,16 +126,19 @@ class Stage(HardwareDevice):
         return values
 
     def operating_state(self, values: dict[str, Any]) -> tuple[DevState, str]:
+        """A failed move is FAULT until the next move or Home, which clear the instrument's error too:
+        a stage that stalled does not know it could move again before it tries."""
         motion = self._motion
+        switches = [name for name, on in (("upper limit", motion.upper_limit), ("lower limit", motion.lower_limit)) if on]
         if self._overrun:
-            return DevState.FAULT, self._overrun
-        if motion.error:
-            return DevState.ALARM, f"Motion error: {motion.error}"
+            return DevState.FAULT, f"{self._overrun}; {CLEARED_BY}"
+        if motion.error and not switches:  # on a switch, the error is the switch's (the ESP301's "limit detected")
+            return DevState.FAULT, f"Motion error: {motion.error}; {CLEARED_BY}"
         if self._activity or motion.moving or motion.homing:
             return DevState.MOVING, (self._activity or ("homing" if motion.homing else "moving")).capitalize()
-        switches = [name for name, on in (("upper limit", motion.upper_limit), ("lower limit", motion.lower_limit)) if on]
         if switches:
-            return DevState.ALARM, f"On the {' and '.join(switches)} switch at {values['Position']:.4f} mm"
+            said = f" ({motion.error})" if motion.error else ""
+            return DevState.ALARM, f"On the {' and '.join(switches)} switch at {values['Position']:.4f} mm{said}"
         if self.driver.needs_homing and not motion.homed:
             return DevState.ON, "Not homed: run Home before moving"
         return DevState.ON, f"Stopped at {values['Position']:.4f} mm"

@@ -174,11 +174,14 @@ class Relay(Device):
         self._store(spec, value)
 
     def _store(self, spec: VariableSpec, value: Value) -> None:
+        """The new value, once Tango accepted it as the write value: a refused write changes nothing."""
         with self._lock:
-            value = self.values[spec.key] = spec.written(self.values[spec.key], value)
+            value = spec.written(self.values[spec.key], value)
+        self._show_written(spec, value)
+        with self._lock:
+            self.values[spec.key] = value
             self._dirty.add(spec.key)
         self._wake.set()
-        self._show_written(spec, value)
         self._push(spec, value)
 
     def _show_written(self, spec: VariableSpec, value: Value) -> None:
@@ -274,7 +277,9 @@ def _number(text: str) -> float | None:
 
 
 def raise_rejected(message: str, origin: str) -> None:
-    Except.throw_exception("RelayRejected", message, f"Relay.{origin}")
+    """A refusal in words every client reads: Tango carries a description as Latin-1 bytes, but pytango
+    would send a str as UTF-8 (an "é" arrives as "Ã©"); what Latin-1 lacks is escaped."""
+    Except.throw_exception("RelayRejected", message.encode("latin-1", "backslashreplace"), f"Relay.{origin}")
 
 
 def main() -> None:

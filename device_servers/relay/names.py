@@ -5,7 +5,8 @@ The name says what a variable holds, as in the EPICS relay it replaces: `<name>_
 (boolean). Count 1 is a scalar, more a spectrum of exactly count values. An upper-case letter
 makes a ring buffer of count entries (count 1 refused): each write appends a value or an array
 and the oldest entries drop out; it starts empty. `C` is a ring of characters: a string of the
-last count characters written.
+last count characters written. Numbers are finite: Tango refuses NaN and infinities as write
+values, so a variable never holds one.
 """
 
 from __future__ import annotations
@@ -125,7 +126,13 @@ class VariableSpec:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise RejectedValue(f"{self.describe()}; got {_shown(value)}, give a number, e.g. {EXAMPLES[self.letter]}")
         if self.letter == "f":
-            return float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an integer beyond float64
+                number = math.inf
+            if not math.isfinite(number):  # Tango refuses them as write values: refused here before anything changes
+                raise RejectedValue(f"{self.describe()}; got {_shown(value)}, give a finite number (no NaN or infinity)")
+            return number
         if not isinstance(value, int):
             raise RejectedValue(f"{self.describe()}; got {_shown(value)}, give a whole number, e.g. 42")
         if not INT64[0] <= value <= INT64[1]:
@@ -157,7 +164,7 @@ def parse_name(name: str) -> VariableSpec:
     if not isinstance(name, str) or not name:
         raise RejectedValue(f"a variable needs a name: {RULE}")
     if len(name) > MAX_NAME_LENGTH:
-        raise RejectedValue(f"{name[:40]!r}… is {len(name)} characters long, at most {MAX_NAME_LENGTH} allowed")
+        raise RejectedValue(f"{name[:40]!r}... is {len(name)} characters long, at most {MAX_NAME_LENGTH} allowed")
     match = NAME_RULE.match(name)
     if match is None:
         raise RejectedValue(f"{name!r} is not a relay variable name: {RULE}")
@@ -180,4 +187,4 @@ def parse_name(name: str) -> VariableSpec:
 
 def _shown(value: Any, limit: int = 40) -> str:
     text = json.dumps(value) if not isinstance(value, float) or math.isfinite(value) else repr(value)
-    return text if len(text) <= limit else text[:limit] + "…"
+    return text if len(text) <= limit else text[:limit] + "..."

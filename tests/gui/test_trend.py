@@ -14,7 +14,7 @@ import pytest
 import tango
 
 from gui.trend import LabTrend, LabTrendSet, archive_of_lab
-from tangolab.archive_store import open_store
+from tangolab.archive import open_store
 from tangolab.lab_config import free_port
 from tangolab.launcher import answering_database, start_database
 from tangolab.processes import spawn, terminate

@@ -14,7 +14,7 @@ from pathlib import Path
 import tango
 
 from tangolab import history
-from tangolab.archive_store import open_store
+from tangolab.archive import open_store
 from tangolab.lab_config import LabConfig, free_port
 from tangolab.launcher import Lab
 from tangolab.scripting import wait_until

@@ -13,7 +13,7 @@ import pytest
 import tango
 
 from tangolab import history
-from tangolab.archive_store import open_store
+from tangolab.archive import open_store
 from tangolab.launcher import Lab
 from tangolab.scripting import wait_until
 from tests.conftest import run_lab

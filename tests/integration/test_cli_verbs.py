@@ -90,6 +90,13 @@ def test_call_runs_commands_in_their_type(run, lab):
     assert "JSON array" in one_line_error(run("call", "archiver", "Message", "hello"), 2)
 
 
+def test_archiving_what_does_not_exist_is_an_unknown_name(run):
+    missing = one_line_error(run("call", "archiver", "AttributeAdd", "lab/cryocon/1/nothing"), 3)
+    assert "lab/cryocon/1 has no attribute 'nothing'" in missing and "temperatureA" in missing
+    assert "lab/nothing/1" in one_line_error(run("call", "archiver", "AttributeAdd", "lab/nothing/1/x"), 3)
+    assert "is not archived" in one_line_error(run("call", "archiver", "AttributeRemove", "lab/cryocon/1/nothing"), 3)
+
+
 def test_message_goes_to_the_lab_log(run, lab):
     result = run("message", "warning", "cryostat", "door", "open", "--source", "test")
     assert result.returncode == 0, result.stderr
@@ -109,6 +116,23 @@ def test_put_publishes_on_the_relay_and_refuses_bad_values(run, lab):
         assert lab.proxy("lab/relay/1").beam_f1 == 4.0  # unchanged
     missing = one_line_error(run("put", "beam_f1", "3.5", "--relay", "lab/norelay/1"), 3)
     assert "no relay device lab/norelay/1" in missing
+
+
+def test_a_refused_put_changes_nothing(run, lab):
+    assert run("put", "x_f1", "2.5").returncode == 0
+    for bad in ("NaN", "Infinity", "1e999"):  # JSON as Python reads it; Tango writes no such number
+        assert "give a finite number" in one_line_error(run("put", "x_f1", bad), 2)
+    assert lab.proxy("lab/relay/1").x_f1 == 2.5
+    assert float(run("get", "relay/x_f1").stdout.split()[1]) == 2.5
+
+
+def test_a_refusal_reads_as_the_relay_wrote_it(run):
+    """Tango carries a description as Latin-1: the relay's words arrive as it wrote them, not as UTF-8 bytes
+    read as Latin-1 ("..." as â\x80¦, "é" as Ã©)."""
+    too_long = one_line_error(run("put", "x" * 121 + "_f1", "1"), 2)
+    assert f"'{'x' * 40}'... is 124 characters long, at most 100 allowed" in too_long
+    assert "'température_f1' is not a relay variable name" in one_line_error(run("put", "température_f1", "1"), 2)
+    assert "Latin-1 text only" in one_line_error(run("put", "note_c16", '"a…b"'), 2)  # JSON of text Tango cannot carry
 
 
 def read_lines(process: subprocess.Popen, lines: list[str]) -> threading.Thread:

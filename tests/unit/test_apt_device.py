@@ -138,14 +138,18 @@ def test_a_velocity_beyond_the_stage_is_refused(stage):
     stage.write_attribute("Velocity", 1.0)
 
 
-def test_a_stalled_move_is_alarm_with_the_reason_and_the_next_move_clears_it(stage, sim):
+def test_a_stalled_move_ends_fault_with_the_reason_until_the_next_move(stage, sim):
     sim.control("stall on")
     try:
         stage.write_attribute("Position", 3.0)
-        wait_until(lambda: stage.state() == tango.DevState.ALARM, 20, what="ALARM on a stall")
+        wait_until(lambda: stage.state() == tango.DevState.FAULT, 20, what="FAULT on a stall")
         assert "Motion error" in stage.status() and "could not follow" in stage.status()
     finally:
         sim.control("stall off")
+    cleared = time.time()
+    wait_until(lambda: stage.read_attribute("Position").time.totime() > cleared + 0.5, 20, what="polls after the stall")
+    # a stage does not know it could move again until it tries
+    assert stage.state() == tango.DevState.FAULT and stage.status().endswith("the next move or Home clears it")
     stage.write_attribute("Position", 2.5)
     wait_until(lambda: stage.state() == tango.DevState.ON, 20, what="ON after the next move")
 

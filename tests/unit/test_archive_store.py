@@ -16,7 +16,7 @@ import pytest
 import tango
 
 from device_servers.archiver.writer import Writer
-from tangolab.archive_store import (
+from tangolab.archive import (
     INVALID,
     ArchiveError,
     PostgresStore,

@@ -11,7 +11,7 @@ import tango
 from tango.test_context import DeviceTestContext
 
 from device_servers.archiver.device import Archiver
-from tangolab.archive_store import open_store
+from tangolab.archive import open_store
 from tangolab.scripting import wait_until
 from tests.postgres import PostgresServer, private_postgres_server  # noqa: F401 (fixture)
 

@@ -18,7 +18,7 @@ from tango.test_context import DeviceTestContext
 
 from device_servers.archiver.subscription import ArchivedAttribute, ArchiveThresholds
 from device_servers.archiver.writer import Writer
-from tangolab.archive_store import SQLiteStore
+from tangolab.archive import SQLiteStore
 from tangolab.scripting import wait_until
 
 

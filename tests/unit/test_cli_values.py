@@ -1,11 +1,11 @@
-"""Command-line words in Tango types: what is accepted, and refusals that say what is allowed."""
+"""Typed words in Tango types (the CLI's and the GUI's): what is accepted, and refusals that say what is allowed."""
 
 from __future__ import annotations
 
 import pytest
 from tango import CmdArgType as T
 
-from tangolab.commands import USAGE, CommandError, command_argument, parse_array, parse_scalar
+from tangolab.typed_values import BadValue, command_argument, parse_array, parse_scalar
 
 
 @pytest.mark.parametrize(("text", "dtype", "value"), [
@@ -21,9 +21,9 @@ def test_words_become_values_of_the_type(text, dtype, value):
     ("maybe", T.DevBoolean, "true or false"), ("FAST", T.DevEnum, "OFF, MAN, PID (or 0…2)"),
 ])
 def test_refusals_say_what_is_allowed(text, dtype, says):
-    with pytest.raises(CommandError) as refused:
+    with pytest.raises(BadValue) as refused:
         parse_scalar(text, dtype, ["OFF", "MAN", "PID"], what="x")
-    assert refused.value.status == USAGE and says in str(refused.value)
+    assert says in str(refused.value)
 
 
 def test_spectra_images_and_command_arrays_are_json():
@@ -34,6 +34,7 @@ def test_spectra_images_and_command_arrays_are_json():
     assert command_argument('[[1], ["a"]]', T.DevVarLongStringArray, "C") == [[1], ["a"]]
     assert command_argument(None, T.DevVoid, "Stop") is None
     for text, dtype, says in (("1, 2", T.DevVarDoubleArray, "JSON array"), (None, T.DevDouble, "takes an argument"),
-                              ("1", T.DevVoid, "takes no argument"), ("[1]", T.DevVarLongStringArray, "[[numbers]")):
-        with pytest.raises(CommandError, match=says.replace("[", r"\[")):
+                              ("1", T.DevVoid, "takes no argument"), ("[1]", T.DevVarLongStringArray, "[[numbers]"),
+                              ("[[1.5], []]", T.DevVarLongStringArray, "an integer")):
+        with pytest.raises(BadValue, match=says.replace("[", r"\[")):
             command_argument(text, dtype, "C")

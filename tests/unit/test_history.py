@@ -14,7 +14,7 @@ import pytest
 import tango
 
 from tangolab import history
-from tangolab.archive_store import INVALID, ArchiveError, SQLiteStore
+from tangolab.archive import INVALID, ArchiveError, SQLiteStore
 
 NOW = 1_700_000_000.0
 TEMPERATURE = "tango://lab-host:10000/lab/cryocon/1/temperaturea"
@@ -110,6 +110,23 @@ def test_the_command_prints_csv(archive: str, capsys: pytest.CaptureFixture) -> 
 def test_the_command_explains_what_it_cannot_find(archive: str, capsys: pytest.CaptureFixture) -> None:
     assert history.history_main(["lab/cryocon/1/nothing"]) == 2
     assert "not archived" in capsys.readouterr().err
+
+
+def test_short_names_resolve_among_the_archived_devices_as_get_resolves_them(archive: str, capsys) -> None:
+    full = history.values("lab/cryocon/1/temperatureA", since="30m")
+    for short in ("cryocon/temperatureA", "cryocon/1/temperatureA", "CRYOCON/temperaturea"):
+        assert history.values(short, since="30m").tolist() == full.tolist()
+    assert history.history_main(["cryocon/curve", "--since", "1m"]) == 0
+    assert "[1.0, 2.5]" in capsys.readouterr().out
+
+
+def test_a_short_name_that_means_no_or_several_archived_devices_is_refused_saying_so(archive: str, capsys) -> None:
+    with SQLiteStore(archive) as store:
+        store.register("tango://lab-host:10000/lab/cryocon/2/temperatureA", "DevDouble")
+    assert history.history_main(["cryocon/temperatureA"]) == 2
+    assert "'cryocon' could be lab/cryocon/1, lab/cryocon/2" in capsys.readouterr().err
+    assert history.history_main(["chiller/temperature"]) == 2
+    assert f"no device 'chiller' in the archive {archive}" in capsys.readouterr().err
 
 
 def test_values_come_back_in_their_tango_types_in_csv_and_json(tmp_path, capsys: pytest.CaptureFixture) -> None:
