@@ -30,7 +30,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from device_servers.core.scpi import number
+from device_servers.core.spelling import number
 from device_servers.cryocon.protocol import (
     HEATER_OK,
     INPUTS,

@@ -23,7 +23,7 @@ from typing import ClassVar
 
 from pymodbus.simulator import DataType, SimData
 
-from device_servers.core.modbus_link import float32_registers
+from device_servers.core.registers import float32_registers
 from device_servers.flow.minitrend_protocol import PEN_ALARMS, PEN_VALUES
 from device_servers.flow.minitrend_protocol import PENS as PEN_NUMBERS
 

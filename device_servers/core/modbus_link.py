@@ -8,7 +8,7 @@ every reply (transaction id, unit, function), so a `ModbusLink` is a `Line` (sha
 once for all its devices, see line.py) that offers register operations, not a byte `Link`:
 
     link.read_input_registers(0x18C0, 4)      -> [0x3FC0, 0x0000, 0x4000, 0x0000]
-    float32_values([0x3FC0, 0x0000, 0x4000, 0x0000])  -> [1.5, 2.0]
+    float32_values([0x3FC0, 0x0000, 0x4000, 0x0000])  -> [1.5, 2.0]   (core/registers.py)
     link.write_registers(0x0100, [1, 2])
 
 As on the byte links: the line's lock is held around each request, every request has a
@@ -22,9 +22,8 @@ registers itself: `line_for_url("modbus://...")` loads this module.
 from __future__ import annotations
 
 import socket
-import struct
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 from pymodbus.client import ModbusTcpClient
@@ -54,9 +53,6 @@ EXCEPTION_NAMES = {
     0x0B: "GATEWAY TARGET DEVICE FAILED TO RESPOND",
 }
 
-WordOrder = Literal["big", "little"]
-
-
 def parse_modbus_url(url: str) -> tuple[str, int, int]:
     """(host, port, unit) of `modbus://host[:port][/unit]`."""
     example = "e.g. modbus://192.168.1.20:502/1"
@@ -69,26 +65,6 @@ def parse_modbus_url(url: str) -> tuple[str, int, int]:
     if parts.scheme != "modbus" or not parts.hostname or port < 0 or not unit.isdigit() or int(unit) > 255:
         raise ValueError(f"{url!r} is not modbus://<host>[:<port>][/<unit 0 to 255>], {example}")
     return parts.hostname, port, int(unit)
-
-
-def float32_values(registers: Sequence[int], word_order: WordOrder = "big") -> list[float]:
-    """IEEE 754 single-precision values, two registers each; "big": the high word comes first."""
-    if len(registers) % 2:
-        raise InstrumentError(f"{len(registers)} registers are no whole number of float32 values")
-    values = []
-    for first, second in zip(registers[::2], registers[1::2], strict=True):
-        high, low = (first, second) if word_order == "big" else (second, first)
-        values.append(struct.unpack(">f", struct.pack(">HH", high, low))[0])
-    return values
-
-
-def float32_registers(values: Sequence[float], word_order: WordOrder = "big") -> list[int]:
-    """The registers that carry `values` as float32, two each (the inverse of `float32_values`)."""
-    registers: list[int] = []
-    for value in values:
-        high, low = struct.unpack(">HH", struct.pack(">f", value))
-        registers += [high, low] if word_order == "big" else [low, high]
-    return registers
 
 
 class ModbusLink(Line):

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..core.scpi import Headers
+from ..core.spelling import Headers
 
 TCP_PORT = 5000
 INPUTS = ("A", "B", "C", "D")

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..core.errors import RejectedValue
-from ..core.modbus_link import ModbusLink, WordOrder, float32_values
+from ..core.modbus_link import ModbusLink
+from ..core.registers import WordOrder, float32_values
 from .minitrend_protocol import ALARM_BITS, PEN_ALARMS, PEN_VALUES, PENS, TCP_PORT, UNIT
 
 __all__ = ["ALARM_BITS", "PENS", "PEN_ALARMS", "PEN_VALUES", "TCP_PORT", "UNIT", "Minitrend", "PenStatus"]

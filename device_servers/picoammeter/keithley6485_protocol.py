@@ -11,7 +11,7 @@ with its unit, timestamp, status word; an overflow reads `+9.9E37`. Errors go to
 
 from __future__ import annotations
 
-from ..core.scpi import Headers
+from ..core.spelling import Headers
 
 RANGES = (2e-9, 20e-9, 200e-9, 2e-6, 20e-6, 200e-6, 2e-3, 20e-3)
 #: An overflow reads as this value (manual: FORMat:ELEMents).

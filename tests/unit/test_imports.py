@@ -19,7 +19,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("device_servers", "gui", "simulators", "tangolab")
 COMMAND_LINE = ("tangolab.cli", "tangolab.commands", "tangolab.launcher", "tangolab.__main__")
-SIMULATOR_MAY_IMPORT = ("device_servers.core.framing", "device_servers.core.errors")
+#: The core's pure encodings (no link, no Tango), which protocol modules and simulators share.
+SIMULATOR_MAY_IMPORT = tuple(
+    f"device_servers.core.{name}" for name in ("framing", "errors", "limits", "spelling", "registers")
+)
 
 
 def module_name(path: Path) -> str:
@@ -101,7 +104,8 @@ def test_a_simulator_imports_protocol_modules_and_framings_never_a_driver_or_a_d
     refused = sorted(t for t in imported_by(simulator) if t.startswith("device_servers") and not allowed(t))
     assert not refused, (
         f"{simulator} imports {', '.join(refused)}: a simulator imports only device_servers.<kind>.protocol "
-        "(or <model>_protocol) and device_servers.core.framing / errors, never a driver or a device"
+        f"(or <model>_protocol) and the core's pure encodings ({', '.join(SIMULATOR_MAY_IMPORT)}), never a "
+        "driver or a device"
     )
 
 

@@ -12,10 +12,11 @@ import threading
 import pytest
 from pymodbus.simulator import DataType, SimData
 
-from device_servers.core.errors import InstrumentError, LinkError, RejectedValue
+from device_servers.core.errors import GarbledReply, InstrumentError, LinkError, RejectedValue
 from device_servers.core.line import Line
 from device_servers.core.link import Link, link_for_url
-from device_servers.core.modbus_link import ModbusLink, float32_registers, float32_values, parse_modbus_url
+from device_servers.core.modbus_link import ModbusLink, parse_modbus_url
+from device_servers.core.registers import float32_registers, float32_values
 from simulators import run_in_thread
 from simulators.modbus import ModbusSimulator
 from tangolab.lab_config import free_port
@@ -91,7 +92,7 @@ def test_float32_word_order():
     assert float32_values([0x0000, 0x3FC0], word_order="little") == [1.5]
     assert float32_registers([1.5, -2.0]) == [0x3FC0, 0, 0xC000, 0]
     assert float32_registers([1.5], word_order="little") == [0, 0x3FC0]
-    with pytest.raises(InstrumentError, match="3 registers"):
+    with pytest.raises(GarbledReply, match="3 registers"):
         float32_values([0, 0, 0])
 
 
