@@ -9,7 +9,7 @@ import pytest
 
 from device_servers.core.errors import InstrumentError, RejectedValue
 from device_servers.core.link import link_for_url
-from device_servers.flow import Minitrend
+from device_servers.flow.driver import Minitrend
 from simulators import run_in_thread
 from simulators.minitrend import MinitrendSimulator
 
