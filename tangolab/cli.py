@@ -20,6 +20,8 @@ from .lab_config import DEFAULT_CONFIG, LabConfig
 from .launcher import Lab, LabError, LabUp, command_line
 from .processes import DATABASE, lab_log, log_path, simulator_ports
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # each stops a lab in the foreground, as Ctrl-C
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _up(args: argparse.Namespace) -> int:
     lab = Lab(LabConfig.load(args.config), args.run_dir, args.tango_host, reset=args.reset, use_starter=args.starter)
-    for signum in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: its terminal closed; both stop the lab as Ctrl-C
+    for signum in STOP_SIGNALS:
         signal.signal(signum, _interrupt)
     _say(f"starting the lab of {args.config} in {lab.run_dir} ...")
     try:
@@ -102,10 +104,8 @@ def _up(args: argparse.Namespace) -> int:
             return 1 if failed else 0
         _say(f"Ctrl-C stops the lab; what the supervisor does is in {lab_log(lab.run_dir)}:")
         _follow(lab_log(lab.run_dir))  # returns when nobody reads the output any more
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # from now on the stop signals are ignored: nothing interrupts the stop
         pass
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, signal.SIG_IGN)
     _say("stopping the lab ...")
     lab.stop()
     return 0
@@ -118,13 +118,10 @@ def _follow(path: Path) -> None:
     output.register(sys.stdout.fileno(), 0)  # only POLLERR, POLLHUP, POLLNVAL: no reader any more
     with open(path) as log:
         log.seek(0, os.SEEK_END)
-        while True:
-            for line in log:
-                if not _say(line, end=""):
-                    return
-            if output.poll(500):
-                _silence(sys.stdout)
-                return
+        while all(_say(line, end="") for line in log) and not output.poll(500):
+            pass
+    _silence(sys.stdout)
+    _ignore(STOP_SIGNALS)  # as after Ctrl-C: nothing interrupts the stop
 
 
 def _say(text: str, end: str = "\n", stream: TextIO | None = None) -> bool:
@@ -210,9 +207,8 @@ def _print_table(lab: Lab) -> None:
     columns = ("device", "class", "state", "url")
     rows = lab.table()
     _print_columns(columns, [tuple(row[c] for c in columns) for row in rows])
-    for row in rows:
-        if row["error"]:
-            _say(f"{row['device']}: {row['error']}")
+    if errors := [f"{row['device']}: {row['error']}" for row in rows if row["error"]]:
+        _say("\n" + "\n".join(errors))
     _say(f"\nexport TANGO_HOST={lab.tango_host}")
 
 
@@ -224,7 +220,14 @@ def _print_columns(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> Non
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C, SIGTERM, SIGHUP (the terminal closed): stop the lab, once."""
+    _ignore(STOP_SIGNALS)
     raise KeyboardInterrupt
+
+
+def _ignore(signals: tuple[signal.Signals, ...]) -> None:
+    for signum in signals:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

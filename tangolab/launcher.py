@@ -336,7 +336,7 @@ class Lab:
                 proxy.set_timeout_millis(3000)
                 state = str(proxy.state())
             except tango.DevFailed as exc:
-                state, error = "no answer", " ".join(exc.args[0].desc.split())
+                state, error = "no answer", " / ".join(dict.fromkeys(" ".join(e.desc.split()) for e in exc.args))
             rows.append({"device": device.name, "class": device.tango_class, "state": state, "url": device.url,
                          "error": error})
         return rows
