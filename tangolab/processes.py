@@ -35,6 +35,7 @@ SIMULATOR_READY = re.compile(rb"listening on (\S+):(\d+) control (\S+):(\d+)")  
 LOCK_FILE = "lab.lock"  # held by whoever starts, repairs or stops the lab of a run folder
 DATABASE, WATCHDOG, SUPERVISOR = "database", "watchdog", "Supervisor"  # the lab's own processes (level 0)
 DATABASE_READY = b"Ready to accept request"  # pytango's database server, once its device is exported
+WATCHDOG_READY = b"watching "  # the watchdog's first line
 
 
 @dataclass(frozen=True)

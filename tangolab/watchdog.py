@@ -24,6 +24,7 @@ from .processes import (
     DATABASE,
     DATABASE_READY,
     RUN_DIR_MARK,
+    WATCHDOG_READY,
     RunLock,
     current_run,
     database_argv,
@@ -79,19 +80,19 @@ class Watchdog:
 
     def run(self) -> None:
         self.log.info("watching %s", supervisor_name())
+        print(f"{WATCHDOG_READY.decode()}{supervisor_name()}", flush=True)  # its own log: the supervisor's probe
         while True:
             if pid := self._supervisor():
                 began = time.monotonic()
                 _wait_exit(pid)
                 self.quick_deaths = self.quick_deaths + 1 if time.monotonic() - began < STEADY else 1
-                if delay := self._backoff():
-                    self.log.warning("%s (pid %d) died again; starting it again in %.0f s", supervisor_name(), pid,
-                                     delay)
-                    time.sleep(delay)
+            delay = self._backoff()
+            time.sleep(delay)
             with RunLock(self.run_dir):  # `tangolab down` holds it while it stops the lab: then nothing is said
                 if self._supervisor():  # `tangolab up` has repaired the lab meanwhile
                     continue
-                self.log.warning("%s%s died; starting it again", supervisor_name(), f" (pid {pid})" if pid else "")
+                self.log.warning("%s%s died; starting it again%s", supervisor_name(), f" (pid {pid})" if pid else "",
+                                 f" (it keeps dying: waited {delay:.0f} s)" if delay else "")
                 try:
                     started = restore(self.run_dir, self.tango_host)
                 except (OSError, RuntimeError) as exc:
@@ -101,7 +102,6 @@ class Watchdog:
                 self.log.info("started %s", ", ".join(started))
             else:
                 self.quick_deaths += 1
-                time.sleep(self._backoff())
 
     def _supervisor(self) -> int:
         return next((p.pid for p in lab_processes(self.run_dir) if p.name == supervisor_name()), 0)

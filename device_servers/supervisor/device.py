@@ -36,6 +36,8 @@ from tangolab.lab_config import LabConfig
 from tangolab.processes import (
     DATABASE,
     WATCHDOG,
+    WATCHDOG_READY,
+    current_run,
     database_argv,
     lab_logger,
     lab_processes,
@@ -161,7 +163,8 @@ class Supervisor(Device):
         programs = [
             Program(DATABASE, database_argv(self.tango_host), OWN_LEVEL, self._ping_probe("sys/database/2"),
                     str(log_path(self.run_dir, DATABASE))),
-            Program(WATCHDOG, watchdog_argv(), OWN_LEVEL, lambda: True, str(log_path(self.run_dir, WATCHDOG))),
+            Program(WATCHDOG, watchdog_argv(), OWN_LEVEL, self._log_probe(WATCHDOG, WATCHDOG_READY),
+                    str(log_path(self.run_dir, WATCHDOG))),
         ]
         for simulator in config.simulators:
             name = f"simulator/{simulator.name}"
@@ -188,6 +191,10 @@ class Supervisor(Device):
             return True
 
         return probe
+
+    def _log_probe(self, name: str, ready: bytes):
+        """A program answers once its current run's log says `ready`."""
+        return lambda: ready in current_run(self.supervision.programs[name].log)
 
     def _simulator_probe(self, name: str):
         """A simulator answers once its log announces its ports and its control port takes a connection."""

@@ -341,7 +341,8 @@ class Supervision:
                     self._exited(program, time.monotonic(), f"could not start: {exc}")
             return
         with self.lock:
-            if program.launches != launch or program.phase != Phase.STARTING:  # stopped meanwhile
+            # stopped meanwhile (a quick probe may have found it running already: that is no stop)
+            if program.launches != launch or program.phase not in (Phase.STARTING, Phase.RUNNING):
                 if pid:
                     self.runner.kill(replace(program, pid=pid), signal.SIGKILL)
                 return
