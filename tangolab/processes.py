@@ -36,6 +36,7 @@ LOCK_FILE = "lab.lock"  # held by whoever starts, repairs or stops the lab of a 
 DATABASE, WATCHDOG, SUPERVISOR = "database", "watchdog", "Supervisor"  # the lab's own processes (level 0)
 DATABASE_READY = b"Ready to accept request"  # pytango's database server, once its device is exported
 WATCHDOG_READY = b"watching "  # the watchdog's first line
+HEARTBEAT_FILE = "supervisor.heartbeat"  # touched each second by a supervisor that goes round
 
 
 @dataclass(frozen=True)
@@ -169,8 +170,8 @@ def supervisor_argv() -> list[str]:
     return [str(Path(sys.executable).parent / SUPERVISOR), host_name()]
 
 
-def watchdog_argv() -> list[str]:
-    return [sys.executable, "-m", "tangolab.watchdog"]
+def watchdog_argv(hang_timeout: float) -> list[str]:
+    return [sys.executable, "-m", "tangolab.watchdog", "--hang-timeout", f"{hang_timeout:g}"]
 
 
 def supervisor_name() -> str:

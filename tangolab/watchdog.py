@@ -5,14 +5,16 @@ process (standard library only: no Tango, so nothing of Tango can hang it) keeps
 running, and the supervisor keeps it running in turn: it is one of the supervisor's programs, at
 level 0 beside the database. It waits on the supervisor's pidfd; when the supervisor dies it
 starts a new one at once (after a back-off if it keeps dying), which adopts the lab's running
-processes. A supervisor cannot start without the database, so if the database has died too it
+processes. A supervisor whose watcher has stopped going round (its heartbeat file untouched for
+the supervisor's `HangTimeout`) is killed, and so started again. A supervisor cannot start without the database, so if the database has died too it
 starts the database first. It acts under the run folder's lock (`RunLock`), so `tangolab up`
 repairing the same lab or `tangolab down` stopping it never races it. (The original DAQ's
-self-watchdog did the same for its one process: restart a dead child at once.)
+self-watchdog did the same for its one process: a heartbeat file, and a dead child restarted.)
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import select
 import signal
@@ -23,6 +25,7 @@ from pathlib import Path
 from .processes import (
     DATABASE,
     DATABASE_READY,
+    HEARTBEAT_FILE,
     RUN_DIR_MARK,
     WATCHDOG_READY,
     RunLock,
@@ -73,8 +76,8 @@ def wait_database(run_dir: Path, pid: int, timeout: float = DATABASE_TIMEOUT) ->
 class Watchdog:
     """Restarts the supervisor of the lab in `run_dir` whenever it dies."""
 
-    def __init__(self, run_dir: Path, tango_host: str) -> None:
-        self.run_dir, self.tango_host = run_dir, tango_host
+    def __init__(self, run_dir: Path, tango_host: str, hang_timeout: float = 30.0) -> None:
+        self.run_dir, self.tango_host, self.hang_timeout = run_dir, tango_host, hang_timeout
         self.log = lab_logger(run_dir, "watchdog")
         self.quick_deaths = 0  # supervisors in a row that died before running STEADY seconds
 
@@ -84,7 +87,7 @@ class Watchdog:
         while True:
             if pid := self._supervisor():
                 began = time.monotonic()
-                _wait_exit(pid)
+                self._wait_exit(pid)
                 self.quick_deaths = self.quick_deaths + 1 if time.monotonic() - began < STEADY else 1
             delay = self._backoff()
             time.sleep(delay)
@@ -103,6 +106,31 @@ class Watchdog:
             else:
                 self.quick_deaths += 1
 
+    def _wait_exit(self, pid: int) -> None:
+        """Until the supervisor `pid` has exited (woken by its pidfd); killed if its heartbeat stops."""
+        heartbeat = self.run_dir / HEARTBEAT_FILE
+        since = time.time()  # its silence counts from now at the earliest: it may be starting
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:  # gone already, or no pidfd here: polled
+            pidfd = -1
+        try:
+            while is_alive(pid):
+                if pidfd >= 0:
+                    select.select([pidfd], [], [], 1.0)
+                else:
+                    time.sleep(1.0)
+                _reap_children()
+                silent = time.time() - max(since, _modified(heartbeat))
+                if silent > self.hang_timeout:
+                    self.log.warning("%s (pid %d) has not gone round for %.0f s: killing it", supervisor_name(), pid,
+                                     silent)
+                    os.kill(pid, signal.SIGKILL)
+                    since = time.time()
+        finally:
+            if pidfd >= 0:
+                os.close(pidfd)
+
     def _supervisor(self) -> int:
         return next((p.pid for p in lab_processes(self.run_dir) if p.name == supervisor_name()), 0)
 
@@ -112,22 +140,11 @@ class Watchdog:
         return 0.0 if self.quick_deaths <= 1 else min(MAX_BACKOFF, 3.0 ** (self.quick_deaths - 2))
 
 
-def _wait_exit(pid: int) -> None:
-    """Until `pid` has exited: woken by its pidfd (polled, where there is none)."""
+def _modified(path: Path) -> float:
     try:
-        pidfd = os.pidfd_open(pid)
+        return path.stat().st_mtime
     except OSError:
-        pidfd = -1
-    try:
-        while is_alive(pid):
-            if pidfd >= 0:
-                select.select([pidfd], [], [], 1.0)
-            else:
-                time.sleep(0.1)
-            _reap_children()
-    finally:
-        if pidfd >= 0:
-            os.close(pidfd)
+        return 0.0
 
 
 def _reap_children() -> None:
@@ -142,8 +159,12 @@ def _reap_children() -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hang-timeout", type=float, default=30.0,
+                        help="seconds of silence of the supervisor's heartbeat before it is killed (%(default)s)")
+    args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    Watchdog(Path(os.environ[RUN_DIR_MARK]), os.environ["TANGO_HOST"]).run()
+    Watchdog(Path(os.environ[RUN_DIR_MARK]), os.environ["TANGO_HOST"], args.hang_timeout).run()
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from tangolab.discovery import Beacon
 from tangolab.lab_config import LabConfig
 from tangolab.processes import (
     DATABASE,
+    HEARTBEAT_FILE,
     WATCHDOG,
     WATCHDOG_READY,
     current_run,
@@ -114,7 +115,8 @@ class Supervisor(Device):
         servers = {server.name for server in config.servers}
         self.runner = (StarterRunner(local, StarterClient(self.host, self.tango_host), servers) if self.UseStarter
                        else local)
-        self.supervision = Supervision(self._programs(config), self.runner, policy, self.log, self._push_changes)
+        self.supervision = Supervision(self._programs(config), self.runner, policy, self.log, self._push_changes,
+                                       self.run_dir / HEARTBEAT_FILE)
         self.devices_of = {server.name: [device.name for device in server.devices] for server in config.servers}
         self._started_devices: list[str] = []
         for name in (*ATTRIBUTES, RESTART_ATTRIBUTE, "State", "Status"):
@@ -163,7 +165,7 @@ class Supervisor(Device):
         programs = [
             Program(DATABASE, database_argv(self.tango_host), OWN_LEVEL, self._ping_probe("sys/database/2"),
                     str(log_path(self.run_dir, DATABASE))),
-            Program(WATCHDOG, watchdog_argv(), OWN_LEVEL, self._log_probe(WATCHDOG, WATCHDOG_READY),
+            Program(WATCHDOG, watchdog_argv(self.HangTimeout), OWN_LEVEL, self._log_probe(WATCHDOG, WATCHDOG_READY),
                     str(log_path(self.run_dir, WATCHDOG))),
         ]
         for simulator in config.simulators:

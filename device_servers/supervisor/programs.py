@@ -103,12 +103,14 @@ class Supervision:
         policy: RestartPolicy = RestartPolicy(),
         log: logging.Logger | None = None,
         on_change: Callable[[], None] = lambda: None,
+        heartbeat: Path | None = None,
     ) -> None:
         self.programs = {program.name: program for program in sorted(programs, key=lambda p: p.level)}
         self.runner = runner
         self.policy = policy
         self.log = log or logging.getLogger("tangolab.supervisor")
         self.on_change = on_change  # called from the watcher thread after a change, outside the lock
+        self.heartbeat = heartbeat  # touched each second while the watcher goes round (the watchdog reads it)
         self.came_up: deque[Program] = deque()  # programs that answer again (after a restart) since on_change ran
         self.lock = threading.RLock()
         self._changed = False
@@ -232,6 +234,7 @@ class Supervision:
                                  level, timeout, ", ".join(late))
 
     def _watch(self) -> None:
+        beaten = 0.0
         while not self._stop.is_set():
             with self.lock:  # a pidfd stands for one process: a Start may replace it (same number) meanwhile
                 watched = {p.pidfd: (p, p.pid) for p in self.programs.values() if p.pidfd >= 0}
@@ -250,6 +253,12 @@ class Supervision:
                 for program in self.programs.values():
                     self._check(program, now)
                 changed, self._changed = self._changed, False
+            if self.heartbeat is not None and now - beaten >= 1.0:
+                beaten = now
+                try:
+                    self.heartbeat.touch()
+                except OSError as exc:  # the run folder gone: nothing to tell, nothing to stop for
+                    self.log.debug("no heartbeat: %s", exc)
             if changed:
                 try:
                     self.on_change()

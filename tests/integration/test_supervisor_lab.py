@@ -17,7 +17,7 @@ import tango
 
 from tangolab import history
 from tangolab.lab_config import LabConfig
-from tangolab.processes import lab_log, log_path
+from tangolab.processes import lab_log, log_path, supervisor_name
 from tangolab.scripting import wait_until
 from tangolab.spy import Spy
 from tests.conftest import run_lab
@@ -182,3 +182,18 @@ def test_a_new_supervisor_adopts_the_running_programs(lab):
     os.kill(adopted, signal.SIGKILL)  # not the new supervisor's child: still seen at once
     wait_until(lambda: lab.pid(CRYOCON) not in (0, adopted), 60, what="the adopted server restarted")
     lab.wait_device("lab/cryocon/1")
+
+
+def test_a_hung_supervisor_is_killed_and_replaced_by_its_watchdog(lab):
+    old = lab.own_pids()["supervisor"]
+    os.kill(old, signal.SIGSTOP)  # its heartbeat stops
+    try:
+        wait_until(lambda: lab.own_pids().get("supervisor", old) != old, 30 + 3 * HANG_TIMEOUT,
+                   what="the hung supervisor replaced")
+    finally:
+        if os.path.exists(f"/proc/{old}"):
+            os.kill(old, signal.SIGKILL)
+    assert log_times(lab, rf"watchdog: {re.escape(supervisor_name())} \(pid {old}\) has not gone round for \d+ s: "
+                          "killing it")
+    wait_until(lambda: lab.supervisor.ping(), 60, what="the new supervisor answering")
+
