@@ -50,6 +50,7 @@ from .processes import (
     log_path,
     simulator_ports,
     spawn,
+    stopped_on_request,
     supervisor_argv,
     supervisor_name,
     terminate,
@@ -168,7 +169,7 @@ class Lab:
                 f"started {', '.join(started)}" if started else "its supervisor restarts them")
             self.pids = self.own_pids()
             self._wait_for(supervisor_name(), "the supervisor", lambda: self.supervisor.ping() is not None, timeout)
-            self._wait_devices(timeout, began)
+            self._wait_devices(timeout, began, stopped_on_request(self.run_dir) or set())
         except RuntimeError as exc:  # from restore: the database did not come up
             raise LabError(str(exc)) from None
         finally:
@@ -269,10 +270,10 @@ class Lab:
         return {("supervisor" if p.name == supervisor_name() else p.name): p.pid
                 for p in lab_processes(self.run_dir) if p.name in (*OWN, supervisor_name())}
 
-    def _wait_devices(self, timeout: float, began: float) -> None:
+    def _wait_devices(self, timeout: float, began: float, stopped: set[str] = frozenset()) -> None:
         """Until every program runs and every device answers, or its server failed for good (the
-        supervisor gave up on it)."""
-        waiting = {device.name: device.server for device in self.config.devices}
+        supervisor gave up on it); but the programs `stopped` on request and their devices."""
+        waiting = {device.name: device.server for device in self.config.devices if device.server not in stopped}
         proxies = {device: self.proxy(device) for device in waiting}
         deadline = time.monotonic() + timeout
         while True:
@@ -288,7 +289,8 @@ class Lab:
                     continue
                 self.answered[device] = time.monotonic() - began
                 del waiting[device]
-            starting = [name for name, phase in phases.items() if phase not in ("running", "failed")]
+            starting = [name for name, phase in phases.items() if phase not in ("running", "failed") and
+                        name not in stopped]
             if not waiting and not starting:
                 return
             if time.monotonic() > deadline:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import ipaddress
+import json
 import logging
 import logging.handlers
 import os
@@ -37,6 +38,7 @@ DATABASE, WATCHDOG, SUPERVISOR = "database", "watchdog", "Supervisor"  # the lab
 DATABASE_READY = b"Ready to accept request"  # pytango's database server, once its device is exported
 WATCHDOG_READY = b"watching "  # the watchdog's first line
 HEARTBEAT_FILE = "supervisor.heartbeat"  # touched each second by a supervisor that goes round
+STOPPED_FILE = "lab.stopped.json"  # the programs stopped on request, kept by the supervisor for the next one
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,14 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def stopped_on_request(run_dir: Path) -> set[str] | None:
+    """The programs a lab's supervisor was asked to keep stopped; None for a lab never started."""
+    try:
+        return set(json.loads((run_dir / STOPPED_FILE).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def log_path(run_dir: Path, name: str) -> Path:

@@ -41,7 +41,7 @@ from .processes import (
 )
 
 DATABASE_TIMEOUT = 30.0  # s a restarted database may take to accept requests
-STEADY = 60.0  # s after which a supervisor counts as having started well (its back-off starts over)
+STEADY = 10.0  # s a supervisor must live to count as having started (else the next start waits longer)
 MAX_BACKOFF = 30.0
 
 
@@ -79,7 +79,7 @@ class Watchdog:
     def __init__(self, run_dir: Path, tango_host: str, hang_timeout: float = 30.0) -> None:
         self.run_dir, self.tango_host, self.hang_timeout = run_dir, tango_host, hang_timeout
         self.log = lab_logger(run_dir, "watchdog")
-        self.quick_deaths = 0  # supervisors in a row that died before running STEADY seconds
+        self.quick_deaths = 0  # supervisors in a row that died within STEADY seconds: it cannot start
 
     def run(self) -> None:
         self.log.info("watching %s", supervisor_name())

@@ -36,6 +36,7 @@ from tangolab.lab_config import LabConfig
 from tangolab.processes import (
     DATABASE,
     HEARTBEAT_FILE,
+    STOPPED_FILE,
     WATCHDOG,
     WATCHDOG_READY,
     current_run,
@@ -46,6 +47,7 @@ from tangolab.processes import (
     server_pid,
     simulator_ports,
     spawn,
+    stopped_on_request,
     watchdog_argv,
 )
 from tangolab.starter import StarterClient, StarterError, starter_log
@@ -59,7 +61,6 @@ ATTRIBUTES = ("names", "phases", "levels", "pids", "restartCounts", "uptimes", "
               "stoppedServers", "failingServers")
 RESTART_ATTRIBUTE = "startedDevices"  # what subscribers watch to subscribe again at once (tangolab.restarts)
 OWN_LEVEL = 0  # the lab's own programs: its database and the watchdog; `tangolab down` stops them
-STOPPED_FILE = "lab.stopped.json"  # programs stopped on request, for the next supervisor of the run folder
 
 
 class Supervisor(Device):
@@ -142,9 +143,7 @@ class Supervisor(Device):
     def _resume(self, running: dict[str, int]) -> None:
         """Start what the supervisor before this one ran and no longer runs (it died while nobody
         watched): every program but those stopped on request. A lab never started has no record."""
-        try:
-            stopped = set(json.loads((self.run_dir / STOPPED_FILE).read_text()))
-        except (OSError, ValueError, TypeError):
+        if (stopped := stopped_on_request(self.run_dir)) is None:
             return
         missing = [name for name in self.supervision.programs if name not in running and name not in stopped]
         if missing:
@@ -153,13 +152,11 @@ class Supervisor(Device):
 
     def _remember_stopped(self, stop: Iterable[str] = (), start: Iterable[str] = ()) -> None:
         """Keep the programs stopped on request in the run folder, for a supervisor restarted later."""
-        path = self.run_dir / STOPPED_FILE
-        try:
-            stopped = set(json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError):
+        stopped = stopped_on_request(self.run_dir)
+        if stopped is None:
             stopped = set(self.supervision.programs)  # none started on request yet
         stopped = (stopped | set(stop)) - set(start)
-        path.write_text(json.dumps(sorted(stopped)))
+        (self.run_dir / STOPPED_FILE).write_text(json.dumps(sorted(stopped)))
 
     def _programs(self, config: LabConfig) -> list[Program]:
         programs = [

@@ -153,6 +153,7 @@ def test_a_new_supervisor_starts_what_died_meanwhile_but_not_what_was_stopped_on
 
 
 def test_up_brings_back_a_lab_whose_database_supervisor_and_watchdog_all_died(lab):
+    assert tangolab("call", "--tango-host", lab.tango_host, "supervisor", "Stop", PSU).returncode == 0
     logged = lab_log(lab.run_dir).stat().st_size
     servers = {name: pid_of(lab, name) for name in ("Relay/lab", CHILLER)}
     own = [pid_of(lab, name) for name in (supervisor_name(), "watchdog", "database")]
@@ -173,5 +174,8 @@ def test_up_brings_back_a_lab_whose_database_supervisor_and_watchdog_all_died(la
     said = lab_log_since(lab, logged)
     assert f"tangolab: up: database, {supervisor_name()}, watchdog had died; started database" in said, said
 
+    assert not running(lab, PSU)  # stopped on request before: it stays so, and `up` did not wait for it
+
     again = up(lab.run_dir, lab.tango_host, lab.config)  # nothing died: refused, as on any lab that is up
     assert again.returncode == 1 and "already up" in again.stderr, again.stderr
+    assert tangolab("call", "--tango-host", lab.tango_host, "supervisor", "Start", PSU).returncode == 0
