@@ -118,7 +118,7 @@ class Lab:
             raise LabError(f"TANGO_HOST must be HOST:PORT, got {tango_host!r}")
         self.host, self.port = host, int(port)
         self.supervisor_name = f"lab/supervisor/{host_name()}"
-        self.pids: dict[str, int] = {}  # what start() started itself: database, supervisor (the supervisor knows the rest)
+        self.pids: dict[str, int] = {}  # database, supervisor (the supervisor knows the rest), from /proc once up
         self.answered: dict[str, float] = {}  # device → seconds from start() to its first answer
         self._lock = RunLock(self.run_dir)
         self._supervisor: tango.DeviceProxy | None = None
@@ -163,15 +163,16 @@ class Lab:
             dead = [name for name in (DATABASE, supervisor_name(), WATCHDOG) if name not in running]
             if not dead:
                 raise LabUp(self._running_here())
-            started = restore(self.run_dir, self.tango_host)
+            try:
+                started = restore(self.run_dir, self.tango_host)
+            except RuntimeError as exc:  # the database did not come up
+                raise LabError(str(exc)) from None
             lab_logger(self.run_dir, "tangolab").warning(
                 "up: %s had died; %s", ", ".join(dead),
                 f"started {', '.join(started)}" if started else "its supervisor restarts them")
             self.pids = self.own_pids()
             self._wait_for(supervisor_name(), "the supervisor", lambda: self.supervisor.ping() is not None, timeout)
             self._wait_devices(timeout, began, stopped_on_request(self.run_dir) or set())
-        except RuntimeError as exc:  # from restore: the database did not come up
-            raise LabError(str(exc)) from None
         finally:
             self._lock.release()
         return dead
