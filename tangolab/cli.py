@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
 def _up(args: argparse.Namespace) -> int:
     lab = Lab(LabConfig.load(args.config), args.run_dir, args.tango_host, reset=args.reset, use_starter=args.starter)
     for signum in STOP_SIGNALS:
-        signal.signal(signum, _interrupt)
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # ignored on purpose (nohup): it stays so
+            signal.signal(signum, _interrupt)
     _say(f"starting the lab of {args.config} in {lab.run_dir} ...")
     try:
         try:
