@@ -148,14 +148,14 @@ class Supervisor(Device):
         missing = [name for name in self.supervision.programs if name not in running and name not in stopped]
         if missing:
             self.log.info("starting what should run and does not: %s", ", ".join(missing))
-            self.supervision.start_levels(keep_stopped=stopped | set(running))
+            self.supervision.start_levels(keep_stopped=stopped)
 
     def _remember_stopped(self, stop: Iterable[str] = (), start: Iterable[str] = ()) -> None:
         """Keep the programs stopped on request in the run folder, for a supervisor restarted later."""
         stopped = stopped_on_request(self.run_dir)
         if stopped is None:
             stopped = set(self.supervision.programs)  # none started on request yet
-        stopped = (stopped | set(stop)) - set(start)
+        stopped = (stopped | set(stop)) - set(start) - set(self._names_at({OWN_LEVEL}))  # never kept stopped
         (self.run_dir / STOPPED_FILE).write_text(json.dumps(sorted(stopped)))
 
     def _programs(self, config: LabConfig) -> list[Program]:
