@@ -1,10 +1,12 @@
 #!/bin/sh
 # One entry point for people and CI: sets up what is missing, then runs what you ask.
 #   ./dev.sh lab     the simulated lab (Ctrl-C stops it)      ./dev.sh test   the test suite
+#   ./dev.sh status  the lab's devices and programs           ./dev.sh down   stop the lab
 #   ./dev.sh bench   the benchmarks                           ./dev.sh shell  a shell in .venv
 # First use creates .venv (again whenever setup.cfg changes) and, as root on Debian, installs the
 # system libraries Qt needs offscreen and PostgreSQL's server for the archive tests.
 set -eu
+export TANGOLAB_DEV_SH="$0"  # how the user called this script: tangolab's messages name it
 cd "$(dirname "$0")"
 VENV=.venv
 # Qt's xcb plugin (a real display) needs the libxcb-* ones; offscreen needs the first six; xvfb and
@@ -54,8 +56,9 @@ command -v dpkg >/dev/null && system_packages
 python_env
 case "${1:-}" in
     lab) shift; exec "$VENV/bin/tangolab" up "$@" ;;
+    status|down) exec "$VENV/bin/tangolab" "$@" ;;
     test) shift; QT_QPA_PLATFORM=offscreen exec "$VENV/bin/python" -m pytest "$@" ;;
     bench) shift; for b in benchmarks/*.py; do "$VENV/bin/python" "$b" "$@"; done ;;
     shell) exec "$SHELL" -c ". $VENV/bin/activate && exec $SHELL" ;;
-    *) sed -n '2,4p' "$0"; exit 2 ;;
+    *) sed -n '2,5p' "$(basename "$0")"; exit 2 ;;
 esac

@@ -101,6 +101,8 @@ class Beacon:
     def _run(self) -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
             sender.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+            if self.loopback_only:  # else the first send binds it to every interface, as a lab on the network is
+                sender.bind(("127.0.0.1", 0))
             while not self._stop.is_set():
                 for address in self.destinations():  # again each time: interfaces come and go
                     try:

@@ -1,23 +1,27 @@
 """Bring a whole lab up on one machine, and down again.
 
-`Lab.start()` takes the run folder's lock (one lab per folder: a second `up` is refused and
-changes nothing), starts pytango's embedded Tango database there, applies the lab's dsconfig
-JSON, registers every server with its host and start-up level (as Astor does, so Tango's
-Starter can run them too), starts this host's `Supervisor` device and asks it to start the rest
-level by level, then waits until every device answers. The supervisor restarts what dies.
-`Lab.attach()` finds a running lab again from its run folder (its state file, or the marks its
-processes carry when the file is gone) or from its TANGO_HOST; `stop()` stops it in reverse
-order and checks that nothing of it is left. Tests use exactly this code, on free ports.
+`Lab.start()` takes the run folder's lock (one start, repair or stop at a time) and refuses a
+folder where processes of a lab run (one lab per folder), starts pytango's embedded Tango
+database there, applies the lab's dsconfig JSON, registers every server with its host and
+start-up level (as Astor does, so Tango's Starter can run them too), starts this host's
+`Supervisor` device and asks it to start the rest level by level, then waits until every device
+answers. The supervisor adopts the database and restarts whatever dies, the database included;
+the watchdog it starts restarts the supervisor (`tangolab.watchdog`). `Lab.attach()` finds a
+running lab again from its run folder (its state file, or the marks its processes carry when
+the file is gone) or from its TANGO_HOST; `repair()` brings back what of a lab's own processes
+died; `stop()` stops it in reverse order and checks that nothing of it is left. Tests use
+exactly this code, on free ports.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import io
 import json
 import os
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -33,13 +37,22 @@ from dsconfig.json2tango import apply_config, prepare_config
 
 from .lab_config import ConfigError, LabConfig
 from .processes import (
+    DATABASE,
+    SUPERVISOR,
+    WATCHDOG,
     LabProcess,
+    RunLock,
+    database_argv,
+    host_name,
     is_alive,
-    is_loopback,
+    lab_logger,
     lab_processes,
     log_path,
     simulator_ports,
     spawn,
+    stopped_on_request,
+    supervisor_argv,
+    supervisor_name,
     terminate,
 )
 from .starter import (
@@ -49,13 +62,14 @@ from .starter import (
     put_server_info,
     register_servers,
 )
+from .watchdog import restore
 
 STATE_FILE = "lab.state.json"
-LOCK_FILE = "lab.lock"  # held by the database and the supervisor for as long as they run
 CONFIG_FILE = "lab.config.json"  # the lab file as started, read by the supervisor
 EMBEDDED_DATABASE = "tango_database.db"  # pytango's database server writes it in its working folder
 APPLIED_FILE = "lab.applied.json"  # the lab file's Tango part as last applied to the run folder's database
-SUPERVISOR = "Supervisor"
+LOCK_WAIT = 60.0  # s to wait for a start, repair or stop of the same lab in progress
+OWN = (DATABASE, WATCHDOG)  # besides the supervisor, the lab's own processes: what `repair` restores
 T = TypeVar("T")
 
 
@@ -63,9 +77,28 @@ class LabError(RuntimeError):
     """The lab could not be brought up or reached; the message says what to do."""
 
 
-def host_name() -> str:
-    """This host as the supervisor and Starter name it: short, as `hostname` prints it."""
-    return socket.gethostname().split(".")[0]
+class LabUp(LabError):
+    """Processes of a lab already run in the run folder: `Lab.attach(...).repair()` mends it."""
+
+
+def command_line(verb: str, *words: str, run_dir: Path | None = None) -> str:
+    """A tangolab command as the user can type it where they stand: `./dev.sh down` when they
+    started from dev.sh (which says so in TANGOLAB_DEV_SH), else the tangolab they ran (its path
+    when it is not on their PATH); with `--run-dir` unless it is the default `var` there."""
+    dev_sh = os.environ.get("TANGOLAB_DEV_SH")
+    if dev_sh and verb in ("down", "status"):
+        program = dev_sh
+    elif dev_sh:
+        program = os.path.join(os.path.dirname(dev_sh), ".venv", "bin", "tangolab")
+    elif sys.argv[0].endswith("__main__.py"):
+        program = f"{shlex.quote(sys.executable)} -m tangolab"
+    elif "/" in sys.argv[0] and shutil.which("tangolab") != os.path.abspath(sys.argv[0]):
+        program = shlex.quote(sys.argv[0])
+    else:
+        program = "tangolab"
+    if run_dir is not None and Path(run_dir).resolve() != Path("var").resolve():
+        words = (*words, "--run-dir", str(run_dir))
+    return " ".join([program, verb, *map(shlex.quote, words)])
 
 
 class Lab:
@@ -85,23 +118,24 @@ class Lab:
             raise LabError(f"TANGO_HOST must be HOST:PORT, got {tango_host!r}")
         self.host, self.port = host, int(port)
         self.supervisor_name = f"lab/supervisor/{host_name()}"
-        self.pids: dict[str, int] = {}  # database and supervisor; the supervisor knows the rest
+        self.pids: dict[str, int] = {}  # database, supervisor (the supervisor knows the rest), from /proc once up
         self.answered: dict[str, float] = {}  # device → seconds from start() to its first answer
-        self._lock: int | None = None
+        self._lock = RunLock(self.run_dir)
         self._supervisor: tango.DeviceProxy | None = None
 
     # -- bring up -----------------------------------------------------------------------------
 
     def start(self, timeout: float = 60.0) -> None:
         """Start everything and wait until every device answers (or its server has failed for
-        good: `failed()` says which); stops what it started if the lab itself cannot come up."""
+        good: `failed()` says which); stops what it started if the lab itself cannot come up.
+        Raises `LabUp` (starting nothing) where processes of a lab already run."""
         began = time.monotonic()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._take_lock()
         try:
             self._check_free()
         except BaseException:
-            self._release_lock()
+            self._lock.release()
             raise
         try:
             self._start_database(timeout)
@@ -109,56 +143,70 @@ class Lab:
             self._register_supervisor()
             if self.use_starter:
                 self._start_starter(timeout)
-            self.start_supervisor(timeout)
+            self._start_supervisor(timeout)
             self.supervisor.command_inout("StartAll")
             self._wait_devices(timeout, began)
         except BaseException:
             self.stop()
             raise
+        self._lock.release()
+
+    def repair(self, timeout: float = 60.0) -> list[str]:
+        """Bring back what of the lab's own processes died (the database, the supervisor, the
+        watchdog: see `tangolab.watchdog.restore`) and wait until every device answers again (the
+        supervisor restarts the programs that should run). Returns what had died, in words;
+        raises `LabUp` (touching nothing) when nothing had."""
+        began = time.monotonic()
+        self._take_lock()
+        try:
+            running = {p.name for p in lab_processes(self.run_dir)}
+            dead = [name for name in (DATABASE, supervisor_name(), WATCHDOG) if name not in running]
+            if not dead:
+                raise LabUp(self._running_here())
+            try:
+                started = restore(self.run_dir, self.tango_host)
+            except RuntimeError as exc:  # the database did not come up
+                raise LabError(str(exc)) from None
+            lab_logger(self.run_dir, "tangolab").warning(
+                "up: %s had died; %s", ", ".join(dead),
+                f"started {', '.join(started)}" if started else "its supervisor restarts them")
+            self.pids = self.own_pids()
+            self._wait_for(supervisor_name(), "the supervisor", lambda: self.supervisor.ping() is not None, timeout)
+            self._wait_devices(timeout, began, stopped_on_request(self.run_dir) or set())
+        finally:
+            self._lock.release()
+        return dead
 
     def _take_lock(self) -> None:
-        """One lab per run folder: the lock lives as long as the lab's database or supervisor."""
-        fd = os.open(self.run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise LabError(self._running_elsewhere()) from None
-        self._lock = fd
+        if not self._lock.acquire(LOCK_WAIT):
+            raise LabError(f"another tangolab (up, down, or the lab's watchdog) has been at work on the lab in "
+                           f"{self.run_dir} for {LOCK_WAIT:g} s; see {self.run_dir / 'log' / 'lab.log'}")
 
-    def _release_lock(self) -> None:
-        if self._lock is not None:
-            os.close(self._lock)
-            self._lock = None
-
-    def _running_elsewhere(self) -> str:
+    def _running_here(self) -> str:
         running = lab_processes(self.run_dir)
-        host = next((p.tango_host for p in running if p.name == "database"), None)
+        host = next((p.tango_host for p in running if p.name == DATABASE), None)
         if host is None:
             try:
                 host = json.loads((self.run_dir / STATE_FILE).read_text())["tango_host"]
             except (OSError, ValueError, KeyError):
                 host = "unknown"
         return (f"a lab is already up in {self.run_dir} (TANGO_HOST={host}, {len(running)} processes); "
-                f"`tangolab down --run-dir {self.run_dir}` stops it, or start this one with another --run-dir")
+                f"`{command_line('status', run_dir=self.run_dir)}` shows it, "
+                f"`{command_line('down', run_dir=self.run_dir)}` stops it")
 
     def _check_free(self) -> None:
-        """Refuse before anything starts: a lab file naming servers that do not exist, leftovers of
-        an earlier lab here, or ports taken."""
+        """Refuse before anything starts: processes of a lab here (`LabUp`: they are repaired, not
+        replaced), a lab file naming servers that do not exist, or ports taken."""
+        if lab_processes(self.run_dir):
+            raise LabUp(self._running_here())
         try:
             for server in self.config.servers:
                 self.config.server_argv(server)
         except ConfigError as exc:
             raise LabError(str(exc)) from None
-        if leftovers := lab_processes(self.run_dir):
-            raise LabError(
-                f"processes of an earlier lab in {self.run_dir} still run: "
-                + ", ".join(f"{p.name} (pid {p.pid})" for p in leftovers)
-                + f"; `tangolab down --run-dir {self.run_dir}` stops them"
-            )
         _check_port(self.host, self.port, f"TANGO_HOST {self.tango_host}",
-                    f"another Tango database, or a lab still up: `tangolab down`; pick another port with "
-                    f"--tango-host {self.host}:{self.port + 1}")
+                    f"another Tango database, or a lab still up: `{command_line('down')}` in its folder; "
+                    f"pick another port with --tango-host {self.host}:{self.port + 1}")
         for simulator in self.config.simulators:
             if simulator.port:
                 _check_port("127.0.0.1", simulator.port, f"simulator {simulator.name}",
@@ -166,9 +214,9 @@ class Lab:
 
     def _start_database(self, timeout: float) -> None:
         self._database_existed = (self.run_dir / EMBEDDED_DATABASE).exists()
-        self.pids["database"] = start_database(self.run_dir, self.tango_host, (self._lock,)).pid
-        self.database = self._wait_for("database", "the Tango database",
-                                       lambda: answering_database(self.host, self.port), timeout, watch="database")
+        self.pids[DATABASE] = start_database(self.run_dir, self.tango_host).pid
+        self.database = self._wait_for(DATABASE, "the Tango database",
+                                       lambda: answering_database(self.host, self.port), timeout, watch=DATABASE)
 
     def _apply_config(self) -> None:
         """The lab file into the database: whole on a new run folder (or with reset); else only
@@ -196,7 +244,7 @@ class Lab:
         """This host's supervisor in the database; it reads the lab file from the run folder."""
         (self.run_dir / CONFIG_FILE).write_text(json.dumps(self.config.data, indent=2))
         info = tango.DbDevInfo()
-        info.name, info._class, info.server = self.supervisor_name, SUPERVISOR, f"{SUPERVISOR}/{host_name()}"
+        info.name, info._class, info.server = self.supervisor_name, SUPERVISOR, supervisor_name()
         self.database.add_device(info)
         self.database.put_device_property(self.supervisor_name, {
             "RunDir": [str(self.run_dir)], "LabFile": [CONFIG_FILE], "UseStarter": [str(self.use_starter).lower()],
@@ -211,27 +259,26 @@ class Lab:
         self._wait_for(f"Starter/{host_name()}", "Tango's Starter", lambda: starter.ping() is not None, timeout,
                        watch="starter")
 
-    def start_supervisor(self, timeout: float = 60.0) -> None:
-        """Start this host's supervisor (again): it adopts the programs that still run."""
-        server = f"{SUPERVISOR}/{host_name()}"
-        argv = [str(Path(sys.executable).parent / SUPERVISOR), host_name()]
-        self.pids["supervisor"] = spawn(server, argv, self.run_dir, self.tango_host,
-                                        (self._lock,) if self._lock is not None else ()).pid
+    def _start_supervisor(self, timeout: float) -> None:
+        """Start this host's supervisor: it adopts the database."""
+        self.pids["supervisor"] = spawn(supervisor_name(), supervisor_argv(), self.run_dir, self.tango_host).pid
         self._save_state()
-        self._wait_for(server, "the supervisor", lambda: self.supervisor.ping() is not None, timeout,
+        self._wait_for(supervisor_name(), "the supervisor", lambda: self.supervisor.ping() is not None, timeout,
                        watch="supervisor")
 
-    def supervisor_alive(self) -> bool:
-        return is_alive(self.pids.get("supervisor", 0))
+    def own_pids(self) -> dict[str, int]:
+        """The lab's own running processes, from /proc: database, supervisor, watchdog → pid."""
+        return {("supervisor" if p.name == supervisor_name() else p.name): p.pid
+                for p in lab_processes(self.run_dir) if p.name in (*OWN, supervisor_name())}
 
-    def _wait_devices(self, timeout: float, began: float) -> None:
+    def _wait_devices(self, timeout: float, began: float, stopped: set[str] = frozenset()) -> None:
         """Until every program runs and every device answers, or its server failed for good (the
-        supervisor gave up on it)."""
-        waiting = {device.name: device.server for device in self.config.devices}
+        supervisor gave up on it); but the programs `stopped` on request and their devices."""
+        waiting = {device.name: device.server for device in self.config.devices if device.server not in stopped}
         proxies = {device: self.proxy(device) for device in waiting}
         deadline = time.monotonic() + timeout
         while True:
-            self._check_alive("supervisor", f"{SUPERVISOR}/{host_name()}")
+            self._check_alive("supervisor", supervisor_name())
             phases = {program["name"]: program["phase"] for program in self.programs()}
             for device, server in list(waiting.items()):
                 if phases.get(server) == "failed":
@@ -243,12 +290,13 @@ class Lab:
                     continue
                 self.answered[device] = time.monotonic() - began
                 del waiting[device]
-            starting = [name for name, phase in phases.items() if phase not in ("running", "failed")]
+            starting = [name for name, phase in phases.items() if phase not in ("running", "failed") and
+                        name not in stopped]
             if not waiting and not starting:
                 return
             if time.monotonic() > deadline:
                 raise LabError(f"not up within {timeout:g} s: {', '.join([*waiting, *starting])}; "
-                               f"see {self.run_dir / 'log'} and `tangolab status`")
+                               f"see {self.run_dir / 'log'} and `{command_line('status', run_dir=self.run_dir)}`")
             time.sleep(0.05)
 
     # -- use ----------------------------------------------------------------------------------
@@ -281,16 +329,19 @@ class Lab:
         return next((p["pid"] for p in self.programs() if p["name"] == program), 0)
 
     def table(self) -> list[dict[str, str]]:
-        """One row per device: name, class, state, URL."""
+        """One row per device: name, class, state (short: `no answer` when it does not), URL, and
+        the error in full (empty when it answers)."""
         rows = []
         for device in self.config.devices:
+            error = ""
             try:
                 proxy = self.proxy(device.name)
                 proxy.set_timeout_millis(3000)
                 state = str(proxy.state())
             except tango.DevFailed as exc:
-                state = f"unreachable: {exc.args[0].desc.strip()}"
-            rows.append({"device": device.name, "class": device.tango_class, "state": state, "url": device.url})
+                state, error = "no answer", " / ".join(dict.fromkeys(" ".join(e.desc.split()) for e in exc.args))
+            rows.append({"device": device.name, "class": device.tango_class, "state": state, "url": device.url,
+                         "error": error})
         return rows
 
     def wait_settled(self, timeout: float = 10.0) -> None:
@@ -329,16 +380,21 @@ class Lab:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop everything: the supervisor stops its programs (highest level first), then the
-        supervisor and the database go; whatever of the lab is still found (a server started by
-        hand, a supervisor that did not answer) is stopped too. Raises if something survived."""
+        supervisor, the watchdog and the database go; whatever of the lab is still found (a server
+        started by hand, a supervisor that did not answer) is stopped too. Under the run folder's
+        lock, so that the watchdog restarts nothing meanwhile. Raises if something survived."""
+        self._lock.acquire(LOCK_WAIT)  # else stop anyway: a stuck holder must not keep the lab up
+        lab_logger(self.run_dir, "tangolab").info("stopping the lab")
         try:
-            self.supervisor.command_inout("StopAll")
-        except tango.DevFailed:
-            pass  # not up, or gone: what it ran is found below
-        survivors = self._stop_found(exclude=("database",), timeout=timeout)
-        survivors += self._stop_found(timeout=timeout)
-        (self.run_dir / STATE_FILE).unlink(missing_ok=True)
-        self._release_lock()
+            try:
+                self.supervisor.command_inout("StopAll")
+            except tango.DevFailed:
+                pass  # not up, or gone: what it ran is found below
+            survivors = self._stop_found(exclude=(DATABASE,), timeout=timeout)
+            survivors += self._stop_found(timeout=timeout)
+            (self.run_dir / STATE_FILE).unlink(missing_ok=True)
+        finally:
+            self._lock.release()
         if survivors:
             raise LabError("could not stop " + ", ".join(f"{p.name} (pid {p.pid})" for p in survivors))
 
@@ -349,7 +405,7 @@ class Lab:
         found = {p.pid: p for p in lab_processes(self.run_dir, self.tango_host, servers) if p.name not in exclude}
         found.update({pid: LabProcess(pid, name, "", "", ()) for name, pid in self.pids.items()
                       if name not in exclude and is_alive(pid) and pid not in found})
-        ordered = sorted(found.values(), key=lambda p: not p.name.startswith(SUPERVISOR))
+        ordered = sorted(found.values(), key=lambda p: p.name != supervisor_name())  # it restarts the others
         return [p for p in ordered if not terminate(p.pid, timeout)]
 
     def leftovers(self) -> list[LabProcess]:
@@ -375,7 +431,7 @@ class Lab:
         except (FileNotFoundError, ValueError):
             state = _state_from_processes(run_dir)
         lab = cls(LabConfig(state["config"]), run_dir, state["tango_host"])
-        lab.pids = {name: pid for name, pid in state.get("pids", {}).items() if is_alive(pid)}
+        lab.pids = lab.own_pids()
         return lab
 
     def _save_state(self) -> None:
@@ -416,14 +472,10 @@ class Lab:
             raise LabError(f"{process} exited at start-up; see {log}:\n{tail}")
 
 
-def start_database(run_dir: Path, tango_host: str, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
+def start_database(run_dir: Path, tango_host: str) -> subprocess.Popen:
     """The lab's Tango database server (`tangolab.database`, its SQLite file in `run_dir`), as a
-    lab process; a lab on the loopback has it listen there, by address (else its events listen
-    everywhere)."""
-    host, port = tango_host.rsplit(":", 1)
-    listen = "127.0.0.1" if is_loopback(host) else host
-    argv = [sys.executable, "-m", "tangolab.database", "--host", listen, "--port", port, "2"]
-    return spawn("database", argv, run_dir, tango_host, pass_fds)
+    lab process."""
+    return spawn(DATABASE, database_argv(tango_host), run_dir, tango_host)
 
 
 def answering_database(host: str, port: int) -> tango.Database:
@@ -436,7 +488,7 @@ def answering_database(host: str, port: int) -> tango.Database:
 def _state_from_processes(run_dir: Path) -> dict:
     """What the state file said, rebuilt from the lab's running processes and its lab file copy."""
     running = lab_processes(run_dir)
-    database = next((p for p in running if p.name == "database"), None)
+    database = next((p for p in running if p.name == DATABASE), None)
     if not running:
         raise LabError(f"no lab is up in {run_dir} (no {STATE_FILE}, and no process of it runs)")
     try:
@@ -444,9 +496,7 @@ def _state_from_processes(run_dir: Path) -> dict:
     except (OSError, ValueError):
         config = {}
     tango_host = database.tango_host if database else running[0].tango_host
-    pids = {("supervisor" if p.name.startswith(SUPERVISOR) else p.name): p.pid for p in running
-            if p.name == "database" or p.name.startswith(SUPERVISOR)}
-    return {"tango_host": tango_host, "config": config, "pids": pids}
+    return {"tango_host": tango_host, "config": config}
 
 
 def _check_port(host: str, port: int, what: str, hint: str) -> None:

@@ -10,17 +10,22 @@ when they have grown past `LOG_LIMIT`.
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
+import json
+import logging
+import logging.handlers
 import os
 import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Self
 
 RUN_DIR_MARK = "TANGOLAB_RUN_DIR"
 NAME_MARK = "TANGOLAB_PROCESS"
@@ -28,6 +33,12 @@ LOG_LIMIT = 5_000_000  # bytes a log may reach before the next start rotates it
 LOG_KEEP = 3  # rotated logs kept: name.log.1 (newest) … name.log.3
 START_LINE = b"----- "  # opens the log of each start
 SIMULATOR_READY = re.compile(rb"listening on (\S+):(\d+) control (\S+):(\d+)")  # a simulator's first line
+LOCK_FILE = "lab.lock"  # held by whoever starts, repairs or stops the lab of a run folder
+DATABASE, WATCHDOG, SUPERVISOR = "database", "watchdog", "Supervisor"  # the lab's own processes (level 0)
+DATABASE_READY = b"Ready to accept request"  # pytango's database server, once its device is exported
+WATCHDOG_READY = b"watching "  # the watchdog's first line
+HEARTBEAT_FILE = "supervisor.heartbeat"  # touched each second by a supervisor that goes round
+STOPPED_FILE = "lab.stopped.json"  # the programs stopped on request, kept by the supervisor for the next one
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,54 @@ class LabProcess:
     argv: tuple[str, ...]
 
 
+class RunLock:
+    """The run folder's lock: one at a time starts, repairs or stops the lab there (`tangolab up`,
+    `tangolab down`, the watchdog), so that two never start the same program. Held only while
+    doing so: whether a lab runs is read from /proc (`lab_processes`), not from the lock."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / LOCK_FILE
+        self.fd: int | None = None
+
+    def acquire(self, timeout: float | None = 0.0) -> bool:
+        """Take it, waiting up to `timeout` seconds (None: as long as it takes); False if not taken."""
+        if self.fd is not None:
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self.fd = fd
+                return True
+            except BlockingIOError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    os.close(fd)
+                    return False
+                time.sleep(0.05)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> Self:
+        self.acquire(None)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def stopped_on_request(run_dir: Path) -> set[str] | None:
+    """The programs a lab's supervisor was asked to keep stopped; None for a lab never started."""
+    try:
+        return set(json.loads((run_dir / STOPPED_FILE).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
 def log_path(run_dir: Path, name: str) -> Path:
     """`<run dir>/log/<name with / as ->.log`."""
     return run_dir / "log" / f"{name.replace('/', '-')}.log"
@@ -49,6 +108,21 @@ def log_path(run_dir: Path, name: str) -> Path:
 def lab_log(run_dir: Path) -> Path:
     """The lab log: every action of the supervisor, in words."""
     return run_dir / "log" / "lab.log"
+
+
+def lab_logger(run_dir: Path, source: str) -> logging.Logger:
+    """A writer of the lab log, its lines marked with `source` (supervisor, watchdog, tangolab):
+    each process of the lab that acts on it says so there."""
+    log = logging.getLogger(f"tangolab.lab.{source}:{run_dir}")  # one process may meet several labs (tests)
+    if not log.handlers:
+        lab_log(run_dir).parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(lab_log(run_dir), maxBytes=LOG_LIMIT, backupCount=LOG_KEEP,
+                                                       delay=True)
+        handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {source}: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+    return log
 
 
 def open_log(path: Path, argv: list[str]) -> IO[str]:
@@ -86,6 +160,33 @@ def simulator_ports(log: str | Path) -> tuple[str, int, int] | None:
     for match in SIMULATOR_READY.finditer(current_run(log)):
         pass
     return (match.group(1).decode(), int(match.group(2)), int(match.group(4))) if match else None
+
+
+def host_name() -> str:
+    """This host as the supervisor and Starter name it: short, as `hostname` prints it."""
+    return socket.gethostname().split(".")[0]
+
+
+def database_argv(tango_host: str) -> list[str]:
+    """The lab's Tango database server (`tangolab.database`, its SQLite file in the working folder);
+    a lab on the loopback has it listen there, by address (else its events listen everywhere)."""
+    host, _, port = tango_host.rpartition(":")
+    listen = "127.0.0.1" if is_loopback(host) else host
+    return [sys.executable, "-m", "tangolab.database", "--host", listen, "--port", port, "2"]
+
+
+def supervisor_argv() -> list[str]:
+    """This host's supervisor, `Supervisor/<host>`: the console script beside the running Python."""
+    return [str(Path(sys.executable).parent / SUPERVISOR), host_name()]
+
+
+def watchdog_argv(hang_timeout: float) -> list[str]:
+    return [sys.executable, "-m", "tangolab.watchdog", "--hang-timeout", f"{hang_timeout:g}"]
+
+
+def supervisor_name() -> str:
+    """The supervisor's server name, as its process is named in the lab."""
+    return f"{SUPERVISOR}/{host_name()}"
 
 
 def lab_environment(run_dir: Path, name: str, tango_host: str) -> dict[str, str]:

@@ -2,26 +2,29 @@
 them running.
 
 It reads the lab file (`LabFile`, written into the run folder by `tangolab up`), takes the
-programs of its host (simulators and device servers), and starts them level by level when asked
-(`StartAll`): services and simulators, then device servers, then servers built on other devices,
-then clients; each level once the previous one answers. A program that dies is restarted with
-back-off; one that stops answering for `HangTimeout` seconds is killed and restarted; one that
-crashes `MaxRestarts` times within `CrashWindow` seconds is left failed, the device turns ALARM
-and its status shows the program's last log lines. Every action goes to `log/lab.log`.
+programs of its host (simulators and device servers) and the lab's own at level 0 (the Tango
+database, which `tangolab up` started and it adopts, and the watchdog that restarts the
+supervisor itself), and starts them level by level when asked (`StartAll`): services and
+simulators, then device servers, then servers built on other devices, then clients; each level
+once the previous one answers. A program that dies is restarted with back-off; one that stops
+answering for `HangTimeout` seconds is killed and restarted; one that crashes `MaxRestarts`
+times within `CrashWindow` seconds is left failed, the device turns ALARM and its status shows
+the program's last log lines. Every action goes to `log/lab.log`.
 Stopping or restarting the supervisor itself leaves the lab running: a new supervisor adopts
-the processes it finds (they carry the lab's mark, see `tangolab.processes`).
+the processes it finds (they carry the lab's mark, see `tangolab.processes`) and starts those
+that should run but do not (it reads which were stopped on request from `lab.stopped.json`).
 """
 
 from __future__ import annotations
 
-import logging
-import logging.handlers
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import tango
@@ -30,7 +33,23 @@ from tango.server import Device, attribute, command, device_property
 
 from tangolab.discovery import Beacon
 from tangolab.lab_config import LabConfig
-from tangolab.processes import lab_log, lab_processes, log_path, server_pid, simulator_ports, spawn
+from tangolab.processes import (
+    DATABASE,
+    HEARTBEAT_FILE,
+    STOPPED_FILE,
+    WATCHDOG,
+    WATCHDOG_READY,
+    current_run,
+    database_argv,
+    lab_logger,
+    lab_processes,
+    log_path,
+    server_pid,
+    simulator_ports,
+    spawn,
+    stopped_on_request,
+    watchdog_argv,
+)
 from tangolab.starter import StarterClient, StarterError, starter_log
 
 from ..core.server import serve
@@ -41,6 +60,7 @@ STARTER_SPAWN_TIMEOUT = 8.0  # s for Starter to take a start (it sees a death wi
 ATTRIBUTES = ("names", "phases", "levels", "pids", "restartCounts", "uptimes", "runningServers",
               "stoppedServers", "failingServers")
 RESTART_ATTRIBUTE = "startedDevices"  # what subscribers watch to subscribe again at once (tangolab.restarts)
+OWN_LEVEL = 0  # the lab's own programs: its database and the watchdog; `tangolab down` stops them
 
 
 class Supervisor(Device):
@@ -80,7 +100,7 @@ class Supervisor(Device):
         self.run_dir = Path(self.RunDir or os.getcwd()).resolve()
         self.tango_host = os.environ.get("TANGO_HOST", "localhost:10000")
         self.host = socket.gethostname().split(".")[0]
-        self.log = _lab_log(self.run_dir)
+        self.log = lab_logger(self.run_dir, "supervisor")
         try:
             config = LabConfig.load(self.run_dir / self.LabFile)
         except SystemExit as exc:  # LabConfig.load says what it could not read
@@ -93,8 +113,11 @@ class Supervisor(Device):
             hang_after=self.HangTimeout, start_timeout=self.StartTimeout,
         )
         local = LocalRunner(self.run_dir, self.tango_host)
-        self.runner = StarterRunner(local, StarterClient(self.host, self.tango_host)) if self.UseStarter else local
-        self.supervision = Supervision(self._programs(config), self.runner, policy, self.log, self._push_changes)
+        servers = {server.name for server in config.servers}
+        self.runner = (StarterRunner(local, StarterClient(self.host, self.tango_host), servers) if self.UseStarter
+                       else local)
+        self.supervision = Supervision(self._programs(config), self.runner, policy, self.log, self._push_changes,
+                                       self.run_dir / HEARTBEAT_FILE)
         self.devices_of = {server.name: [device.name for device in server.devices] for server in config.servers}
         self._started_devices: list[str] = []
         for name in (*ATTRIBUTES, RESTART_ATTRIBUTE, "State", "Status"):
@@ -108,6 +131,7 @@ class Supervisor(Device):
         self.supervision.begin(running)
         self.log.info("supervisor of %s up: %d programs, %d already running", self.host,
                       len(self.supervision.programs), len(running))
+        self._resume(running)
 
     def delete_device(self) -> None:
         if getattr(self, "beacon", None) is not None:
@@ -116,8 +140,31 @@ class Supervisor(Device):
             self.supervision.end()  # the programs keep running
         super().delete_device()
 
+    def _resume(self, running: dict[str, int]) -> None:
+        """Start what the supervisor before this one ran and no longer runs (it died while nobody
+        watched): every program but those stopped on request. A lab never started has no record."""
+        if (stopped := stopped_on_request(self.run_dir)) is None:
+            return
+        missing = [name for name in self.supervision.programs if name not in running and name not in stopped]
+        if missing:
+            self.log.info("starting what should run and does not: %s", ", ".join(missing))
+            self.supervision.start_levels(keep_stopped=stopped)
+
+    def _remember_stopped(self, stop: Iterable[str] = (), start: Iterable[str] = ()) -> None:
+        """Keep the programs stopped on request in the run folder, for a supervisor restarted later."""
+        stopped = stopped_on_request(self.run_dir)
+        if stopped is None:
+            stopped = set(self.supervision.programs)  # none started on request yet
+        stopped = (stopped | set(stop)) - set(start) - set(self._names_at({OWN_LEVEL}))  # never kept stopped
+        (self.run_dir / STOPPED_FILE).write_text(json.dumps(sorted(stopped)))
+
     def _programs(self, config: LabConfig) -> list[Program]:
-        programs = []
+        programs = [
+            Program(DATABASE, database_argv(self.tango_host), OWN_LEVEL, self._ping_probe("sys/database/2"),
+                    str(log_path(self.run_dir, DATABASE))),
+            Program(WATCHDOG, watchdog_argv(self.HangTimeout), OWN_LEVEL, self._log_probe(WATCHDOG, WATCHDOG_READY),
+                    str(log_path(self.run_dir, WATCHDOG))),
+        ]
         for simulator in config.simulators:
             name = f"simulator/{simulator.name}"
             if config.host_of(name) in (None, self.host):
@@ -127,21 +174,26 @@ class Supervisor(Device):
             if config.host_of(server.name) in (None, self.host):
                 log = starter_log(self.run_dir, server.name) if self.UseStarter else log_path(self.run_dir, server.name)
                 programs.append(Program(server.name, config.server_argv(server), config.level(server.name),
-                                        self._server_probe(server.name), str(log)))
+                                        self._ping_probe(f"dserver/{server.name}"), str(log)))
         return programs
 
-    def _server_probe(self, name: str):
-        """A ping of the server's admin device: it answers unless the process is dead or hung."""
-        admin: list[tango.DeviceProxy] = []
+    def _ping_probe(self, device: str):
+        """A ping of a device (a server's admin device, the database's own): it answers unless the
+        process is dead or hung. One proxy: after a restart it finds the new process by itself."""
+        proxy: list[tango.DeviceProxy] = []
 
         def probe() -> bool:
-            if not admin:
-                admin.append(tango.DeviceProxy(f"tango://{self.tango_host}/dserver/{name}"))
-                admin[0].set_timeout_millis(PROBE_TIMEOUT_MS)
-            admin[0].ping()
+            if not proxy:
+                proxy.append(tango.DeviceProxy(f"tango://{self.tango_host}/{device}"))
+                proxy[0].set_timeout_millis(PROBE_TIMEOUT_MS)
+            proxy[0].ping()
             return True
 
         return probe
+
+    def _log_probe(self, name: str, ready: bytes):
+        """A program answers once its current run's log says `ready`."""
+        return lambda: ready in current_run(self.supervision.programs[name].log)
 
     def _simulator_probe(self, name: str):
         """A simulator answers once its log announces its ports and its control port takes a connection."""
@@ -257,19 +309,28 @@ class Supervisor(Device):
         except KeyError as exc:
             Except.throw_exception("UnknownProgram", str(exc.args[0]), "Supervisor")
 
+    def _stoppable(self, name: str) -> None:
+        if self._known(name).level == OWN_LEVEL:
+            Except.throw_exception(
+                "OwnProgram", f"{name} is the lab's own (level {OWN_LEVEL}: the database and the watchdog) and "
+                "is not kept stopped: Restart restarts it, `tangolab down` stops the whole lab", "Supervisor")
+
     @command(dtype_in=str, doc_in="Program name (simulator/<name> or Class/instance); starts it if not running")
     def Start(self, name: str) -> None:
         self._known(name)
+        self._remember_stopped(start=[name])
         self.supervision.start(name)
 
     @command(dtype_in=str, doc_in="Program name; stops it (SIGTERM, SIGKILL after 10 s) and keeps it stopped")
     def Stop(self, name: str) -> None:
-        self._known(name)
+        self._stoppable(name)
+        self._remember_stopped(stop=[name])
         self.supervision.stop(name)
 
     @command(dtype_in=str, doc_in="Program name; kills it at once (SIGKILL) and keeps it stopped")
     def Kill(self, name: str) -> None:
-        self._known(name)
+        self._stoppable(name)
+        self._remember_stopped(stop=[name])
         self.supervision.stop(name, hard=True)
 
     @command(dtype_in=str, doc_in="Program name; stops it and starts it again")
@@ -279,21 +340,33 @@ class Supervisor(Device):
 
     @command(doc_in="Start every program, level by level (returns at once; watch State and phases)")
     def StartAll(self) -> None:
+        self._remember_stopped(start=self.supervision.programs)
         self.supervision.start_levels()
 
-    @command(doc_in="Stop every program, highest level first (returns once all have gone)")
+    @command(doc_in="Stop every program but the lab's own (level 0), highest level first (returns once all "
+             "have gone)")
     def StopAll(self) -> None:
-        self.supervision.stop_levels()
+        levels = {p.level for p in self.supervision.snapshot()} - {OWN_LEVEL}
+        self._remember_stopped(stop=self._names_at(levels))
+        self.supervision.stop_levels(levels)
 
     @command(dtype_in=int, doc_in="Level; start its programs (returns at once)")
     def StartLevel(self, level: int) -> None:
         self._level(level)
+        self._remember_stopped(start=self._names_at({level}))
         self.supervision.start_levels([level])
 
-    @command(dtype_in=int, doc_in="Level; stop its programs (returns once they have gone)")
+    @command(dtype_in=int, doc_in="Level (not 0, the lab's own); stop its programs (returns once they have gone)")
     def StopLevel(self, level: int) -> None:
         self._level(level)
+        if level == OWN_LEVEL:
+            Except.throw_exception("OwnProgram", f"level {OWN_LEVEL} is the lab's own (the database and the "
+                                   "watchdog): `tangolab down` stops the whole lab", "Supervisor")
+        self._remember_stopped(stop=self._names_at({level}))
         self.supervision.stop_levels([level])
+
+    def _names_at(self, levels: set[int]) -> list[str]:
+        return [p.name for p in self.supervision.snapshot() if p.level in levels]
 
     @command(dtype_in=str, doc_in="Program name", dtype_out=str, doc_out="The last 40 lines of its log")
     def Log(self, name: str) -> str:
@@ -338,14 +411,14 @@ class LocalRunner:
 
 
 class StarterRunner:
-    """Device servers through this host's Tango Starter (DevStart, DevStop, HardKillServer);
-    simulators, which Starter cannot run, as local processes."""
+    """Device servers through this host's Tango Starter (DevStart, DevStop, HardKillServer); the
+    rest (simulators, the database, the watchdog), which Starter cannot run, as local processes."""
 
-    def __init__(self, local: LocalRunner, starter: StarterClient) -> None:
-        self.local, self.starter = local, starter
+    def __init__(self, local: LocalRunner, starter: StarterClient, servers: set[str]) -> None:
+        self.local, self.starter, self.servers = local, starter, servers
 
     def launch(self, program: Program) -> int:
-        if program.name.startswith("simulator/"):
+        if program.name not in self.servers:
             return self.local.launch(program)
         deadline = time.monotonic() + STARTER_SPAWN_TIMEOUT
         while True:
@@ -364,7 +437,7 @@ class StarterRunner:
         return pid  # 0: not seen yet; its probe will tell
 
     def kill(self, program: Program, sig: int) -> None:
-        if program.name.startswith("simulator/"):
+        if program.name not in self.servers:
             self.local.kill(program, sig)
         else:
             try:
@@ -373,20 +446,9 @@ class StarterRunner:
                 self.local.kill(program, sig)
 
     def exit_status(self, program: Program) -> str:
-        if program.name.startswith("simulator/"):
+        if program.name not in self.servers:
             return self.local.exit_status(program)
         return "exited (a child of Starter)"
-
-
-def _lab_log(run_dir: Path) -> logging.Logger:
-    log = logging.getLogger("tangolab.supervisor")
-    if not log.handlers:
-        lab_log(run_dir).parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(lab_log(run_dir), maxBytes=5_000_000, backupCount=3)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s supervisor: %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-    return log
 
 
 def main() -> None:

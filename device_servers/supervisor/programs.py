@@ -103,12 +103,14 @@ class Supervision:
         policy: RestartPolicy = RestartPolicy(),
         log: logging.Logger | None = None,
         on_change: Callable[[], None] = lambda: None,
+        heartbeat: Path | None = None,
     ) -> None:
         self.programs = {program.name: program for program in sorted(programs, key=lambda p: p.level)}
         self.runner = runner
         self.policy = policy
         self.log = log or logging.getLogger("tangolab.supervisor")
         self.on_change = on_change  # called from the watcher thread after a change, outside the lock
+        self.heartbeat = heartbeat  # touched each second while the watcher goes round (the watchdog reads it)
         self.came_up: deque[Program] = deque()  # programs that answer again (after a restart) since on_change ran
         self.lock = threading.RLock()
         self._changed = False
@@ -175,16 +177,18 @@ class Supervision:
         self.stop(name)
         self.start(name)
 
-    def start_levels(self, levels: Iterable[int] | None = None, timeout: float | None = None) -> None:
-        """Start level by level in the background: a level's programs in parallel, each level once
-        the previous one answers (or has failed)."""
+    def start_levels(self, levels: Iterable[int] | None = None, timeout: float | None = None,
+                     keep_stopped: Iterable[str] = ()) -> None:
+        """Start level by level in the background: a level's programs in parallel (but those of
+        `keep_stopped`), each level once the previous one answers (or has failed)."""
         wanted = sorted(set(levels) if levels is not None else {p.level for p in self.programs.values()})
         self._cancel_sequence.set()
         if self._sequence is not None:
             self._sequence.join(5)
         self._cancel_sequence = cancel = threading.Event()
         self._sequence = threading.Thread(
-            target=self._start_in_order, args=(wanted, timeout or self.policy.start_timeout, cancel),
+            target=self._start_in_order,
+            args=(wanted, timeout or self.policy.start_timeout, cancel, frozenset(keep_stopped)),
             name="start levels", daemon=True,
         )
         self._sequence.start()
@@ -202,7 +206,11 @@ class Supervision:
                 thread.join()
 
     def levels_up(self, levels: Iterable[int]) -> bool:
-        return all(p.phase in (Phase.RUNNING, Phase.FAILED) for p in self.programs.values() if p.level in set(levels))
+        return self._up(p for p in self.programs.values() if p.level in set(levels))
+
+    @staticmethod
+    def _up(programs: Iterable[Program]) -> bool:
+        return all(p.phase in (Phase.RUNNING, Phase.FAILED) for p in programs)
 
     def snapshot(self) -> list[Program]:
         with self.lock:
@@ -210,20 +218,23 @@ class Supervision:
 
     # -- the watcher ---------------------------------------------------------------------------
 
-    def _start_in_order(self, levels: list[int], timeout: float, cancel: threading.Event) -> None:
+    def _start_in_order(self, levels: list[int], timeout: float, cancel: threading.Event,
+                        keep_stopped: frozenset[str] = frozenset()) -> None:
         for level in levels:
-            for program in self.programs.values():
-                if program.level == level and not cancel.is_set():
+            members = [p for p in self.programs.values() if p.level == level and p.name not in keep_stopped]
+            for program in members:
+                if not cancel.is_set():
                     self.start(program.name)
             deadline = time.monotonic() + timeout
-            while not cancel.is_set() and not self.levels_up([level]) and time.monotonic() < deadline:
+            while not cancel.is_set() and not self._up(members) and time.monotonic() < deadline:
                 cancel.wait(0.05)
-            if not cancel.is_set() and not self.levels_up([level]):
-                late = [p.name for p in self.programs.values() if p.level == level and p.phase != Phase.RUNNING]
+            if not cancel.is_set() and not self._up(members):
+                late = [p.name for p in members if p.phase != Phase.RUNNING]
                 self.log.warning("level %d not up after %g s (%s); starting the next level anyway",
                                  level, timeout, ", ".join(late))
 
     def _watch(self) -> None:
+        beaten = 0.0
         while not self._stop.is_set():
             with self.lock:  # a pidfd stands for one process: a Start may replace it (same number) meanwhile
                 watched = {p.pidfd: (p, p.pid) for p in self.programs.values() if p.pidfd >= 0}
@@ -242,6 +253,12 @@ class Supervision:
                 for program in self.programs.values():
                     self._check(program, now)
                 changed, self._changed = self._changed, False
+            if self.heartbeat is not None and now - beaten >= 1.0:
+                beaten = now
+                try:
+                    self.heartbeat.touch()
+                except OSError as exc:  # the run folder gone: nothing to tell, nothing to stop for
+                    self.log.debug("no heartbeat: %s", exc)
             if changed:
                 try:
                     self.on_change()
@@ -333,7 +350,8 @@ class Supervision:
                     self._exited(program, time.monotonic(), f"could not start: {exc}")
             return
         with self.lock:
-            if program.launches != launch or program.phase != Phase.STARTING:  # stopped meanwhile
+            # stopped meanwhile (a quick probe may have found it running already: that is no stop)
+            if program.launches != launch or program.phase not in (Phase.STARTING, Phase.RUNNING):
                 if pid:
                     self.runner.kill(replace(program, pid=pid), signal.SIGKILL)
                 return
@@ -345,7 +363,7 @@ class Supervision:
         program.pid, program.phase, program.reason, program.has_run = pid, Phase.STARTING, "adopted", False
         program.started_at, program.launched_at, program.answered_at = _start_time(pid), time.monotonic(), 0.0
         self._open_pidfd(program)
-        self._note(program, f"watching {program.name} again (pid {pid}, already running)")
+        self._note(program, f"watching {program.name} (pid {pid}, already running)")
 
     def _terminate(self, program: Program, pid: int, sig: int, grace: float = 10.0) -> None:
         """Signal, then wait (outside the lock) until it has gone, SIGKILL after `grace`. The process

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,6 +19,7 @@ from tangolab.lab_config import LabConfig, free_port
 from tangolab.launcher import STATE_FILE
 from tangolab.processes import lab_processes, terminate
 from tangolab.scripting import wait_until
+from tests.wire import Wire
 
 TANGOLAB = [sys.executable, "-m", "tangolab"]
 
@@ -29,6 +31,18 @@ def tangolab(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
 def lab_file(folder: Path) -> Path:
     path = folder / "lab.json"
     path.write_text(json.dumps(LabConfig.load().with_free_ports().data))
+    return path
+
+
+def small_lab_file(folder: Path) -> Path:
+    """The relay and the cryocon with its simulator: a whole lab all the same, up sooner."""
+    data = LabConfig.load().with_free_ports().data
+    data["servers"] = {name: data["servers"][name] for name in ("Relay", "TemperatureController")}
+    tangolab = data["tangolab"]
+    tangolab["simulators"] = {"cryocon": tangolab["simulators"]["cryocon"]}
+    tangolab["levels"] = {"Relay/lab": 1}
+    path = folder / "small-lab.json"
+    path.write_text(json.dumps(data))
     return path
 
 
@@ -67,6 +81,34 @@ def test_up_prints_the_devices_and_status_the_programs(detached):
     assert "running" in status.stdout
 
 
+def test_status_keeps_cells_short_and_says_below_why_a_device_does_not_answer(detached):
+    run_dir, host, _ = detached
+    assert tangolab("call", "--tango-host", host, "supervisor", "Kill", "Chiller/lab").returncode == 0
+    try:
+        status = tangolab("status", "--run-dir", str(run_dir))
+    finally:
+        assert tangolab("call", "--tango-host", host, "supervisor", "Start", "Chiller/lab").returncode == 0
+    table = status.stdout.split("\n\n")[0].splitlines()
+    assert max(len(line) for line in table) < 100, status.stdout
+    chiller = next(line for line in table if line.startswith("lab/chiller/1 "))
+    assert chiller.split()[2:4] == ["no", "answer"], chiller
+    why = status.stdout.split("\n\n")[1]  # below the table, in full
+    assert why.startswith("lab/chiller/1: ") and "connect" in why.lower(), status.stdout
+    wait_until(lambda: tangolab("get", "--tango-host", host, "chiller/1/State").returncode == 0, 60,
+               what="the chiller back")
+
+
+def test_status_shows_each_simulators_port_and_control_port(detached):
+    run_dir, _, _ = detached
+    status = tangolab("status", "--run-dir", str(run_dir))
+    row = next(line for line in status.stdout.splitlines() if line.startswith("simulator/cryocon "))
+    port, control = re.search(r" (\d+), control (\d+)$", row).groups()
+    config = json.loads((run_dir.parent / "lab.json").read_text())
+    assert int(port) == config["tangolab"]["simulators"]["cryocon"]["port"]
+    with Wire(int(control)) as wire:  # a user injecting a fault needs no log to find it
+        assert wire.ask(b"status\n").startswith(b"delay=0 garbage=off offline=off")
+
+
 def test_the_lab_is_heard_on_the_network(detached):
     _, host, _ = detached
     heard = tangolab("discover", "--all", "--timeout", "5")
@@ -86,7 +128,11 @@ def test_second_up_in_the_same_folder_is_refused_and_changes_nothing(detached, t
     assert {p.pid for p in lab_processes(run_dir)} == before
     assert (run_dir / STATE_FILE).read_text() == state
     assert all((run_dir / "log" / name).stat().st_size >= size for name, size in logs.items()), "a log was truncated"
-    assert tangolab("status", "--run-dir", str(run_dir)).returncode == 0
+    named = re.findall(r"`([^`]+)`", second.stderr)  # the commands it names work as given, from here
+    status = next(command for command in named if " status" in command)
+    shown = subprocess.run(status, shell=True, capture_output=True, text=True, timeout=180, check=False)
+    assert shown.returncode == 0 and "lab/cryocon/1" in shown.stdout, (status, shown.stderr)
+    assert any(" down" in command and str(run_dir) in command for command in named), second.stderr
 
 
 def test_a_lab_on_the_loopback_listens_only_on_the_loopback(detached):
@@ -98,7 +144,7 @@ def test_a_lab_on_the_loopback_listens_only_on_the_loopback(detached):
         timeout=60, check=False,
     )
     assert subscriber.returncode == 0, subscriber.stderr
-    pids = {p.pid for p in lab_processes(run_dir)}
+    pids = {p.pid for p in lab_processes(run_dir) if p.name != "watchdog"}  # the watchdog has no socket at all
     listening = listening_sockets(pids)
     assert len({pid for pid, _ in listening}) == len(pids), "every process of the lab listens somewhere"
     assert not [(pid, address) for pid, address in listening if not address.startswith("127.")], listening
@@ -193,31 +239,67 @@ def test_status_without_a_lab_says_so(tmp_path):
     assert "no lab is up" in result.stderr
 
 
-def test_foreground_lab_restarts_its_supervisor_and_stops_everything_on_sigterm(tmp_path):
-    run_dir = tmp_path / "var"
+def foreground(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    """`tangolab up` in the foreground, its output a pipe, once it says how to stop the lab."""
+    run_dir = (tmp_path / "var").resolve()
     process = subprocess.Popen(
-        [*TANGOLAB, "up", "--config", str(lab_file(tmp_path)), "--tango-host", f"127.0.0.1:{free_port()}",
+        [*TANGOLAB, "up", "--config", str(small_lab_file(tmp_path)), "--tango-host", f"127.0.0.1:{free_port()}",
          "--run-dir", str(run_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    output: list[str] = []
-    threading.Thread(target=lambda: output.extend(process.stdout), daemon=True).start()
     try:
-        wait_until(lambda: any("Ctrl-C stops the lab" in line for line in output), 180, what="the lab up")
-        assert len(lab_processes(run_dir.resolve())) > 20
+        for line in process.stdout:  # ends if `up` fails: its output closes
+            if "Ctrl-C stops the lab" in line:
+                break
+        assert process.poll() is None, "the lab did not come up"
+        assert {p.name for p in lab_processes(run_dir)} >= {"database", "watchdog", "Relay/lab", "simulator/cryocon"}
+    except BaseException:
+        process.kill()
+        stopped_everything(process, run_dir)
+        raise
+    return process, run_dir
 
-        def supervisors() -> list[int]:
-            return [p.pid for p in lab_processes(run_dir.resolve()) if p.name.startswith("Supervisor/")]
 
-        first = supervisors()
-        os.kill(first[0], signal.SIGKILL)  # the foreground `up` watches the supervisor
-        wait_until(lambda: supervisors() and supervisors() != first, 60, what="the supervisor started again")
-        process.send_signal(signal.SIGTERM)
+def stopped_everything(process: subprocess.Popen, run_dir: Path) -> list:
+    """Wait for the foreground `up` to end; what of its lab is left (then stopped by PID)."""
+    try:
         process.wait(timeout=90)
     finally:
         if process.poll() is None:
             process.kill()
-        leftovers = lab_processes(run_dir.resolve())
-        kill_everything_of(run_dir.resolve())
+        leftovers = lab_processes(run_dir)
+        kill_everything_of(run_dir)
+    return leftovers
+
+
+def test_foreground_lab_stops_everything_on_sigterm_and_its_supervisor_is_restarted_meanwhile(tmp_path):
+    process, run_dir = foreground(tmp_path)
+    output: list[str] = []
+    threading.Thread(target=lambda: output.extend(process.stdout), daemon=True).start()
+
+    def supervisors() -> list[int]:
+        return [p.pid for p in lab_processes(run_dir) if p.name.startswith("Supervisor/")]
+
+    first = supervisors()
+    os.kill(first[0], signal.SIGKILL)  # its watchdog restarts it
+    wait_until(lambda: supervisors() and supervisors() != first, 60, what="the supervisor started again")
+    process.send_signal(signal.SIGTERM)
+    assert not stopped_everything(process, run_dir), "SIGTERM left lab processes running"
     assert process.returncode == 0, "".join(output)
-    assert not leftovers, "SIGTERM left lab processes running"
+
+
+def test_foreground_lab_stops_everything_when_its_terminal_hangs_up(tmp_path):
+    process, run_dir = foreground(tmp_path)
+    threading.Thread(target=lambda: process.stdout.read(), daemon=True).start()
+    process.send_signal(signal.SIGHUP)
+    assert not stopped_everything(process, run_dir), "SIGHUP left lab processes running"
+    assert process.returncode == 0
+
+
+def test_foreground_lab_whose_output_closed_stops_everything_on_ctrl_c(tmp_path):
+    """`tangolab up | tee lab.log` ended with Ctrl-C: tee goes first, the lab's messages meet a closed pipe."""
+    process, run_dir = foreground(tmp_path)
+    process.stdout.close()
+    process.send_signal(signal.SIGINT)
+    assert not stopped_everything(process, run_dir), "the lab was left running"
+    assert process.returncode == 0

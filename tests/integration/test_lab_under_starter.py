@@ -59,3 +59,14 @@ def test_a_killed_server_is_restarted_through_starter(lab):
                for line in lab_log(lab.run_dir).read_text().splitlines())
     starter = StarterClient(host_name(), lab.tango_host)
     wait_until(lambda: CRYOCON in starter.running(), 30, what="Starter listing it running again")
+
+
+def test_a_killed_supervisor_is_restarted_by_its_watchdog_and_restarts_servers_through_starter(lab):
+    old = lab.own_pids()["supervisor"]
+    os.kill(old, signal.SIGKILL)
+    wait_until(lambda: lab.own_pids().get("supervisor", old) != old, 60, what="a new supervisor")
+    wait_until(lambda: all(p["phase"] == "running" for p in lab.programs()), 60, what="every program watched again")
+    pid = lab.pid(CRYOCON)
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: lab.pid(CRYOCON) not in (0, pid), 90, what="the server started again through Starter")
+    lab.wait_device("lab/cryocon/1")

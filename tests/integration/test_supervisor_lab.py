@@ -17,7 +17,7 @@ import tango
 
 from tangolab import history
 from tangolab.lab_config import LabConfig
-from tangolab.processes import lab_log, log_path
+from tangolab.processes import lab_log, log_path, supervisor_name
 from tangolab.scripting import wait_until
 from tangolab.spy import Spy
 from tests.conftest import run_lab
@@ -57,9 +57,11 @@ def log_times(lab, pattern: str) -> list[float]:
 def test_programs_start_level_by_level(lab):
     running = programs(lab)
     assert all(p["phase"] == "running" for name, p in running.items() if name != BROKEN), running
-    started = {name: min(log_times(lab, f"started {re.escape(name)} ")) for name in running}
+    assert {name: p["level"] for name, p in running.items() if p["level"] == 0} == {"database": 0, "watchdog": 0}
+    assert log_times(lab, r"supervisor: watching database \(pid \d+, already running\)")  # `up` started it
+    started = {name: min(log_times(lab, f"started {re.escape(name)} ")) for name in running if name != "database"}
     answered = {name: min(log_times(lab, f"{re.escape(name)} answers")) for name in running if name != BROKEN}
-    for level in (2, 3):
+    for level in (1, 2, 3):
         below = [answered[name] for name, p in running.items() if p["level"] == level - 1 and name in answered]
         for name, program in running.items():
             if program["level"] == level:
@@ -148,17 +150,31 @@ def test_unknown_program_or_level_is_refused_with_what_exists(lab):
     assert "TemperatureController/lab" in refused.value.args[0].desc
     with pytest.raises(tango.DevFailed) as refused:
         lab.supervisor.command_inout("StopLevel", 7)
-    assert refused.value.args[0].reason == "UnknownLevel" and "[1, 2, 3]" in refused.value.args[0].desc
+    assert refused.value.args[0].reason == "UnknownLevel" and "[0, 1, 2, 3]" in refused.value.args[0].desc
+
+
+def test_the_labs_own_programs_are_not_kept_stopped(lab):
+    for command, argument in (("Stop", "database"), ("Kill", "watchdog"), ("StopLevel", 0)):
+        with pytest.raises(tango.DevFailed) as refused:
+            lab.supervisor.command_inout(command, argument)
+        assert refused.value.args[0].reason == "OwnProgram", (command, argument)
+        assert "tangolab down" in refused.value.args[0].desc
+    assert all(p["phase"] == "running" for name, p in programs(lab).items() if name in ("database", "watchdog"))
 
 
 def test_a_new_supervisor_adopts_the_running_programs(lab):
     before = {name: p["pid"] for name, p in programs(lab).items() if p["phase"] == "running"}
-    old = lab.pids["supervisor"]
-    os.kill(old, signal.SIGKILL)
-    wait_until(lambda: not lab.supervisor_alive(), 30, what="the supervisor gone")
-    assert all(os.path.exists(f"/proc/{pid}") for pid in before.values()), "the lab went down with its supervisor"
+    old = lab.own_pids()["supervisor"]
+    watchdog = before["watchdog"]
+    os.kill(watchdog, signal.SIGSTOP)  # so that the lab is seen without a supervisor
+    try:
+        os.kill(old, signal.SIGKILL)
+        wait_until(lambda: "supervisor" not in lab.own_pids(), 30, what="the supervisor gone")
+        assert all(os.path.exists(f"/proc/{pid}") for pid in before.values()), "the lab went down with its supervisor"
+    finally:
+        os.kill(watchdog, signal.SIGCONT)  # its watchdog starts a new one
 
-    lab.start_supervisor()
+    wait_until(lambda: lab.own_pids().get("supervisor", old) != old, 60, what="a new supervisor")
     wait_until(lambda: all(p["phase"] == "running" for name, p in programs(lab).items() if name in before), 60,
                what="every program watched again")
     assert {name: p["pid"] for name, p in programs(lab).items() if name in before} == before  # not restarted
@@ -166,3 +182,18 @@ def test_a_new_supervisor_adopts_the_running_programs(lab):
     os.kill(adopted, signal.SIGKILL)  # not the new supervisor's child: still seen at once
     wait_until(lambda: lab.pid(CRYOCON) not in (0, adopted), 60, what="the adopted server restarted")
     lab.wait_device("lab/cryocon/1")
+
+
+def test_a_hung_supervisor_is_killed_and_replaced_by_its_watchdog(lab):
+    old = lab.own_pids()["supervisor"]
+    os.kill(old, signal.SIGSTOP)  # its heartbeat stops
+    try:
+        wait_until(lambda: lab.own_pids().get("supervisor", old) != old, 30 + 3 * HANG_TIMEOUT,
+                   what="the hung supervisor replaced")
+    finally:
+        if os.path.exists(f"/proc/{old}"):
+            os.kill(old, signal.SIGKILL)
+    assert log_times(lab, rf"watchdog: {re.escape(supervisor_name())} \(pid {old}\) has not gone round for \d+ s: "
+                          "killing it")
+    wait_until(lambda: lab.supervisor.ping(), 60, what="the new supervisor answering")
+

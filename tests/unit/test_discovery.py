@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -89,6 +91,34 @@ def test_a_lab_on_the_loopback_announces_only_on_the_loopback() -> None:
     for tango_host in ("192.0.2.77:10000", f"{socket.gethostname()}:10000"):  # a host name: the network's
         network = Beacon(tango_host, "demo").destinations()
         assert "255.255.255.255" in network and LOOPBACK_BROADCAST in network
+
+
+def test_a_lab_on_the_loopback_sends_from_the_loopback(port: int) -> None:
+    """Its socket is bound there, not to 0.0.0.0 (where anything sent to its port would reach it)."""
+    before = udp_sockets()
+    with Beacon("localhost:10000", "demo", port=port, period=0.2):
+        discover(timeout=10, port=port, settle=0.1)  # it has sent: its socket is bound
+        opened = {inode: address for inode, address in udp_sockets().items() if inode not in before}
+    assert list(opened.values()) == ["127.0.0.1"], opened
+
+
+def udp_sockets() -> dict[str, str]:
+    """This process's bound IPv4 UDP sockets, inode → local address, from /proc."""
+    inodes = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = {}
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        address, port = fields[1].split(":")
+        if fields[9] in inodes and int(port, 16):
+            found[fields[9]] = socket.inet_ntop(socket.AF_INET, bytes.fromhex(address)[::-1])
+    return found
 
 
 def test_garbage_and_other_protocols_are_ignored(port: int, noise: None) -> None:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -162,3 +163,12 @@ def test_unknown_names_say_what_exists(tmp_path, supervise):
     supervision = supervise(program(tmp_path, "sleeper", SLEEPER))
     with pytest.raises(KeyError, match="known: sleeper"):
         supervision.start("sleepr")
+
+
+def test_programs_kept_stopped_are_not_started_nor_waited_for(tmp_path, supervise):
+    kept, started, next_level = (program(tmp_path, name, SLEEPER, level) for name, level in
+                                 (("kept", 1), ("started", 1), ("next", 2)))
+    supervision = supervise(kept, started, next_level, policy=replace(QUICK, start_timeout=600))
+    supervision.start_levels(keep_stopped={"kept"})
+    wait_until(lambda: next_level.phase == Phase.RUNNING, 30, what="the next level running, not held by the kept one")
+    assert started.phase == Phase.RUNNING and kept.phase == Phase.STOPPED and not kept.pid
