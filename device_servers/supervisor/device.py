@@ -188,7 +188,7 @@ class Supervisor(Device):
                 program, when = self.supervision.ended.popleft()
                 if devices := self.devices_of.get(program.name, []):
                     self._ended_devices = (devices, when)
-                    self.push_change_event(END_ATTRIBUTE, devices, when, AttrQuality.ATTR_VALID, len(devices), 0)
+                    self.push_change_event(END_ATTRIBUTE, devices, when, AttrQuality.ATTR_VALID)
             while self.supervision.came_up:
                 self._started_devices = self.devices_of.get(self.supervision.came_up.popleft().name, [])
                 if self._started_devices:
