@@ -3,7 +3,7 @@
     intake = Intake()
     feed = intake.add("tango://host:10000/lab/cryocon/1/temperatureA")
     while True:
-        for event in feed.take():          # or: for feed, events in intake.take(): ...
+        for event in feed.take():
             print(event_time(event), event.errors[0].reason if event.err else event.attr_value.value)
         time.sleep(0.02)
     intake.close()
@@ -29,7 +29,7 @@ What it takes care of, so that no client has to:
   just after the last value taken, so that an outage never reads as valid data).
 - **Loss said, never silent.** Tango's `API_MissedEvents`, and a queue found full when drained
   (`QUEUE_FULL`, just before the events it kept), come as error events; each feed counts what
-  it received, lost and failed.
+  it `received`, its `losses` and its `failures`.
 - **Devices away.** A subscription that fails because the device does not answer is tried again
   with back-off (at once when its server is announced up); an attribute that offers no events
   is read every `poll_period` when one is given.
@@ -164,7 +164,7 @@ class Feed:
         self.event_id: int | None = None
         self.received = 0  # events Tango delivered
         self.losses = 0  # reports of lost events (Tango's missed events, a full queue)
-        self.errors = 0  # error events (the device away, a read failing, a server's end)
+        self.failures = 0  # error events (the device away, a read failing, a server's end)
         self.closed = False
         self._arrived: deque | None = None  # by callback: what the callback appended
         self._notices: deque[Notice] = deque()
@@ -224,7 +224,7 @@ class Feed:
                 if event.errors[0].reason in LOSS_REASONS:
                     self.losses += 1
                 else:
-                    self.errors += 1
+                    self.failures += 1
         self._last = events[-1]
 
     def _with_notices(self, events: list) -> list:
@@ -243,7 +243,7 @@ class Feed:
                 after.append(Notice.reading(self.name, reading))
         if after:
             self._last = after[-1]
-            self.errors += sum(notice.err for notice in after)
+            self.failures += sum(notice.err for notice in after)
         return before + events + after if before or after else events
 
     def _notify(self, notice: Notice) -> None:
@@ -308,16 +308,10 @@ class Intake:
         with self._lock:
             if feed in self._feeds:
                 self._feeds.remove(feed)
-        self._workers.submit(self._unsubscribe, feed)
-
-    def take(self) -> list[tuple[Feed, list]]:
-        """Every feed's events since the last take: (feed, events) for those that have some."""
-        taken = []
-        for feed in self.feeds:
-            events = feed.take()
-            if events:
-                taken.append((feed, events))
-        return taken
+        try:
+            self._workers.submit(self._unsubscribe, feed)
+        except RuntimeError:  # the intake is closed: nothing waits any more
+            self._unsubscribe(feed)
 
     def wait(self, timeout: float) -> None:
         """Until something may have come, at most `timeout` s: by callback, until an event or a
@@ -337,12 +331,13 @@ class Intake:
         """Unsubscribe everything and end the intake's threads."""
         self._stop.set()
         self._thread.join(timeout=5)
-        self._workers.shutdown(wait=True, cancel_futures=True)
+        for feed in self.feeds:
+            feed.closed = True  # what waits for a worker now is skipped; removals still run
+        self._workers.shutdown(wait=True)
         with self._lock:
             feeds, self._feeds = self._feeds + self._news, []
             self._news = []
         for feed in feeds:
-            feed.closed = True
             self._unsubscribe(feed)
 
     # -- subscribing ------------------------------------------------------------------------------
@@ -454,7 +449,8 @@ class Intake:
 
         def run() -> None:
             try:
-                job(feed)
+                if not feed.closed:
+                    job(feed)
             finally:
                 feed._busy = False
 
