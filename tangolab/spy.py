@@ -133,9 +133,7 @@ class Spy:
         while self._health:
             records.append(self._health.popleft())
         for sub in self.subscriptions:
-            events = sub.feed.take()
-            if events:
-                records += [self._event_record(sub, event) for event in events]
+            records += [self._event_record(sub, event) for event in sub.feed.take()]
         if time.monotonic() >= self._next_rescan:  # devices back, attributes created at run time (the relay's)
             for device, glob in list(self._globs.items()):
                 self._pending.pop(device, None)

@@ -1,9 +1,10 @@
 """`Archiver`: the lab's history — attribute values and lab messages in HDB++ tables.
 
 Subscribes to the attributes its `ArchivedAttributes` property lists (and those added at run
-time), queues every value for one writer thread that stores them in batches, and keeps going
-when a device server restarts: the outage is stored as one error row from when it began (a
-server's end as its supervisor saw it), and values resume by themselves. It is also a Tango log consumer: a device whose logging target is
+time) through one `tangolab.events.Intake`, queues every value for one writer thread that stores
+them in batches, and keeps going when a device server restarts: the outage is stored as one
+error row from when it began (a server's end as its supervisor saw it), and values resume by
+themselves. It is also a Tango log consumer: a device whose logging target is
 `device::lab/archiver/1` has its log records stored as lab messages, as are the messages of the
 `Message` command. Each new message is pushed as a change event of `lastMessage`.
 """
