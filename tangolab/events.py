@@ -298,7 +298,9 @@ class Intake:
             self._feeds.append(feed)
             listen = feed.lab not in self._labs
             self._labs.add(feed.lab)
-        if listen:
+        if listen and now:  # the supervisors are heard before the caller goes on
+            self._listen(feed.lab)
+        elif listen:
             self._workers.submit(self._listen, feed.lab)
         return feed
 
