@@ -415,4 +415,6 @@ def report(title: str, figures: dict, base: dict | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    sys.stdout.flush()
+    os._exit(status)  # cppTango's exit handler deadlocks with an event callback waiting for the GIL (PITFALLS.md)

@@ -8,9 +8,10 @@ What it changes in taurus_pyqtgraph's TaurusTrend (5.4.1 / 0.9.9), measured ther
   the same reading as the Change after it: a point is stored once here (a reading whose time is
   not after the last one is dropped).
 - Every event was decoded by Taurus (a TaurusAttrValue with units) and redrew its curve on the
-  GUI thread (a core at 1 kHz, seconds of freeze at 3 kHz): here the trend subscribes itself, a
-  callback only appends (time, value) to a deque, and a timer takes them in and redraws at most
-  10 times a second, whatever the rate. Taurus still holds the model (names, labels, tools).
+  GUI thread (a core at 1 kHz, seconds of freeze at 3 kHz): here the trend subscribes through the
+  window's event intake (`gui_intake`), whose callback only appends each event to a deque, and a
+  timer takes them in and redraws at most 10 times a second, whatever the rate. Taurus still
+  holds the model (names, labels, tools).
 - A value that does not change came as one point, drawn as nothing until it changed: the last
   value is drawn held up to now.
 - History comes from the lab's archive (tangolab's store, SQLite or PostgreSQL), read in a
@@ -23,7 +24,6 @@ What it changes in taurus_pyqtgraph's TaurusTrend (5.4.1 / 0.9.9), measured ther
 from __future__ import annotations
 
 import collections
-import contextlib
 import math
 import threading
 import time
@@ -36,8 +36,9 @@ from taurus_pyqtgraph import TaurusTrend
 from taurus_pyqtgraph.taurustrendset import TaurusTrendSet
 
 from gui.trend_history import archive_of_lab, archived_name, read_history
+from tangolab.events import Feed, Intake, event_time, is_loss
 
-__all__ = ["LabTrend", "LabTrendSet", "archive_of_lab", "responsive_interpreter"]
+__all__ = ["LabTrend", "LabTrendSet", "archive_of_lab", "gui_intake", "responsive_interpreter"]
 
 REDRAW_PERIOD = 0.1  # s: at most 10 redraws a second, whatever the event rate
 HOLD_REDRAW_PERIOD = 1.0  # s: how often a held (unchanged) value's line is stretched to now
@@ -70,96 +71,32 @@ def _plain(rvalue) -> np.ndarray:
     return np.asarray(getattr(rvalue, "magnitude", rvalue), dtype=np.float64).ravel()
 
 
-class Readings:
-    """One attribute's readings, kept aside until the redraw timer takes them.
+POLL_PERIOD = 3.0  # s, as Taurus polls what pushes no events
+_intake: Intake | None = None
 
-    Change events come to a callback that only appends (time, value) to a deque: the least
-    Python per event (Taurus decodes each into a TaurusAttrValue with units first, on the same
-    thread). Not Tango's event queue with get_events: pytango 10.3.1 holds the GIL in get_events
-    while it waits for the event-map lock, which the keep-alive thread holds while it calls back
-    into Python (re-subscribing), and the GUI froze for good. Subscribes in a thread, again every
-    RETRY s while the device is away (then Tango itself re-subscribes after a restart); an
-    attribute that pushes no events is read every POLL_PERIOD s in that thread, never on the GUI's.
-    """
 
-    POLL_PERIOD = 3.0  # s, as Taurus polls what pushes no events
-    RETRY = 2.0  # s between tries to subscribe to a device that is away
-    #: errors that mean the attribute will never push events, not that its device is away
-    REFUSALS = ("API_EventPropertiesNotSet", "API_AttributePollingNotStarted")
+def gui_intake() -> Intake:
+    """The window's one event intake, taking events by callback: the GUI process takes events one
+    way only, Taurus's (pytango 10.3.1 deadlocks a process that waits in get_events while the
+    keep-alive thread calls a Python callback, and the GUI froze for good). Each callback only
+    appends the event to a deque; the redraw timer takes them. Subscribing, reading what pushes no
+    events (every POLL_PERIOD s), subscribing again after a restart: on the intake's threads."""
+    global _intake
+    if _intake is None:
+        _intake = Intake(by_callback=True)
+    return _intake
 
-    def __init__(self, attribute: str) -> None:
-        self.device, _, self.name = attribute.rpartition("/")
-        self.proxy = None
-        self.event_id: int | None = None
-        self.arrived: collections.deque = collections.deque()  # (time, value or None), from any thread
-        self.polling = False
-        self.closed = threading.Event()
-        threading.Thread(target=self._subscribe, name=f"subscribe {self.name}", daemon=True).start()
 
-    def _subscribe(self) -> None:
-        import tango
-
-        attempts = 0
-        while not self.closed.is_set():
-            try:
-                if self.proxy is None:
-                    self.proxy = tango.DeviceProxy(self.device)
-                self.event_id = self.proxy.subscribe_event(
-                    self.name, tango.EventType.CHANGE_EVENT, self._on_event
-                )
-                break
-            except tango.DevFailed as error:
-                if self.proxy is not None and {e.reason for e in error.args} & set(self.REFUSALS):
-                    self._poll()
-                    return
-                if attempts == 0:
-                    self.arrived.append((time.time(), None))  # away: a gap, nothing held
-                attempts += 1
-                self.closed.wait(self.RETRY)
-        if self.closed.is_set():
-            self.close()
-
-    def _on_event(self, event) -> None:
-        """On Tango's event thread: as little as possible."""
+def readings(events: list) -> list[tuple[float, object]]:
+    """(time, value) of each event, None where there was no reading (INVALID, an error, a server's end)."""
+    taken = []
+    for event in events:
         if event.err:
-            self.arrived.append((time.time(), None))  # away: a gap, nothing held
+            if not is_loss(event):
+                taken.append((event_time(event), None))
         elif event.attr_value is not None:
-            self.arrived.append((event.attr_value.time.totime(), event.attr_value.value))
-
-    def _poll(self) -> None:
-        import tango
-
-        self.polling = True
-        while not self.closed.is_set():
-            try:
-                reading = self.proxy.read_attribute(self.name)
-                self.arrived.append((reading.time.totime(), reading.value))
-            except tango.DevFailed:
-                self.arrived.append((time.time(), None))
-            self.closed.wait(self.POLL_PERIOD)
-
-    def take(self, into: collections.deque) -> None:
-        """Move what arrived into `into` as (time, float values, or None where there was no reading)."""
-        while self.arrived:
-            t, value = self.arrived.popleft()
-            if value is None:  # INVALID, or no answer
-                into.append((t, None))
-                continue
-            try:
-                into.append((t, np.asarray(value, dtype=np.float64).ravel()))
-            except (TypeError, ValueError):
-                pass  # not a number: nothing to draw
-
-    def close(self) -> None:
-        self.closed.set()
-        proxy, event_id, self.event_id = self.proxy, self.event_id, None
-        if event_id is not None:
-
-            def unsubscribe() -> None:
-                with contextlib.suppress(Exception):  # gone already: nothing to undo
-                    proxy.unsubscribe_event(event_id)
-
-            threading.Thread(target=unsubscribe, name=f"unsubscribe {self.name}", daemon=True).start()
+            taken.append((event.attr_value.time.totime(), event.attr_value.value))
+    return taken
 
 
 class LabTrendSet(TaurusTrendSet):
@@ -185,7 +122,7 @@ class LabTrendSet(TaurusTrendSet):
     def _attach(self, **kwargs):
         """The model's Taurus attribute, without listening to it: Taurus would decode every event
         on Tango's thread, holding the GIL the GUI thread needs (a stall whenever the OS pauses
-        that thread on a busy machine). Readings come from our own subscription (see Readings)."""
+        that thread on a busy machine). Readings come from the window's event intake (gui_intake)."""
         import taurus
 
         key = self._checkModelKey(kwargs["key"]) if "key" in kwargs else self.modelKeys[0]
@@ -198,13 +135,15 @@ class LabTrendSet(TaurusTrendSet):
             return False
         self._attached[key] = False
         if name:
-            self._subscription = Readings(archived_name(self.getFullModelName() or name))
+            self._feed: Feed | None = gui_intake().add(
+                archived_name(self.getFullModelName() or name), poll_period=POLL_PERIOD, now=False
+            )
         return False
 
     def _detach(self, **kwargs):
-        if getattr(self, "_subscription", None) is not None:
-            self._subscription.close()
-            self._subscription = None
+        if getattr(self, "_feed", None) is not None:
+            gui_intake().remove(self._feed)
+            self._feed = None
         return super()._detach(**kwargs)
 
     # -- intake from Taurus (forced reads) ------------------------------------------------------------
@@ -260,8 +199,15 @@ class LabTrendSet(TaurusTrendSet):
 
     def take_in(self, now: float, draw: bool = True) -> bool:
         """Move queued readings into the buffers and, if `draw`, redraw what changed; whether any came."""
-        if getattr(self, "_subscription", None) is not None:
-            self._subscription.take(self._incoming)
+        if getattr(self, "_feed", None) is not None:
+            for t, value in readings(self._feed.take()):
+                if value is None:
+                    self._incoming.append((t, None))
+                    continue
+                try:
+                    self._incoming.append((t, np.asarray(value, dtype=np.float64).ravel()))
+                except (TypeError, ValueError):
+                    pass  # not a number: nothing to draw
         points = []
         while self._incoming:
             points.append(self._incoming.popleft())

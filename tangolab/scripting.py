@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 import tango
 
+from .events import Intake, Notice, attribute_name, is_loss
 from .names import Names, trl
 
 T = TypeVar("T")
@@ -72,29 +73,21 @@ def wait_for(
 
     Driven by change events: each value the attribute sends is tested in turn, so the wait ends on
     the first event that satisfies the condition. An attribute without events is read every
-    `poll_period` seconds instead, and so is one whose events have been quiet that long: an event
-    pushed while the new subscription was still on its way to the server is lost (ZMQ's late
-    joiner), and a state reached then would otherwise be missed. A read error counts as the
-    condition not holding. On time-out, `ConditionTimeout` says the last value seen and for how long
-    the condition had held.
+    `poll_period` seconds instead. Events come through `tangolab.events.Intake`: a value pushed
+    while the new subscription was still on its way to the server (ZMQ's late joiner) is read
+    back, and a server restarted meanwhile is subscribed again at once. A read error, or the
+    attribute's server ending, counts as the condition not holding. On time-out,
+    `ConditionTimeout` says the last value seen and for how long the condition had held.
     """
-    device, name = device_and_attribute(attr)
+    intake = Intake(queue_size=tango.constants.ALL_EVENTS)
     try:
-        event_id: int | None = device.subscribe_event(name, tango.EventType.CHANGE_EVENT, tango.constants.ALL_EVENTS)
-    except tango.DevFailed:
-        event_id = None  # no events: read it
-    start = time.monotonic()
-    deadline = start + timeout
-    last: object = None
-    held_since: float | None = None
-    next_read = start
-    try:
+        feed = intake.add(_full_name(attr), poll_period=poll_period, now=False)
+        start = time.monotonic()
+        deadline = start + timeout
+        last: object = None
+        held_since: float | None = None
         while True:
-            now = time.monotonic()
-            values = _new_values(device, name, event_id, now >= next_read)
-            if values:
-                next_read = now + poll_period
-            for value in values:
+            for value in (_value_of(event) for event in feed.take() if not is_loss(event)):
                 last = value
                 holds = not isinstance(value, tango.DevFailed) and _holds(condition, value)
                 if not holds:
@@ -116,30 +109,20 @@ def wait_for(
                     + (f"holding for {held:.1f} s" if held_since is not None else "not holding"),
                     last, held,
                 )
-            time.sleep(0.01 if event_id is not None else min(0.05, poll_period))
+            time.sleep(0.01)
     finally:
-        if event_id is not None:
-            try:
-                device.unsubscribe_event(event_id)
-            except tango.DevFailed:
-                pass
+        intake.close()
 
 
-def _new_values(device: tango.DeviceProxy, name: str, event_id: int | None, read_now: bool) -> list[object]:
-    """Values (or DevFailed errors) since the last call: the queued events, or a read when due."""
-    if event_id is not None:
-        events = [
-            tango.DevFailed(*event.errors) if event.err else event.attr_value.value
-            for event in device.get_events(event_id)
-        ]
-        if events:
-            return events
-    if not read_now:
-        return []
-    try:
-        return [device.read_attribute(name).value]
-    except tango.DevFailed as exc:
-        return [exc]
+def _full_name(attr: str) -> str:
+    """The attribute's full name (TRL), from a full or short name."""
+    device, attribute = Names().attribute(attr)
+    return attribute_name(trl(device), attribute)
+
+
+def _value_of(event: tango.EventData | Notice) -> object:
+    """An event's value, or its error as a DevFailed."""
+    return tango.DevFailed(*event.errors) if event.err else event.attr_value.value
 
 
 def _holds(condition: Callable[[Any], bool], value: object) -> bool:

@@ -7,8 +7,9 @@ Each attribute that offers change events (State included) is subscribed with an 
 of its own, drained in turn. A record is one of:
 
 - `{"kind": "event", "time", "device", "attribute", "value", "quality", "error": null}`
-- `{"kind": "error", ..., "error": "API_EventTimeout: ..."}` a device went away, a read failed;
-  when it comes back its events simply resume;
+- `{"kind": "error", ..., "error": "API_EventTimeout: ..."}` a device went away, a read failed,
+  its server ended (`TangoLab_ServerEnded`, at the moment its supervisor saw it); when it comes
+  back its events simply resume;
 - `{"kind": "lost", "time", "device", "attribute", "lost": text}` events were dropped: Tango
   reported missed events (`API_MissedEvents`), or the spy's own queue of that attribute was full
   when drained (a queue keeps the newest `queue_size` events and overwrites older ones);
@@ -17,6 +18,8 @@ of its own, drained in turn. A record is one of:
   device each `health_period` seconds, sooner than Tango's 10 s event keep-alive tells);
   `{"kind": "up", "device"}` when it answers again; its events then resume by themselves.
 
+Events come through a `tangolab.events.Intake`: queues drained in turn, subscriptions renewed
+when a supervisor says a server restarted, a value pushed right after subscribing read back.
 Tango itself can still drop the tail of a burst at ZeroMQ's high-water mark without telling
 any client: where every value counts, count them at the source.
 """
@@ -35,12 +38,18 @@ from datetime import datetime
 import numpy as np
 import tango
 
+from .events import (
+    DEFAULT_QUEUE,
+    NOT_OFFERED,
+    QUEUE_FULL,
+    Feed,
+    Intake,
+    attribute_name,
+    error_text,
+    event_time,
+    is_loss,
+)
 from .names import Names, trl
-from .restarts import RestartListener, device_of
-
-NO_EVENTS = ("API_AttributePollingNotStarted", "API_EventPropertiesNotSet", "API_AttributeNotDataReadyEnabled")
-LOSS_REASONS = ("API_MissedEvents",)
-DEFAULT_QUEUE = 100_000
 
 
 def json_value(value: object, labels: tuple[str, ...] = ()) -> object:
@@ -65,26 +74,18 @@ def stamp(epoch: float) -> str:
     return datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="microseconds")
 
 
-def error_text(errors: object) -> str:
-    """`REASON: description` of a DevFailed's first error, on one line."""
-    first = errors[0]
-    return f"{first.reason}: {' '.join(first.desc.split())}"
-
-
 def quality_name(quality: tango.AttrQuality) -> str:
     return str(quality).removeprefix("ATTR_")
 
 
 @dataclass
 class Subscription:
-    """One attribute's event queue."""
+    """One attribute's events."""
 
-    proxy: tango.DeviceProxy
+    feed: Feed
     device: str
     attribute: str
-    event_id: int
     labels: tuple[str, ...] = ()
-    received: int = 0
 
 
 @dataclass
@@ -109,23 +110,19 @@ class Spy:
     _next_rescan: float = 0.0
     _seen: dict[str, set[str]] = field(default_factory=dict)  # device -> attributes subscribed or unwatched
     _globs: dict[str, str] = field(default_factory=dict)  # device -> its attribute glob
-    _restarts: RestartListener | None = None  # devices a supervisor says came up again
+    _proxies: dict[str, tango.DeviceProxy] = field(default_factory=dict)  # device -> proxy listing its attributes
+    _intake: Intake | None = None
 
     def start(self) -> list[dict]:
         """Subscribe what the pattern matches; records of what could not be (down, unwatched)."""
         devices, attribute_glob = self._devices_and_glob()
         if not devices:
             raise LookupError(f"no device of the database matches {self.pattern!r}: `tangolab devices` lists them")
+        self._intake = Intake(queue_size=self.queue_size)
         records = []
         for device in devices:
             records += self._subscribe_device(device, attribute_glob)
         self._next_rescan = time.monotonic() + self.rescan_period
-        trls = [device for device in devices if "://" in device]
-        self._restarts = RestartListener(trls[0].split("/")[2] if trls else None)
-        try:
-            self._restarts.start()
-        except tango.DevFailed:
-            pass  # no supervisor: Tango's own keep-alive subscribes again, within 10 s
         self._pinger = threading.Thread(target=self._ping_devices, args=(devices,), name="spy-health", daemon=True)
         self._pinger.start()
         return records
@@ -135,25 +132,8 @@ class Spy:
         records: list[dict] = []
         while self._health:
             records.append(self._health.popleft())
-        for device in self._restarts.restarted() if self._restarts is not None else ():
-            records += self._subscribe_again(device)
         for sub in self.subscriptions:
-            try:
-                events = sub.proxy.get_events(sub.event_id)
-            except tango.DevFailed as exc:
-                records.append(self._record(sub, time.time(), error=error_text(exc.args), kind="error"))
-                continue
-            if not events:
-                continue
-            sub.received += len(events)
-            if len(events) >= self.queue_size:
-                records.append({  # just before the events it kept, where the gap is
-                    "kind": "lost", "time": stamp(_event_time(events[0])), "device": sub.device,
-                    "attribute": sub.attribute,
-                    "lost": f"the spy's queue of {self.queue_size} events was full when drained: events before "
-                    f"{stamp(_event_time(events[0]))} were dropped (a larger queue or a narrower pattern keeps up)",
-                })
-            records += [self._event_record(sub, event) for event in events]
+            records += [self._event_record(sub, event) for event in sub.feed.take()]
         if time.monotonic() >= self._next_rescan:  # devices back, attributes created at run time (the relay's)
             for device, glob in list(self._globs.items()):
                 self._pending.pop(device, None)
@@ -174,15 +154,10 @@ class Spy:
     def stop(self) -> None:
         """Unsubscribe everything, and end the pinging (a Tango call at interpreter exit aborts it)."""
         self._stopping.set()
-        if self._restarts is not None:
-            self._restarts.stop()
         if self._pinger is not None:
             self._pinger.join(timeout=self.health_period + 5)
-        for sub in self.subscriptions:
-            try:
-                sub.proxy.unsubscribe_event(sub.event_id)
-            except tango.DevFailed:
-                pass
+        if self._intake is not None:
+            self._intake.close()
         self.subscriptions.clear()
 
     # -- internals ----------------------------------------------------------------------------
@@ -213,28 +188,12 @@ class Spy:
         self.names = self.names or Names()
         return self.names.devices_and_attribute_glob(self.pattern)
 
-    def _subscribe_again(self, restarted: str) -> list[dict]:
-        """A device's server came up again: drop its subscriptions and subscribe anew, at once."""
-        records = []
-        for device, glob in list(self._globs.items()):
-            if device_of(device) != restarted:
-                continue
-            for sub in [sub for sub in self.subscriptions if sub.device == device]:
-                try:
-                    sub.proxy.unsubscribe_event(sub.event_id)
-                except tango.DevFailed:
-                    pass
-                self.subscriptions.remove(sub)
-            self._seen.pop(device, None)
-            records += self._subscribe_device(device, glob, report_down=False)
-        return records
-
     def _subscribe_device(self, device: str, glob: str, report_down: bool = True) -> list[dict]:
         """Subscribe the device's attributes matching `glob` not subscribed yet."""
         self._globs[device] = glob
         seen = self._seen.setdefault(device, set())
-        proxy = next((s.proxy for s in self.subscriptions if s.device == device), None) or tango.DeviceProxy(trl(device))
         try:
+            proxy = self._proxies.get(device) or self._proxies.setdefault(device, tango.DeviceProxy(trl(device)))
             infos = proxy.attribute_list_query_ex()
         except tango.DevFailed as exc:
             self._pending[device] = glob
@@ -246,9 +205,9 @@ class Spy:
                 continue
             labels = tuple(info.enum_labels) if info.data_type == tango.CmdArgType.DevEnum else ()
             try:
-                event_id = proxy.subscribe_event(info.name, tango.EventType.CHANGE_EVENT, self.queue_size)
+                feed = self._intake.add(attribute_name(trl(device), info.name))
             except tango.DevFailed as exc:
-                if exc.args[0].reason in NO_EVENTS:
+                if exc.args[0].reason in NOT_OFFERED:
                     seen.add(info.name)
                     unwatched.append(info.name)
                     reason = "no change events (neither pushed by the device nor polled)"
@@ -256,7 +215,7 @@ class Spy:
                 self._pending[device] = glob  # went away between the two calls: try again later
                 return [{"kind": "down", "time": stamp(time.time()), "device": device, "error": error_text(exc.args)}]
             seen.add(info.name)
-            self.subscriptions.append(Subscription(proxy, device, info.name, event_id, labels))
+            self.subscriptions.append(Subscription(feed, device, info.name, labels))
         if unwatched:
             return [{"kind": "unwatched", "time": stamp(time.time()), "device": device, "attributes": unwatched,
                      "reason": reason}]
@@ -264,13 +223,15 @@ class Spy:
 
     def _event_record(self, sub: Subscription, event: tango.EventData) -> dict:
         if event.err:
-            reason = event.errors[0].reason
-            if reason in LOSS_REASONS:
-                return {"kind": "lost", "time": stamp(_event_time(event)), "device": sub.device,
-                        "attribute": sub.attribute, "lost": error_text(event.errors)}
-            return self._record(sub, _event_time(event), error=error_text(event.errors), kind="error")
+            if is_loss(event):
+                when = stamp(event_time(event))
+                lost = (f"the spy's queue of {self.queue_size} events was full when drained: events before {when} were "
+                        "dropped (a larger queue or a narrower pattern keeps up)"
+                        if event.errors[0].reason == QUEUE_FULL else error_text(event.errors))
+                return {"kind": "lost", "time": when, "device": sub.device, "attribute": sub.attribute, "lost": lost}
+            return self._record(sub, event_time(event), error=error_text(event.errors), kind="error")
         value = event.attr_value
-        return self._record(sub, _event_time(event), json_value(value.value, sub.labels), quality_name(value.quality))
+        return self._record(sub, event_time(event), json_value(value.value, sub.labels), quality_name(value.quality))
 
     @staticmethod
     def _record(sub: Subscription, when: float, value: object = None, quality: str | None = None,
@@ -278,8 +239,3 @@ class Spy:
         return {"kind": kind, "time": stamp(when), "device": sub.device, "attribute": sub.attribute,
                 "value": value, "quality": quality, "error": error}
 
-
-def _event_time(event: tango.EventData) -> float:
-    if not event.err and event.attr_value is not None:
-        return event.attr_value.time.totime()
-    return event.reception_date.totime()

@@ -1,8 +1,9 @@
 """`Archiver`: the lab's history — attribute values and lab messages in HDB++ tables.
 
 Subscribes to the attributes its `ArchivedAttributes` property lists (and those added at run
-time), queues every value for one writer thread that stores them in batches, and keeps going
-when a device server restarts: the outage is stored as one error row, and values resume by
+time) through one `tangolab.events.Intake`, queues every value for one writer thread that stores
+them in batches, and keeps going when a device server restarts: the outage is stored as one
+error row from when it began (a server's end as its supervisor saw it), and values resume by
 themselves. It is also a Tango log consumer: a device whose logging target is
 `device::lab/archiver/1` has its log records stored as lab messages, as are the messages of the
 `Message` command. Each new message is pushed as a change event of `lastMessage`.
@@ -20,11 +21,11 @@ from tango import DevState, Except
 from tango.server import Device, attribute, command, device_property
 
 from tangolab.archive import ArchiveError, Store, open_store, tango_type, without_password
+from tangolab.events import Intake
 from tangolab.processes import RUN_DIR_MARK
-from tangolab.restarts import RestartListener, device_of
 
 from ..core.server import serve
-from .subscription import ArchivedAttribute
+from .subscription import QUEUE_SIZE, ArchivedAttribute
 from .writer import Writer, WriterStats
 
 LEVELS = ("DEBUG", "INFO", "MESSAGE", "WARNING", "ERROR", "SUCCESS")
@@ -73,13 +74,7 @@ class Archiver(Device):
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.set_change_event("lastMessage", True, False)
-        self._restarts = RestartListener()  # devices whose server came up again: subscribe again now
-        self._restarted: set[str] = set()
-        self._restart_lock = threading.Lock()
-        try:
-            self._restarts.start()
-        except tango.DevFailed as exc:  # no supervisor to listen to: Tango's keep-alive will do, slower
-            self.warn_stream(f"not listening to supervisors: {exc.args[0].desc}")
+        self.intake = Intake(queue_size=QUEUE_SIZE)
         self._open_store()
         self._threads = [
             threading.Thread(target=self._maintain, name="archiver connections", daemon=True),
@@ -89,7 +84,6 @@ class Archiver(Device):
             thread.start()
 
     def delete_device(self) -> None:
-        self._restarts.stop()
         self._stop.set()
         self._wake.set()
         for thread in getattr(self, "_threads", []):
@@ -98,6 +92,7 @@ class Archiver(Device):
             archived.disconnect()
             if archived.conf_id is not None:
                 self._ignoring_store(self.store.insert_history_event, archived.conf_id, "stop", time.time())
+        self.intake.close()
         if self.writer is not None:
             self.writer.stop()
         if self.store is not None:
@@ -118,6 +113,11 @@ class Archiver(Device):
     @attribute(dtype=int, doc="Values received from events and polled reads since start")
     def eventsReceived(self) -> int:
         return self._stats().received
+
+    @attribute(dtype=int, doc="Reports of events lost before they reached the archiver (Tango's missed events, "
+               "a queue full when drained); each report stands for one or more values")
+    def eventsLost(self) -> int:
+        return sum(archived.losses for archived in list(self.archived.values()))
 
     @attribute(dtype=int, doc="Rows committed to the archive since start")
     def rowsWritten(self) -> int:
@@ -146,7 +146,7 @@ class Archiver(Device):
         full, device = self._full_name(name)
         if full in self.archived:
             Except.throw_exception("AlreadyArchived", f"{full} is already archived", "Archiver.AttributeAdd")
-        archived = ArchivedAttribute(full, device, self.writer)
+        archived = ArchivedAttribute(full, device, self.writer, self.intake)
         self._check_attribute(archived)
         self.archived[full] = archived
         self._save_list()
@@ -216,7 +216,7 @@ class Archiver(Device):
             except tango.DevFailed as exc:
                 self.error_stream(f"ArchivedAttributes: {exc.args[0].desc}; skipped")
                 continue
-            self.archived.setdefault(full, ArchivedAttribute(full, device, self.writer))
+            self.archived.setdefault(full, ArchivedAttribute(full, device, self.writer, self.intake))
         self.set_state(DevState.INIT)  # ON once the attributes are subscribed (_report)
         self.set_status(f"connecting {len(self.archived)} attributes; archiving into {self._store_shown}"
                         f"{self._new_archive}")
@@ -283,7 +283,6 @@ class Archiver(Device):
                 self._wake.wait(max(min(self._store_retry[0] - time.monotonic(), 1.0), 0.05))
                 self._wake.clear()
                 continue
-            self._subscribe_restarted()
             for name, archived in list(self.archived.items()):
                 if archived.mode is None and now >= self._retry.get(name, (0.0, 0.0))[0]:
                     try:
@@ -302,24 +301,9 @@ class Archiver(Device):
             self._wake.wait(max(min(self.PollPeriod, next_retry - time.monotonic()), 0.05))
             self._wake.clear()
 
-    def _subscribe_restarted(self) -> None:
-        """Drop the subscriptions to devices whose server restarted; the loop subscribes again at once."""
-        with self._restart_lock:
-            restarted, self._restarted = self._restarted, set()
-        for name, archived in list(self.archived.items()):
-            if restarted and device_of(archived.device) in restarted and archived.mode not in (None, "polling"):
-                archived.failed(f"{device_of(archived.device)} restarted; values are missing since it stopped")
-                archived.disconnect()
-                archived.mode = None
-                self._retry.pop(name, None)
-
     def _drain(self) -> None:
         """Move received events to the writer, in batches, until the device stops."""
         while not self._stop.wait(DRAIN_PERIOD):  # the pause makes the batches
-            if restarted := self._restarts.restarted():  # taken here, at once, for the connection loop
-                with self._restart_lock:
-                    self._restarted.update(restarted)
-                self._wake.set()
             for archived in list(self.archived.values()):
                 archived.drain()
 

@@ -5,13 +5,11 @@ every poll period when it pushes neither. A polled value is stored as Tango woul
 archive event: when it moved by the attribute's `archive_abs_change` or `archive_rel_change`
 (by any amount when neither is set), when its quality changed, or when `archive_period` has
 passed; a reading already stored (same time) is not stored again. An outage (server gone, read
-failing) becomes exactly one error row when it starts; the next good value ends it. Tango's
-event system re-subscribes by itself when a server comes back, so a subscription is made once
-and kept.
+failing) becomes exactly one error row, at the time it started as far as anyone knows it (a
+server's end at the moment its supervisor saw it); the next good value ends it.
 
-Events are received into Tango's own per-subscription queue and taken out in batches by
-`drain()`: a Python callback per event costs a thread switch and the GIL each time, and halves
-the rate at which one process can take events in.
+Events come through the archiver's `tangolab.events.Intake` (queues taken in batches by
+`drain()`, subscriptions renewed when a server restarts, the late joiner's value read back).
 """
 
 from __future__ import annotations
@@ -26,14 +24,14 @@ import numpy as np
 import tango
 
 from tangolab.archive import INVALID
+from tangolab.events import NOT_OFFERED, Feed, Intake, attribute_name, event_time, is_loss
 
 from .writer import Writer
 
 MODES = ("archive events", "change events", "polling")
+EVENT_KINDS = (tango.EventType.ARCHIVE_EVENT, tango.EventType.CHANGE_EVENT)  # MODES' first two
 INVALID_QUALITY = tango.AttrQuality.ATTR_INVALID
 QUEUE_SIZE = 200_000  # events held per subscription between two drains
-#: What subscribe_event says when an attribute offers no such events (neither pushed nor polled)
-NOT_OFFERED = {"API_AttributePollingNotStarted", "API_EventPropertiesNotSet"}
 PERIOD_TOLERANCE = 0.98  # a poll a little early for archive_period still counts, as polling jitters
 
 
@@ -117,11 +115,12 @@ class ArchivedAttribute:
     TANGO_HOST the archive keeps under the name of an earlier one).
     """
 
-    def __init__(self, name: str, device: str, writer: Writer) -> None:
+    def __init__(self, name: str, device: str, writer: Writer, intake: Intake) -> None:
         self.name = name  # full: tango://host:port/domain/family/member/attribute
         self.device = device
         self.attribute = name.rpartition("/")[2]
         self.writer = writer
+        self.intake = intake
         self.conf_id: int | None = writer.store.conf_id(name)  # known when archived before
         self.mode: str | None = None
         self.error: str | None = None
@@ -131,7 +130,7 @@ class ArchivedAttribute:
         self._configured = False
         self._last: tuple[float, Any, int] | None = None  # the last polled reading stored
         self._proxy: tango.DeviceProxy | None = None
-        self._event_id: int | None = None
+        self._feed: Feed | None = None
         self._lock = threading.Lock()
 
     def proxy(self) -> tango.DeviceProxy:
@@ -160,14 +159,13 @@ class ArchivedAttribute:
         proxy.ping()
         if not self._configured:
             self.configure(proxy.get_attribute_config(self.attribute))
-        for mode, event_type in zip(MODES, (tango.EventType.ARCHIVE_EVENT, tango.EventType.CHANGE_EVENT)):
-            try:
-                self._event_id = proxy.subscribe_event(self.attribute, event_type, QUEUE_SIZE)
-                self.mode = mode
-                return
-            except tango.DevFailed as exc:
-                if not NOT_OFFERED & {error.reason for error in exc.args}:
-                    raise  # the device went away meanwhile: try again later, events first
+        try:
+            self._feed = self.intake.add(attribute_name(self.device, self.attribute), EVENT_KINDS)
+            self.mode = MODES[EVENT_KINDS.index(self._feed.kind)]
+            return
+        except tango.DevFailed as exc:
+            if not NOT_OFFERED & {error.reason for error in exc.args}:
+                raise  # the device went away meanwhile: try again later, events first
         self.mode = MODES[-1]
         self.poll()
 
@@ -187,14 +185,15 @@ class ArchivedAttribute:
 
     def drain(self) -> int:
         """Take the events received since the last drain to the writer; returns how many."""
-        try:
-            events = self._proxy.get_events(self._event_id) if self._event_id is not None else []
-        except (tango.DevFailed, ValueError):  # unsubscribed meanwhile (AttributeRemove)
+        feed = self._feed
+        if feed is None:
             return 0
+        events = feed.take()
         rows: list[tuple] = []
         for event in events:
             if event.err:
-                self.failed(event.errors[0].desc)
+                if not is_loss(event):  # lost events are counted by the feed, not an outage
+                    self.failed(event.errors[0].desc, event_time(event))
             else:
                 self.error = None
                 rows.append(self._row(event.attr_value))
@@ -212,20 +211,23 @@ class ArchivedAttribute:
         written = reading.w_value if self.writable else None
         return (self.conf_id, stamp.tv_sec + stamp.tv_usec * 1e-6, value, written, int(quality), None)
 
-    def failed(self, reason: str) -> None:
-        """Record the start of an outage once; repeated errors of the same outage add nothing."""
+    def failed(self, reason: str, when: float | None = None) -> None:
+        """Record the start of an outage once, at `when` (default now); repeated errors of the same
+        outage add nothing."""
         with self._lock:
             starting = self.error is None
             self.error = reason.strip() or "unknown error"
         if starting:
             self._last = None  # the first reading after the outage is stored
             if self.conf_id is not None:
-                self.writer.put(self.conf_id, time.time(), None, INVALID, error=self.error)
+                self.writer.put(self.conf_id, time.time() if when is None else when, None, INVALID, error=self.error)
+
+    @property
+    def losses(self) -> int:
+        """Reports of events lost before they reached the archiver (Tango's missed events, a full queue)."""
+        return self._feed.losses if self._feed is not None else 0
 
     def disconnect(self) -> None:
-        if self._event_id is not None and self._proxy is not None:
-            try:
-                self._proxy.unsubscribe_event(self._event_id)
-            except tango.DevFailed:
-                pass  # the server is gone: nothing left to undo
-        self._event_id = None
+        feed, self._feed = self._feed, None
+        if feed is not None:
+            self.intake.remove(feed)

@@ -1,10 +1,11 @@
 """`CcdHead`: one CCD head's Peltier channel, vacuum gauge and coolant pen as one health.
 
 The head watches five attributes of other devices (properties: their full names), driven by
-their change events: each event is assessed at once by the rules of `health.py`, and `health`
-and `reason` push change and archive events when they change. Subscriptions are stateless, so
-a source whose server is down, or starts after this one, is picked up when it comes (Tango's
-keep-alive thread tries every 10 s); until then it is a source with no value, and says why.
+their change events (through `tangolab.events.Intake`, by callback: a few sources, each event
+taken at once): each batch of events is assessed at once by the rules of `health.py`, and `health` and `reason` push change and archive events when
+they change. A source whose server is down, or starts after this one, is picked up when it
+comes; until then it is a source with no value, and says why. A source whose server ends is
+lost at that moment (its supervisor says so), not at Tango's 10 s keep-alive.
 
 Change events come only when a value moves, so a quiet source is not a dead one: a source that
 has sent nothing for half of `MaxSilence` is read once, and counts as heard if its reading is
@@ -23,14 +24,15 @@ in the lab log. It never switches anything back on: a person does, once the flow
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from typing import Any
 
 import tango
-from tango import AttrQuality, AttrWriteType, DevState, EventSubMode, EventType
+from tango import AttrQuality, AttrWriteType, DevState
 from tango.server import Device, attribute, device_property
+
+from tangolab.events import Feed, Intake, is_loss
 
 from ..core.hardware import set_state_and_status
 from ..core.server import serve
@@ -70,7 +72,7 @@ class Watched:
     def __init__(self, key: str, name: str, proxy: tango.DeviceProxy, attr: str) -> None:
         self.key, self.name, self.proxy, self.attr = key, name, proxy, attr
         self.device = name.partition("#")[0].rpartition("/")[0]
-        self.event_id: int | None = None
+        self.feed: Feed | None = None
         self.stamp: float | None = None  # source time of the newest reading known
         self.last_read = 0.0  # monotonic time of the last liveness read
         self.mirror: tuple[Any, float, AttrQuality] | None = None  # for the mirror attribute
@@ -121,7 +123,7 @@ class CcdHead(Device):
 
     def init_device(self) -> None:
         super().init_device()
-        self._events: queue.Queue[tuple[str, tango.EventData]] = queue.Queue()
+        self._intake: Intake | None = None
         self._stop = threading.Event()
         self._verdict = Verdict(Health.ERROR, ("no value yet from any source",))
         self._interlock_tripped = False
@@ -149,12 +151,8 @@ class CcdHead(Device):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        for watched in self.watched.values():
-            if watched.event_id is not None:
-                try:
-                    watched.proxy.unsubscribe_event(watched.event_id)
-                except tango.DevFailed:
-                    pass  # its server is gone: nothing left to undo
+        if self._intake is not None:
+            self._intake.close()
         super().delete_device()
 
     def dev_state(self) -> DevState:
@@ -230,24 +228,23 @@ class CcdHead(Device):
     def _watch(self) -> None:
         while tango.Util.instance().is_svr_starting() and not self._stop.is_set():
             self._stop.wait(0.05)  # a source in this same server answers only once it runs
+        self._intake = Intake(by_callback=True)  # a handful of sources: each event at once, no polling of queues
         for watched in self.watched.values():
-            watched.event_id = watched.proxy.subscribe_event(
-                watched.attr, EventType.CHANGE_EVENT,
-                lambda event, key=watched.key, events=self._events: events.put((key, event)),
-                sub_mode=EventSubMode.Stateless,
-            )
+            watched.feed = self._intake.add(watched.name, now=False)  # subscribed, or tried again, in the background
         next_check = time.monotonic()
         while not self._stop.is_set():
-            try:
-                key, event = self._events.get(timeout=max(next_check - time.monotonic(), 0.0))
-                self._take_event(key, event)
-                while True:  # all that queued meanwhile, then one assessment
-                    self._take_event(*self._events.get_nowait())
-            except queue.Empty:
-                pass
+            self._intake.wait(max(next_check - time.monotonic(), 0.0))
+            taken = False
+            for watched in self.watched.values():
+                for event in watched.feed.take():  # all that queued meanwhile, then one assessment
+                    self._take_event(watched.key, event)
+                    taken = True
             if time.monotonic() >= next_check:
                 self._check_quiet_sources()
                 next_check = time.monotonic() + self.CheckPeriod
+                taken = True
+            if not taken:
+                continue
             try:
                 self._publish()
             except Exception as exc:  # noqa: BLE001 - a bug must show in the status, not end the watch
@@ -256,6 +253,8 @@ class CcdHead(Device):
 
     def _take_event(self, key: str, event: tango.EventData) -> None:
         watched, reading = self.watched[key], getattr(self.readings, key)
+        if is_loss(event):
+            return  # values were lost on the way; the next event or liveness read tells the present
         if event.err:
             reading.lose(_first_error(event.errors))
             self._mirror(watched, None, INVALID)

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import tango
-from tango import AttrWriteType, DevState, Except
+from tango import AttrQuality, AttrWriteType, DevState, Except
 from tango.server import Device, attribute, command, device_property
 
 from tangolab.discovery import Beacon
@@ -59,7 +59,8 @@ PROBE_TIMEOUT_MS = 1500
 STARTER_SPAWN_TIMEOUT = 8.0  # s for Starter to take a start (it sees a death within ~4 s) and run it
 ATTRIBUTES = ("names", "phases", "levels", "pids", "restartCounts", "uptimes", "runningServers",
               "stoppedServers", "failingServers")
-RESTART_ATTRIBUTE = "startedDevices"  # what subscribers watch to subscribe again at once (tangolab.restarts)
+RESTART_ATTRIBUTE = "startedDevices"  # what subscribers watch to subscribe again at once (tangolab.events)
+END_ATTRIBUTE = "endedDevices"  # what subscribers watch to date an outage from its start (tangolab.events)
 OWN_LEVEL = 0  # the lab's own programs: its database and the watchdog; `tangolab down` stops them
 
 
@@ -120,7 +121,8 @@ class Supervisor(Device):
                                        self.run_dir / HEARTBEAT_FILE)
         self.devices_of = {server.name: [device.name for device in server.devices] for server in config.servers}
         self._started_devices: list[str] = []
-        for name in (*ATTRIBUTES, RESTART_ATTRIBUTE, "State", "Status"):
+        self._ended_devices: tuple[list[str], float] = ([], time.time())
+        for name in (*ATTRIBUTES, RESTART_ATTRIBUTE, END_ATTRIBUTE, "State", "Status"):
             self.set_change_event(name, True, False)
         self.beacon = None
         if self.Announce:
@@ -234,6 +236,11 @@ class Supervisor(Device):
     def _push_changes(self) -> None:
         """From the watcher thread, outside its lock: every attribute, the state and the status."""
         with tango.EnsureOmniThread():
+            while self.supervision.ended:  # before any restart of the same server
+                program, when = self.supervision.ended.popleft()
+                if devices := self.devices_of.get(program.name, []):
+                    self._ended_devices = (devices, when)
+                    self.push_change_event(END_ATTRIBUTE, devices, when, AttrQuality.ATTR_VALID)
             while self.supervision.came_up:
                 self._started_devices = self.devices_of.get(self.supervision.came_up.popleft().name, [])
                 if self._started_devices:
@@ -297,6 +304,13 @@ class Supervisor(Device):
         dtype=(str,), max_dim_x=1000, fget=lambda self: self._started_devices,
         doc="The devices of the server that last began answering after a start or restart; a change event each "
         "time, so that subscribers subscribe again at once rather than at Tango's next 10 s keep-alive check",
+    )
+    endedDevices = attribute(
+        dtype=(str,), max_dim_x=1000,
+        fget=lambda self: (*self._ended_devices, AttrQuality.ATTR_VALID),
+        doc="The devices of the server whose process last ended (died, killed, or stopped), time-stamped with the "
+        "moment the supervisor saw it end; a change event each time, so that subscribers (the archiver) date the "
+        "outage from its start",
     )
     hangTimeout = attribute(dtype=float, access=AttrWriteType.READ, unit="s", format="%.1f",
                             fget=lambda self: self.HangTimeout, doc="Silence after which a server is restarted")

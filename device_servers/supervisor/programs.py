@@ -112,6 +112,7 @@ class Supervision:
         self.on_change = on_change  # called from the watcher thread after a change, outside the lock
         self.heartbeat = heartbeat  # touched each second while the watcher goes round (the watchdog reads it)
         self.came_up: deque[Program] = deque()  # programs that answer again (after a restart) since on_change ran
+        self.ended: deque[tuple[Program, float]] = deque()  # processes that ended since on_change ran, and when
         self.lock = threading.RLock()
         self._changed = False
         self._stop = threading.Event()
@@ -309,6 +310,8 @@ class Supervision:
             self._wake()
 
     def _exited(self, program: Program, now: float, status: str | None = None) -> None:
+        if program.pid:  # its clients lose it from this moment, whatever happens next
+            self.ended.append((program, time.time()))
         status = status or self.runner.exit_status(program)
         self._close_pidfd(program)
         if program.phase == Phase.STOPPED:  # we stopped it

@@ -268,7 +268,7 @@ def test_an_attribute_that_pushes_no_events_is_read_in_the_background_and_drawn(
 def test_readings_come_from_the_trends_own_subscription_not_through_taurus(lab, burst, open_trend, qtbot):
     trend = open_trend([level_model(lab)])
     qtbot.waitUntil(lambda: trend_set(trend).point_count() >= 1, timeout=30_000)
-    assert trend_set(trend)._subscription.event_id is not None
+    assert trend_set(trend)._feed.event_id is not None
     assert trend_set(trend) not in trend_set(trend).getModelObj()._listeners
 
 

@@ -2,15 +2,20 @@
 
 The history of an attribute continues under one name, found by any alias; what the user changed
 while the lab ran (an archived attribute added, an attribute's configuration, a property) is
-still there; `reset` gives the lab file back.
+still there; `reset` gives the lab file back. A server killed and restarted by the supervisor
+is an outage in the archive from the moment it died.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import time
 from pathlib import Path
 
+import numpy as np
+import pytest
 import tango
 
 from tangolab import history
@@ -18,9 +23,11 @@ from tangolab.archive import open_store
 from tangolab.lab_config import LabConfig, free_port
 from tangolab.launcher import Lab
 from tangolab.scripting import wait_until
+from tests.conftest import run_lab
 from tests.integration.archive_lab import ARCHIVER, CRYOCON, cryocon_lab
 
 TEMPERATURE = "lab/cryocon/1/temperatureA"
+CRYOCON_SERVER = "TemperatureController/lab"
 
 
 def _started(config: LabConfig, folder: Path, tango_host: str, reset: bool = False) -> Lab:
@@ -84,3 +91,34 @@ def test_history_and_run_time_changes_survive_a_restart_on_another_port_and_host
         assert list(lab.database.get_device_property(ARCHIVER, "PollPeriod")["PollPeriod"]) == in_file
     finally:
         lab.stop()
+
+
+def test_a_server_killed_hard_is_an_outage_from_its_death_as_its_supervisor_saw_it(tmp_path) -> None:
+    """kill -9 of the cryocon's server, which the supervisor restarts: the archive holds the last
+    value before the death, then one error row at the moment the supervisor saw the death, then
+    the restarted server's values; no value claims the gap."""
+    store = str(tmp_path / "archive.db")
+    with run_lab(cryocon_lab().with_free_ports(), tmp_path) as lab:
+        wait_until(lambda: lab.proxy(ARCHIVER).state() == tango.DevState.ON, 60, what="archiver ON")
+        wait_until(lambda: len(_values(store)) >= 2, 60, what="values archived")
+        pid = lab.pid(CRYOCON_SERVER)
+        killed = time.time()
+        os.kill(pid, signal.SIGKILL)  # a crash: unasked
+        wait_until(lambda: lab.pid(CRYOCON_SERVER) not in (0, pid), 60, what="the supervisor's restart")
+        lab.wait_device(CRYOCON)
+        wait_until(lambda: np.count_nonzero(~np.ma.getmaskarray(_values(store, since=killed)["value"])) >= 2, 60,
+                   what="values of the restarted server archived")
+        ended = lab.supervisor.read_attribute("endedDevices")
+    assert CRYOCON in [name.lower() for name in ended.value]
+    death = ended.time.totime()  # when the supervisor saw it
+    assert killed <= death
+
+    with open_store(store, read_only=True) as archive:
+        errors = archive.errors(TEMPERATURE, killed - 60)
+    assert [when for when, _ in errors] == [pytest.approx(death, abs=1e-3)], errors  # one outage, from the death
+    assert "ended" in errors[0][1]
+    rows = _values(store, since=killed - 60)
+    valid = ~np.ma.getmaskarray(rows["value"])
+    before, later = rows["time"][valid & (rows["time"] < death)], rows["time"][valid & (rows["time"] > death)]
+    assert before.size and before[-1] < killed  # the last value before the death
+    assert later.size and not np.any((rows["time"][valid] >= killed) & (rows["time"][valid] <= death))

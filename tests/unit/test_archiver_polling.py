@@ -19,6 +19,7 @@ from tango.test_context import DeviceTestContext
 from device_servers.archiver.subscription import ArchivedAttribute, ArchiveThresholds
 from device_servers.archiver.writer import Writer
 from tangolab.archive import SQLiteStore
+from tangolab.events import Intake
 from tangolab.scripting import wait_until
 
 
@@ -69,9 +70,16 @@ def archive(tmp_path) -> Iterator[tuple[SQLiteStore, Writer]]:
         yield store, writer
 
 
-def polled(device_access: str, attribute_name: str, writer: Writer) -> ArchivedAttribute:
+@pytest.fixture(scope="module")
+def intake() -> Iterator[Intake]:
+    intake = Intake()
+    yield intake
+    intake.close()
+
+
+def polled(device_access: str, attribute_name: str, writer: Writer, intake: Intake) -> ArchivedAttribute:
     name = device_access.split("#")[0] + "/" + attribute_name
-    archived = ArchivedAttribute(writer.store.archived_name(name), device_access + "#dbase=no", writer)
+    archived = ArchivedAttribute(writer.store.archived_name(name), device_access + "#dbase=no", writer, intake)
     archived.connect()
     assert archived.mode == "polling"  # no events offered
     return archived
@@ -82,21 +90,21 @@ def stored(store: SQLiteStore, writer: Writer, archived: ArchivedAttribute) -> l
     return store.values(archived.name)[1].tolist()
 
 
-def test_a_value_that_does_not_move_is_stored_once(device, archive) -> None:
+def test_a_value_that_does_not_move_is_stored_once(device, archive, intake) -> None:
     proxy, access = device
     store, writer = archive
     proxy.Set(0.0)
-    level = polled(access, "level", writer)  # archive_abs_change 0.5
+    level = polled(access, "level", writer, intake)  # archive_abs_change 0.5
     for _ in range(5):
         level.poll()
     assert stored(store, writer, level) == [0.0]
 
 
-def test_abs_and_rel_change_as_archive_events_have_them(device, archive) -> None:
+def test_abs_and_rel_change_as_archive_events_have_them(device, archive, intake) -> None:
     proxy, access = device
     store, writer = archive
     proxy.Set(10.0)
-    level, pressure = polled(access, "level", writer), polled(access, "pressure", writer)
+    level, pressure = polled(access, "level", writer, intake), polled(access, "pressure", writer, intake)
     for value in (10.3, 10.6, 10.0, 9.4, 11.05):
         proxy.Set(value)
         level.poll()
@@ -106,10 +114,10 @@ def test_abs_and_rel_change_as_archive_events_have_them(device, archive) -> None
     assert stored(store, writer, pressure) == [10.0, 11.05]
 
 
-def test_archive_period_stores_an_unchanged_value_again(device, archive) -> None:
+def test_archive_period_stores_an_unchanged_value_again(device, archive, intake) -> None:
     _, access = device
     store, writer = archive
-    heartbeat = polled(access, "heartbeat", writer)  # archive_period 300 ms, no change thresholds
+    heartbeat = polled(access, "heartbeat", writer, intake)  # archive_period 300 ms, no change thresholds
     heartbeat.poll()
     assert len(stored(store, writer, heartbeat)) == 1
     started = time.monotonic()
@@ -119,11 +127,11 @@ def test_archive_period_stores_an_unchanged_value_again(device, archive) -> None
     assert stored(store, writer, heartbeat) == [1.0, 1.0]
 
 
-def test_without_thresholds_any_change_is_stored_in_its_own_type(device, archive) -> None:
+def test_without_thresholds_any_change_is_stored_in_its_own_type(device, archive, intake) -> None:
     proxy, access = device
     store, writer = archive
     proxy.Set(0.0)
-    attributes = [polled(access, name, writer) for name in ("count", "flag", "State")]
+    attributes = [polled(access, name, writer, intake) for name in ("count", "flag", "State")]
     for value in (0.0, 3.0, 3.0, 0.0):
         proxy.Set(value)
         for archived in attributes:
@@ -135,11 +143,11 @@ def test_without_thresholds_any_change_is_stored_in_its_own_type(device, archive
     assert state.tolist() == [tango.DevState.ON, tango.DevState.RUNNING, tango.DevState.ON]
 
 
-def test_a_failed_read_is_one_error_row_and_the_next_reading_is_stored(device, archive) -> None:
+def test_a_failed_read_is_one_error_row_and_the_next_reading_is_stored(device, archive, intake) -> None:
     proxy, access = device
     store, writer = archive
     proxy.Set(1.0)
-    level = polled(access, "level", writer)
+    level = polled(access, "level", writer, intake)
     level.failed("device gone")
     level.failed("device gone")  # the same outage
     level.poll()  # unchanged, but after an outage: stored
