@@ -26,7 +26,9 @@ What it takes care of, so that no client has to:
   (`startedDevices`). An end is handed to each of its subscriptions as an error event at that
   time (reason `SERVER_ENDED`); a restart makes the intake subscribe again at once rather than
   at Tango's 10 s keep-alive (and, when no end was heard, hands over a `SERVER_RESTARTED` error
-  just after the last value taken, so that an outage never reads as valid data).
+  just after the last value taken, so that an outage never reads as valid data). The intake
+  looks for supervisors every `SUPERVISOR_CHECK` s, so that one its watchdog restarted (or one
+  started since) is heard at once too.
 - **Loss said, never silent.** Tango's `API_MissedEvents`, and a queue found full when drained
   (`QUEUE_FULL`, just before the events it kept), come as error events; each feed counts what
   it `received`, its `losses` and its `failures`.
@@ -71,6 +73,7 @@ OVERTAKE_MARGIN = 0.05  # s a re-read reading waits, in case an event pushed bef
 RETRY_FIRST, RETRY_MAX = 0.25, 5.0  # s between tries to subscribe to a device that does not answer
 PULL_PAUSE = 0.01  # s `wait` pauses when taking from queues
 WORKERS = 4  # threads that subscribe and read, so that one hung device delays nobody else
+SUPERVISOR_CHECK = 1.0  # s between two looks for a supervisor that is new or was restarted (its watchdog)
 
 
 def event_time(event: tango.EventData | Notice) -> float:
@@ -267,6 +270,9 @@ class Intake:
         self._proxies: dict[str, tango.DeviceProxy] = {}
         self._news: list[Feed] = []  # the supervisors' startedDevices and endedDevices, one lab at a time
         self._labs: set[str | None] = set()  # the labs whose supervisors are listened to
+        self._heard: dict[str, str] = {}  # supervisor (full name) -> the IOR its news subscriptions reach
+        self._listening = threading.Lock()  # one look at the supervisors at a time
+        self._next_look = time.monotonic() + SUPERVISOR_CHECK
         self._stop = threading.Event()
         self._came = threading.Event()  # by callback: an event or notice came since the last wait
         self._workers = ThreadPoolExecutor(WORKERS, thread_name_prefix="intake")
@@ -413,6 +419,7 @@ class Intake:
             try:
                 self._take_news()
                 self._schedule()
+                self._look_at_supervisors()
             except Exception:  # the intake must outlive a bug in one pass; the next tries again
                 logging.getLogger(__name__).exception("event intake upkeep")
 
@@ -492,32 +499,62 @@ class Intake:
 
     # -- the supervisors' news ----------------------------------------------------------------------
 
+    def _look_at_supervisors(self) -> None:
+        """Now and then, in the background: a supervisor restarted (by its watchdog) or started
+        since would otherwise be heard only at Tango's next 10 s keep-alive, or never."""
+        if time.monotonic() < self._next_look or self._listening.locked():
+            return
+        self._next_look = time.monotonic() + SUPERVISOR_CHECK
+        with self._lock:
+            labs = list(self._labs)
+        try:
+            for lab in labs:
+                self._workers.submit(self._listen, lab)
+        except RuntimeError:  # closed meanwhile
+            pass
+
     def _listen(self, lab: str | None) -> None:
-        """Subscribe to every supervisor of a lab's database (none, or no database: nothing to hear)."""
+        """Subscribe to the news of every supervisor of a lab's database that is new, or whose
+        process changed since (none, or no database: nothing to hear)."""
         if lab is None:
             return
-        try:
-            if lab:
-                host, _, port = lab.rpartition(":")
-                database = tango.Database(host, int(port))
-            else:
-                database = tango.Database()
-            prefix = f"tango://{database.get_db_host()}:{database.get_db_port()}/"
-            supervisors = database.get_device_exported_for_class(SUPERVISOR_CLASS).value_string
-        except (tango.DevFailed, ValueError):
-            return  # no database to ask: Tango's keep-alive subscribes again, within 10 s
-        for supervisor in supervisors:
-            for attribute in (ENDED, STARTED):
-                feed = Feed(self, f"{prefix}{supervisor}/{attribute}", (tango.EventType.CHANGE_EVENT,), None)
-                feed.lab = lab  # the news is about the devices of the lab as its clients name it
-                feed._fresh = True
-                try:
-                    feed.proxy = self._proxy(feed.device)
-                    self._subscribe_kind(feed, tango.EventType.CHANGE_EVENT, stateless=True)
-                except tango.DevFailed:
-                    continue  # an older supervisor, without endedDevices
-                with self._lock:
-                    self._news.append(feed)
+        with self._listening:
+            try:
+                if lab:
+                    host, _, port = lab.rpartition(":")
+                    database = tango.Database(host, int(port))
+                else:
+                    database = tango.Database()
+                prefix = f"tango://{database.get_db_host()}:{database.get_db_port()}/"
+                supervisors = {
+                    prefix + name: database.import_device(name).ior
+                    for name in database.get_device_exported_for_class(SUPERVISOR_CLASS).value_string
+                }
+            except (tango.DevFailed, ValueError):
+                return  # no database to ask: the next look
+            for supervisor, ior in supervisors.items():
+                if self._heard.get(supervisor) != ior and not self._stop.is_set():
+                    self._hear(supervisor, lab)
+                    self._heard[supervisor] = ior
+
+    def _hear(self, supervisor: str, lab: str) -> None:
+        """Subscribe (again) to one supervisor's news."""
+        with self._lock:
+            old = [feed for feed in self._news if feed.device == supervisor]
+            self._news = [feed for feed in self._news if feed.device != supervisor]
+        for feed in old:
+            self._unsubscribe(feed)
+        for attribute in (ENDED, STARTED):
+            feed = Feed(self, f"{supervisor}/{attribute}", (tango.EventType.CHANGE_EVENT,), None)
+            feed.lab = lab  # the news is about the devices of the lab as its clients name it
+            feed._fresh = True
+            try:
+                feed.proxy = self._proxy(feed.device)
+                self._subscribe_kind(feed, tango.EventType.CHANGE_EVENT, stateless=True)
+            except tango.DevFailed:
+                continue  # an older supervisor, without endedDevices
+            with self._lock:
+                self._news.append(feed)
 
     def _take_news(self) -> None:
         """The ends and restarts the supervisors announced, in the order they happened."""

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import pytest
 import tango
 
+from tangolab.events import SERVER_ENDED, Intake
 from tangolab.lab_config import free_port
 from tangolab.processes import lab_log, lab_processes, supervisor_name
 from tangolab.scripting import wait_until
@@ -115,6 +116,33 @@ def test_a_killed_supervisor_is_restarted_by_its_watchdog(lab):
     assert f"watchdog: {supervisor_name()} (pid {old}) died; starting it again" in said, said
     assert f"watchdog: started {supervisor_name()} (pid" in said, said
     assert f"supervisor: {CHILLER} exited; restarting" in said, said
+
+
+def test_a_client_hears_at_once_the_news_of_a_supervisor_its_watchdog_restarted(lab):
+    """A client subscribed before the supervisor died hears the new supervisor's news without
+    waiting for Tango's 10 s keep-alive: a server killed as soon as the new supervisor answers is
+    an outage from its death in the client's events (the archiver's, the spy's)."""
+    intake = Intake()
+    try:
+        feed = intake.add(f"tango://{lab.tango_host}/lab/chiller/1/temperature")
+        old = pid_of(lab, supervisor_name())
+        kill(old)
+        restarted(lab, supervisor_name(), old)
+        supervisor = tango.DeviceProxy(f"tango://{lab.tango_host}/lab/supervisor/{supervisor_name().split('/')[1]}")
+        wait_until(lambda: supervisor.ping() >= 0, 60, what="the new supervisor answering")
+
+        chiller = pid_of(lab, CHILLER)
+        kill(chiller)
+        events: list = []
+
+        def ended() -> bool:
+            events.extend(feed.take())
+            return any(event.err and event.errors[0].reason == SERVER_ENDED for event in events)
+
+        wait_until(ended, 30, what="the chiller's end, as the new supervisor announced it")
+        restarted(lab, CHILLER, chiller)
+    finally:
+        intake.close()
 
 
 def test_a_killed_watchdog_is_restarted_by_the_supervisor(lab):
