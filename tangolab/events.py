@@ -270,7 +270,8 @@ class Intake:
         self._proxies: dict[str, tango.DeviceProxy] = {}
         self._news: list[Feed] = []  # the supervisors' startedDevices and endedDevices, one lab at a time
         self._labs: set[str | None] = set()  # the labs whose supervisors are listened to
-        self._heard: dict[str, str] = {}  # supervisor (full name) -> the IOR its news subscriptions reach
+        #: supervisor (full name) -> the IOR its news subscriptions reach, and when it was last seen there
+        self._heard: dict[str, tuple[str, float]] = {}
         self._listening = threading.Lock()  # one look at the supervisors at a time
         self._next_look = time.monotonic() + SUPERVISOR_CHECK
         self._stop = threading.Event()
@@ -533,12 +534,15 @@ class Intake:
             except (tango.DevFailed, ValueError):
                 return  # no database to ask: the next look
             for supervisor, ior in supervisors.items():
-                if self._heard.get(supervisor) != ior and not self._stop.is_set():
-                    self._hear(supervisor, lab)
-                    self._heard[supervisor] = ior
+                heard, seen = self._heard.get(supervisor, (None, None))
+                if heard != ior and not self._stop.is_set():
+                    self._hear(supervisor, lab, news_after=seen)
+                self._heard[supervisor] = (ior, time.time())
 
-    def _hear(self, supervisor: str, lab: str) -> None:
-        """Subscribe (again) to one supervisor's news."""
+    def _hear(self, supervisor: str, lab: str, news_after: float | None) -> None:
+        """Subscribe (again) to one supervisor's news. The value read as it subscribes is old news,
+        unless the supervisor is a new process (`news_after`: when its predecessor was last seen)
+        and stamped it since: an end it saw before this client looked again."""
         with self._lock:
             old = [feed for feed in self._news if feed.device == supervisor]
             self._news = [feed for feed in self._news if feed.device != supervisor]
@@ -547,7 +551,7 @@ class Intake:
         for attribute in (ENDED, STARTED):
             feed = Feed(self, f"{supervisor}/{attribute}", (tango.EventType.CHANGE_EVENT,), None)
             feed.lab = lab  # the news is about the devices of the lab as its clients name it
-            feed._fresh = True
+            feed._fresh, feed._news_after = True, news_after
             try:
                 feed.proxy = self._proxy(feed.device)
                 self._subscribe_kind(feed, tango.EventType.CHANGE_EVENT, stateless=True)
@@ -565,9 +569,10 @@ class Intake:
             for event in feed.take():
                 if event.err or event.attr_value is None:
                     feed._fresh = True  # the supervisor went away: its next value is again the one it had
-                elif feed._fresh:
-                    feed._fresh = False  # the value it had when (re)subscribed: old news
+                elif feed._fresh and (feed._news_after is None or event.attr_value.time.totime() <= feed._news_after):
+                    feed._fresh = feed._news_after = None  # the value it had when (re)subscribed: old news
                 else:
+                    feed._fresh = feed._news_after = None
                     devices = {str(name).lower() for name in (event.attr_value.value or ())}
                     happened.append((event.attr_value.time.totime(), feed.attribute, feed.lab, devices))
         for when, what, lab, devices in sorted(happened, key=lambda news: news[0]):

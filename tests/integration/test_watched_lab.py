@@ -61,6 +61,13 @@ def lab_log_since(lab, size: int) -> str:
     return lab_log(lab.run_dir).read_bytes()[size:].decode()
 
 
+def supervisor_answers(lab) -> tango.DeviceProxy:
+    """The lab's supervisor, once it answers (a new one takes a few seconds after its process starts)."""
+    supervisor = tango.DeviceProxy(f"tango://{lab.tango_host}/lab/supervisor/{supervisor_name().split('/')[1]}")
+    wait_until(lambda: supervisor.ping() >= 0, 60, what="the supervisor answering")
+    return supervisor
+
+
 def kill(pid: int) -> None:
     assert pid > 0
     os.kill(pid, signal.SIGKILL)
@@ -128,8 +135,7 @@ def test_a_client_hears_at_once_the_news_of_a_supervisor_its_watchdog_restarted(
         old = pid_of(lab, supervisor_name())
         kill(old)
         restarted(lab, supervisor_name(), old)
-        supervisor = tango.DeviceProxy(f"tango://{lab.tango_host}/lab/supervisor/{supervisor_name().split('/')[1]}")
-        wait_until(lambda: supervisor.ping() >= 0, 60, what="the new supervisor answering")
+        supervisor_answers(lab)
 
         chiller = pid_of(lab, CHILLER)
         kill(chiller)
@@ -159,6 +165,7 @@ def test_a_killed_watchdog_is_restarted_by_the_supervisor(lab):
 
 
 def test_a_new_supervisor_starts_what_died_meanwhile_but_not_what_was_stopped_on_request(lab):
+    supervisor_answers(lab)
     assert tangolab("call", "--tango-host", lab.tango_host, "supervisor", "Stop", PSU).returncode == 0
     watchdog = pid_of(lab, "watchdog")
     os.kill(watchdog, signal.SIGSTOP)  # no new supervisor until the chiller has died too
@@ -172,8 +179,7 @@ def test_a_new_supervisor_starts_what_died_meanwhile_but_not_what_was_stopped_on
     restarted(lab, supervisor_name(), old)
     restarted(lab, CHILLER, chiller)
     wait_until(lambda: new_client_reads(lab, "chiller/1/State"), 60, what="the chiller answering")
-    supervisor = tango.DeviceProxy(f"tango://{lab.tango_host}/lab/supervisor/{supervisor_name().split('/')[1]}")
-    wait_until(lambda: supervisor.read_attribute("phases").value is not None, 60, what="the supervisor answering")
+    supervisor = supervisor_answers(lab)
     assert PSU in supervisor.read_attribute("stoppedServers").value
     assert not running(lab, PSU)
     assert tangolab("call", "--tango-host", lab.tango_host, "supervisor", "Start", PSU).returncode == 0
@@ -181,6 +187,7 @@ def test_a_new_supervisor_starts_what_died_meanwhile_but_not_what_was_stopped_on
 
 
 def test_up_brings_back_a_lab_whose_database_supervisor_and_watchdog_all_died(lab):
+    supervisor_answers(lab)
     assert tangolab("call", "--tango-host", lab.tango_host, "supervisor", "Stop", PSU).returncode == 0
     logged = lab_log(lab.run_dir).stat().st_size
     servers = {name: pid_of(lab, name) for name in ("Relay/lab", CHILLER)}
