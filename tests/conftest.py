@@ -18,7 +18,17 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # DeviceTestContext sets 1 s for its servers, but a forked server keeps the ORB settings of this
 # process, fixed when its first proxy was made: set them before that (a server stop 5.4 -> 1.4 s).
 os.environ.setdefault("ORBscanGranularity", "1")
+#: xdist workers per core for `-n auto`: most tests wait on servers, simulators and labs, not on the CPU.
+WORKERS_PER_CORE = 2
 _exit_status = 0
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """The worker count of `-n auto` (pyproject's addopts); PYTEST_XDIST_AUTO_NUM_WORKERS overrides it."""
+    if fixed := os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return int(fixed)
+    return WORKERS_PER_CORE * len(os.sched_getaffinity(0))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -30,7 +40,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Leave at once once pytest has said everything: cppTango's exit handler (leavefunc) can
     deadlock with a worker thread whose garbage collection unsubscribes a Tango event (seen after
-    the GUI tests: hung for good at 0 % CPU, all tests passed)."""
+    the GUI tests: hung for good at 0 % CPU, all tests passed). Under xdist each worker leaves so
+    too, its results already sent to the controller (at its session's finish); the controller's
+    status is the whole run's."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(_exit_status)
