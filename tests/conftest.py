@@ -18,8 +18,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # DeviceTestContext sets 1 s for its servers, but a forked server keeps the ORB settings of this
 # process, fixed when its first proxy was made: set them before that (a server stop 5.4 -> 1.4 s).
 os.environ.setdefault("ORBscanGranularity", "1")
-#: xdist workers per core for `-n auto`: most tests wait on servers, simulators and labs, not on the CPU.
-WORKERS_PER_CORE = 2
+#: xdist workers per core for `-n auto`. Most tests wait, but a lab they wait on polls its instruments
+#: (an idle demo lab keeps a third of a core busy): on 2 cores, 3 workers ran the suite in 9:19 with
+#: 571 CPU-s; 4 workers in 10:03 to 13:13 with 661-957 CPU-s (their labs crowding each other).
+WORKERS_PER_CORE = 1.5
 _exit_status = 0
 
 
@@ -28,7 +30,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """The worker count of `-n auto` (pyproject's addopts); PYTEST_XDIST_AUTO_NUM_WORKERS overrides it."""
     if fixed := os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return int(fixed)
-    return WORKERS_PER_CORE * len(os.sched_getaffinity(0))
+    return max(2, round(WORKERS_PER_CORE * len(os.sched_getaffinity(0))))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
