@@ -24,10 +24,15 @@ from __future__ import annotations
 
 import copy
 import difflib
+import itertools
 import json
+import os
+import random
 import re
 import socket
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -185,11 +190,30 @@ def _properties_of(data: dict[str, Any], device: DeviceSpec) -> dict[str, list[s
     return data["servers"][executable][instance][device.tango_class][device.name].setdefault("properties", {})
 
 
+#: Where `free_port` looks: above Tango's 10000 and the demo lab's own ports, below Linux's ephemeral
+#: range (32768-60999), from which every outgoing connection takes its local port: a port found free
+#: there (as binding port 0 finds one) can be taken by some client before the lab binds it (seen with
+#: test labs started in parallel).
+FREE_PORTS = range(20000, 32768)
+#: Each process (a forked one too) walks FREE_PORTS from a place of its own: processes looking at
+#: once do not meet the same port.
+_walks: dict[int, Iterator[int]] = {}
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
+    """A TCP port nobody listens on right now, not handed out before by this process."""
+    if (walk := _walks.get(os.getpid())) is None:
+        start = random.Random(os.getpid() ^ time.time_ns()).randrange(len(FREE_PORTS))
+        walk = _walks[os.getpid()] = itertools.islice(itertools.cycle(FREE_PORTS), start, None)
+    for port in walk:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("unreachable: the candidates cycle")
 
 
 def _move_port(url: str, moves: dict[int, int]) -> str:

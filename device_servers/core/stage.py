@@ -169,7 +169,9 @@ class Stage(HardwareDevice):
     def set_profile(self, which: str, value: float) -> None:
         setter = self.driver.set_velocity if which == "velocity" else self.driver.set_acceleration
         read_back = self.call_driver(setter, value * self.Step_per_unit)
-        self.publish({which.capitalize(): value if read_back is None else read_back / self.Step_per_unit})
+        name, value = which.capitalize(), value if read_back is None else read_back / self.Step_per_unit
+        # as a write: a poll that began before it must not store the old value over it
+        self._store(name, value, time.time(), self._quality(name, value), written=True)
 
     @command
     def Stop(self) -> None:

@@ -84,7 +84,7 @@ def test_a_move_sends_position_events_to_completion(stage, sim):
         stage.write_attribute("Position", 2.0)  # 2 mm at 1 mm/s, 0.2 s ramps: 2.2 s
         assert stage.state() == tango.DevState.MOVING  # from the moment the move is accepted
         wait_until(lambda: stage.state() == tango.DevState.ON, 20, what="settled")
-        wait_until(lambda: events and events[-1][1] == 2.0, 5, what="the final Position event")
+        wait_until(lambda: events and events[-1][1] == 2.0, 30, what="the final Position event")
     finally:
         stage.unsubscribe_event(subscription)
     assert MOVE_ABSOLUTE + bytes.fromhex("06 00 d0 01 01 00 00 c8 00 00") in sim.received  # 51 200 counts
