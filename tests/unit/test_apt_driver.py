@@ -25,7 +25,7 @@ def sim() -> AptSimulator:
 @pytest.fixture
 def stage(sim: AptSimulator) -> Iterator[AptStage]:
     with run_in_thread(sim) as running:
-        link = SerialLink(running.url, framing=APT_FRAMING, timeout=1.0)
+        link = SerialLink(running.url, framing=APT_FRAMING, timeout=5.0)
         link.open()
         driver = AptStage(link)
         driver.ended = []
@@ -103,6 +103,7 @@ def test_a_reply_from_another_address_is_garbled(stage, sim):
 
 def test_a_truncated_reply_is_a_lost_link(stage, sim):
     sim.faults.add("truncate")
+    stage.link.timeout = 0.5  # the fixture's 5 s leave room for a loaded machine
     with pytest.raises(LinkError, match="got .* so far"):
         stage.read_motion()
 

@@ -25,7 +25,7 @@ def served():
 @pytest.fixture
 def driver(served):
     served.simulator.clear()
-    link = link_for_url(served.url, timeout=1.0)
+    link = link_for_url(served.url, timeout=5.0)
     link.open()
     yield Minitrend(link)
     link.close()

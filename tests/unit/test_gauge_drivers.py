@@ -25,7 +25,7 @@ def tpg() -> Iterator[tuple[Tpg361, Tpg361Simulator]]:
     sim = Tpg361Simulator(seed=2, pressure=2.5e-3)
     sim.freeze("pressure")
     with run_in_thread(sim) as running:
-        link = SerialLink(running.url, framing=Tpg361.framing, timeout=0.5)
+        link = SerialLink(running.url, framing=Tpg361.framing, timeout=5.0)
         link.open()
         yield Tpg361(link), sim
         link.close()
@@ -36,7 +36,7 @@ def pdr() -> Iterator[tuple[Pdr900, Pdr900Simulator]]:
     sim = Pdr900Simulator(seed=2, pressure=2.5e-3)
     sim.freeze("pressure")
     with run_in_thread(sim) as running:
-        link = SerialLink(running.url, framing=Pdr900.framing, timeout=0.5)
+        link = SerialLink(running.url, framing=Pdr900.framing, timeout=5.0)
         link.open()
         yield Pdr900(link, address=253), sim
         link.close()
@@ -114,6 +114,7 @@ def test_tpg_garbage_and_silence(tpg):
     sim.clear()
     sim.delay = 1.0
     gauge.link.open()
+    gauge.link.timeout = 0.5  # the fixture's 5 s leave room for a loaded machine
     with pytest.raises(LinkError, match="no reply"):
         gauge.read()
 
@@ -179,5 +180,6 @@ def test_pdr_answer_from_another_address_garbage_and_truncation(pdr):
         gauge.read()
     sim.clear()
     sim.faults.add("truncate")
+    gauge.link.timeout = 0.5  # the fixture's 5 s leave room for a loaded machine
     with pytest.raises(LinkError, match="got b'@253A"):
         gauge.read()

@@ -118,7 +118,7 @@ def test_the_reply_keeps_every_byte(bus, simulator):
 def test_a_1_kb_binary_block_crosses_the_bus_intact_both_ways(bus, trl, simulator):
     """Every byte value, CR, LF, ESC, `+` and NUL among them, to the instrument and back."""
     data = bytes(range(256)) * 4
-    link = link_for_url(f"gpib://{trl}/{MEMORY}", framing=BlockLines(b"\n"), timeout=1.0)
+    link = link_for_url(f"gpib://{trl}/{MEMORY}", framing=BlockLines(b"\n"), timeout=5.0)
     link.open()
     link.transaction(b"DATA " + definite_length_block(data) + b"\n", reply=False)
     memory = simulator.simulator.instruments[MEMORY]
@@ -267,7 +267,7 @@ CLIENT_SCRIPT = textwrap.dedent(
     from device_servers.core.link import link_for_url
 
     url, address, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-    link = link_for_url(url, framing=Lines(b"\\n"), timeout=1.0)
+    link = link_for_url(url, framing=Lines(b"\\n"), timeout=5.0)
     link.open()
     n, end = 0, time.monotonic() + seconds
     while time.monotonic() < end:

@@ -35,7 +35,7 @@ def sim(served: Running) -> MeComSimulator:
 
 @pytest.fixture
 def tec(served: Running) -> Iterator[MeCom]:
-    link = SerialLink(served.url, framing=FRAMING, write_terminator=b"\r", timeout=0.5)
+    link = SerialLink(served.url, framing=FRAMING, write_terminator=b"\r", timeout=5.0)
     mecom = MeCom(link, address=1)
     link.open()
     yield mecom
@@ -129,6 +129,7 @@ def test_a_spoiled_request_crc_is_answered_03(tec, sim):
 
 def test_silence_and_a_cut_reply_are_link_errors(tec, sim):
     sim.faults.add("truncate")
+    tec.link.timeout = 0.5  # the fixture's 5 s leave room for a loaded machine
     with pytest.raises(LinkError, match="no reply"):
         tec.channel(1).read_object_temperature()
 

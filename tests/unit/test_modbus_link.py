@@ -59,7 +59,7 @@ def bank(served):
 
 @pytest.fixture
 def link(served, bank):
-    link = link_for_url(served.url, timeout=1.0, serial_options={"baudrate": 9600})
+    link = link_for_url(served.url, timeout=5.0, serial_options={"baudrate": 9600})
     link.open()
     yield link
     link.close()

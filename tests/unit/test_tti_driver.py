@@ -24,7 +24,7 @@ def sim() -> Iterator:
 
 @pytest.fixture
 def psu(sim) -> Iterator[AimTtiPsu]:
-    driver = AimTtiPsu(SerialLink(sim.url, framing=Lines(b"\n"), write_terminator=b"\n", timeout=0.5))
+    driver = AimTtiPsu(SerialLink(sim.url, framing=Lines(b"\n"), write_terminator=b"\n", timeout=5.0))
     driver.connect()
     yield driver
     driver.close()
@@ -131,5 +131,6 @@ def test_garbage_is_a_garbled_reply(sim, psu):
 
 def test_silence_is_a_lost_link(sim, psu):
     sim.simulator.delay = 1.0
+    psu.link.timeout = 0.5  # the fixture's 5 s leave room for a loaded machine
     with pytest.raises(LinkError, match="no reply"):
         psu.read_output(1)

@@ -24,7 +24,7 @@ def sim() -> Iterator:
 
 @pytest.fixture
 def link(sim) -> Iterator[SerialLink]:
-    link = SerialLink(sim.url, framing=FixedLength(6), write_terminator=b"", timeout=1.0)
+    link = SerialLink(sim.url, framing=FixedLength(6), write_terminator=b"", timeout=5.0)
     yield link
     link.close()
 
@@ -130,6 +130,7 @@ def test_garbage_and_a_truncated_reply_are_link_errors(sim, link, slides):
     sim.simulator.clear()
     link.open()  # what the device's poll loop does after an error
     sim.simulator.faults.add("truncate")
+    link.timeout = 0.5  # the fixture's 5 s leave room for a loaded machine
     with pytest.raises(LinkError, match="no reply"):
         first.read_position()
     assert not link.is_open
