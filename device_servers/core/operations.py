@@ -48,16 +48,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tango import DevState, Except
-from tango.server import command
+from tango import AttrQuality, DevState, Except
+from tango.server import attribute, command
 
 from .errors import for_tango
-from .hardware import HardwareDevice, polled
+from .hardware import HardwareDevice
 
 #: An operation may take this much longer than expected, plus `time_margin()`, before it is an overrun.
 OVERRUN_FACTOR = 1.5
 #: Seconds of slack beyond `OVERRUN_FACTOR` times the expected time (a device may say otherwise).
 TIME_MARGIN_S = 2.0
+#: The least change of progress (%) or time left (s) worth an event, and a new value to read.
+FIGURE_STEP = 0.1
 DONE, STOPPED, ABORTED, FAILED = "done", "stopped", "aborted", "failed"
 
 
@@ -137,16 +139,24 @@ class LongOperationDevice(HardwareDevice):
     #: How a failed operation's FAULT status ends: what clears it.
     cleared_by = "the next operation clears it"
 
-    operation = polled(dtype=str, doc='The long operation running now ("" when idle)')
-    progress = polled(
-        dtype=float, unit="%", format="%5.1f", abs_change=0.1, min_value=0, max_value=100,
+    operation = attribute(
+        dtype=str, fget=lambda device: device._figure("operation"), change_event_implemented=True,
+        change_event_detect=False, doc='The long operation running now ("" when idle)',
+    )
+    progress = attribute(
+        dtype=float, unit="%", format="%5.1f", min_value=0, max_value=100,
+        fget=lambda device: device._figure("progress"), change_event_implemented=True, change_event_detect=False,
         doc="How far the running operation (or the last one) got",
     )
-    timeLeft = polled(
-        dtype=float, unit="s", format="%.1f", abs_change=0.1, doc="Seconds the running operation still needs"
+    timeLeft = attribute(
+        dtype=float, unit="s", format="%.1f", fget=lambda device: device._figure("timeLeft"),
+        change_event_implemented=True, change_event_detect=False, doc="Seconds the running operation still needs",
     )
-    outcome = polled(
-        dtype=str, doc='How the last operation ended: done, stopped, aborted or "failed: <reason>" ("" before any)'
+    outcome = attribute(
+        dtype=str, fget=lambda device: device._figure("outcome"), change_event_implemented=True,
+        change_event_detect=False,
+        doc='How the last operation ended: done, stopped, aborted or "failed: <reason>" ("" before any); '
+        "its time is when it ended",
     )
 
     # -- what a device class may provide --------------------------------------------------------
@@ -212,8 +222,11 @@ class LongOperationDevice(HardwareDevice):
         self._operation_lock = threading.Lock()
         self._running: Running | None = None
         self._failure: str | None = None  # the last operation's, FAULT until the next one
+        #: The operation attributes (value, time), apart from the poll's cache: a lost link makes
+        #: readings INVALID, not what the device did.
+        self._figures: dict[str, tuple[Any, float]] = {}
+        self._show({"operation": "", "progress": 0.0, "timeLeft": 0.0, "outcome": ""})
         super().init_device()
-        self.publish({"operation": "", "progress": 0.0, "timeLeft": 0.0, "outcome": ""})
 
     def delete_device(self) -> None:
         if (running := self._running) is not None:
@@ -319,8 +332,20 @@ class LongOperationDevice(HardwareDevice):
         self._wake.set()
 
     def _show(self, values: dict[str, Any]) -> None:
-        """Cache and push now: on the poll thread too (`publish` would wait for the next poll)."""
-        if threading.current_thread() is self._thread:
-            self._push(values, time.time())
-        else:
-            self.publish(values)
+        """Keep and push operation attributes: words always (each outcome is stamped anew, even
+        the same as the last), figures when they moved by `FIGURE_STEP` or reached where they
+        end (0 s left, 100 %). Never while holding a lock: a push may wait for the device's monitor."""
+        now = time.time()
+        pushed = []
+        for name, value in values.items():
+            last = self._figures.get(name, (None, 0.0))[0]
+            if not isinstance(value, float) or last is None or (value != last and (
+                    abs(value - last) >= FIGURE_STEP or value in (0.0, 100.0))):
+                self._figures[name] = (value, now)
+                pushed.append(name)
+        for name in pushed:
+            self.push_change_event(name, values[name], now, AttrQuality.ATTR_VALID)
+
+    def _figure(self, name: str) -> tuple[Any, float, AttrQuality]:
+        value, when = self._figures[name]
+        return value, when, AttrQuality.ATTR_VALID

@@ -1,0 +1,171 @@
+"""Long operations (device_servers/core/operations.py) on a small device in its own server
+process, driven by a DeviceProxy as a lab client would: progress and time-left events, one
+operation at a time, Stop, Abort, an overrun, a failure; and `tangolab.scripting.run`.
+
+The tests run in order on one device (module scope): each waits for the one before to end."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import tango
+from tango.server import command
+from tango.test_context import DeviceTestContext
+
+from device_servers.core.link import Link
+from device_servers.core.operations import LongOperationDevice, OperationFailed, Running
+from tangolab.scripting import OperationError, run, wait_until
+
+from . import fake_instruments  # noqa: F401 - registers memory://
+
+OPERATIONS = ("operation", "progress", "timeLeft", "outcome")
+
+
+class Counter(LongOperationDevice):
+    """Counts for a while: the smallest device with long operations."""
+
+    def create_driver(self, link: Link) -> Link:
+        return link
+
+    def poll(self) -> dict[str, Any]:
+        return {}
+
+    def time_margin(self) -> float:
+        return 0.5
+
+    @command(dtype_in=float)
+    def Count(self, seconds: float) -> None:
+        """Count for `seconds`, reporting progress; Stop winds down over a tenth of a second."""
+        self.run_operation("counting", lambda op: self._count(op, seconds), expected=seconds)
+
+    @command(dtype_in=float)
+    def Dawdle(self, seconds: float) -> None:
+        """Take ten times as long as it says."""
+        self.run_operation("dawdling", lambda op: self._count(op, 10 * seconds), expected=seconds)
+
+    @command(dtype_in=str)
+    def Fail(self, reason: str) -> None:
+        """Fail with `reason` after a little work."""
+        self.run_operation("failing", lambda op: self._fail(op, reason), expected=1.0)
+
+    def _count(self, op: Running, seconds: float) -> None:
+        while op.sleep(0.02):
+            if op.elapsed >= seconds:
+                return
+            op.report(100 * op.elapsed / seconds, seconds - op.elapsed)
+        if not op.abort_asked:
+            time.sleep(0.1)  # winding down
+
+    def _fail(self, op: Running, reason: str) -> None:
+        op.sleep(0.1)
+        raise OperationFailed(reason)
+
+
+@pytest.fixture(scope="module")
+def context():
+    context = DeviceTestContext(Counter, properties={"Url": "memory://counter", "PollPeriod": 0.1},
+                                process=True, timeout=30)
+    with context as proxy:
+        wait_until(lambda: proxy.state() == tango.DevState.ON, 30, what="counter ON")
+        yield context
+
+
+@pytest.fixture
+def counter(context):
+    proxy = context.device
+    wait_until(lambda: proxy.read_attribute("operation").value == "", 30, what="idle")
+    return proxy
+
+
+def ended(counter: tango.DeviceProxy) -> str:
+    wait_until(lambda: counter.read_attribute("operation").value == "", 30, what="the operation's end")
+    return counter.read_attribute("outcome").value
+
+
+def test_an_idle_device_shows_no_operation_and_no_outcome(counter):
+    values = {a.name: a.value for a in counter.read_attributes(list(OPERATIONS))}
+    assert values == {"operation": "", "progress": 0.0, "timeLeft": 0.0, "outcome": ""}
+    assert counter.get_attribute_config("progress").unit == "%"
+
+
+def test_an_operation_runs_with_progress_and_time_left_events_and_ends_done(counter):
+    heard: dict[str, list] = {name: [] for name in OPERATIONS}
+    subscriptions = [
+        counter.subscribe_event(
+            name, tango.EventType.CHANGE_EVENT,
+            lambda event, name=name: heard[name].append(event.attr_value.value) if not event.err else None,
+        )
+        for name in OPERATIONS
+    ]
+    try:
+        counter.command_inout("Count", 1.0)
+        assert counter.state() == tango.DevState.RUNNING  # from the moment it is accepted
+        assert counter.read_attribute("operation").value == "counting"
+        assert counter.status() == "Counting"
+        assert ended(counter) == "done"
+        wait_until(lambda: heard["outcome"][-1:] == ["done"], 10, what="the outcome's event")
+        wait_until(lambda: counter.state() == tango.DevState.ON, 10, what="ON after it")
+    finally:
+        for subscription in subscriptions:
+            counter.unsubscribe_event(subscription)
+    assert heard["operation"][-2:] == ["counting", ""]
+    progress = heard["progress"]
+    assert progress[-1] == 100.0 and len([p for p in progress if 0 < p < 100]) >= 5, progress
+    assert progress == sorted(progress[1:]) or progress[1:] == sorted(progress[1:])  # never backwards
+    times = heard["timeLeft"]
+    assert times[-1] == 0.0 and any(0.1 < t < 1.0 for t in times), times
+
+
+def test_a_second_operation_is_refused_naming_the_one_running_then_stop_ends_it_stopped(counter):
+    counter.command_inout("Count", 30.0)
+    with pytest.raises(tango.DevFailed) as refused:
+        counter.command_inout("Fail", "never")
+    error = refused.value.args[0]
+    assert error.reason == "Busy"
+    assert "failing refused: counting is running (RUNNING" in error.desc and "run Stop" in error.desc
+    assert counter.read_attribute("operation").value == "counting"  # the running one carries on
+    counter.command_inout("Stop")
+    assert ended(counter) == "stopped"
+    wait_until(lambda: counter.state() == tango.DevState.ON, 10, what="ON after Stop")
+    assert 0 < counter.read_attribute("progress").value < 100
+
+
+def test_abort_ends_it_aborted(counter):
+    counter.command_inout("Count", 30.0)
+    counter.command_inout("Abort")
+    assert ended(counter) == "aborted"
+    wait_until(lambda: counter.state() == tango.DevState.ON, 10, what="ON after Abort")
+
+
+def test_an_overrun_ends_fault_with_the_reason_until_the_next_operation(counter):
+    counter.command_inout("Dawdle", 0.2)  # 2 s of work; overdue after 1.5 x 0.2 + 0.5 s
+    outcome = ended(counter)
+    assert outcome == "failed: dawdling did not finish in time (0.2 s expected); stopped"
+    wait_until(lambda: counter.state() == tango.DevState.FAULT, 10, what="FAULT after the overrun")
+    assert "dawdling did not finish in time" in counter.status()
+    assert "the next operation clears it" in counter.status()
+    counter.command_inout("Count", 0.1)
+    assert ended(counter) == "done"
+    wait_until(lambda: counter.state() == tango.DevState.ON, 10, what="ON after the next operation")
+
+
+def test_a_failure_is_the_outcome_with_the_reason_and_fault(counter):
+    counter.command_inout("Fail", "no contact within 10 um")
+    assert ended(counter) == "failed: no contact within 10 um"
+    wait_until(lambda: counter.state() == tango.DevState.FAULT, 10, what="FAULT after the failure")
+    assert "no contact within 10 um" in counter.status()
+
+
+def test_run_waits_for_the_end_and_raises_with_the_reason(counter):
+    heard: list[tuple[str, float, float]] = []
+    assert run(counter, "Count", 0.5, timeout=30, on_progress=lambda *figures: heard.append(figures)) is None
+    assert counter.read_attribute("outcome").value == "done"
+    assert heard and all(name == "counting" for name, _, _ in heard)
+    with pytest.raises(OperationError, match="failing failed: the cantilever broke") as failure:
+        run(counter, "Fail", "the cantilever broke", timeout=30)
+    assert failure.value.outcome == "failed: the cantilever broke"
+    with pytest.raises(OperationError, match="failing failed: the cantilever broke"):  # the same outcome again
+        run(counter, "Fail", "the cantilever broke", timeout=30)
+    assert run(counter, "State") == tango.DevState.FAULT  # a command that starts nothing returns at once
