@@ -88,7 +88,7 @@ class Running:
         self.abort_asked = False
         self.failure: str | None = None
         self._ending = threading.Event()
-        self._reported: tuple[float, float | None] | None = None
+        self._reported: tuple[float, float | None, float] | None = None  # percent, seconds left, when
 
     @property
     def stopping(self) -> bool:
@@ -106,16 +106,17 @@ class Running:
     def report(self, percent: float, time_left: float | None = None) -> None:
         """Progress in % (0-100) and, if the work knows better than the expected time, the
         seconds left; shown at once."""
-        self._reported = (min(max(float(percent), 0.0), 100.0), time_left)
-        self.device._show(self.figures())
+        self._reported = (min(max(float(percent), 0.0), 100.0), time_left, time.monotonic())
+        if self.device.running is self:  # not after an Init dropped it
+            self.device._show(self.figures())
 
     def figures(self) -> dict[str, float]:
         """progress and timeLeft now: as reported, else from the instrument, else by the clock."""
         elapsed = self.elapsed
         time_left = max(self.expected - elapsed, 0.0)
         if self._reported is not None:
-            percent, said = self._reported
-            time_left = time_left if said is None else max(float(said), 0.0)
+            percent, said, when = self._reported
+            time_left = time_left if said is None else max(float(said) - (time.monotonic() - when), 0.0)
         elif self.progress_of is not None and (measured := self.progress_of()) is not None:
             percent = min(max(measured, 0.0), 100.0)
         else:  # the clock's guess, never 100 before it ends
@@ -249,12 +250,19 @@ class LongOperationDevice(HardwareDevice):
                 self.halt(immediate=True)
             except Exception as exc:  # noqa: BLE001 - the poll thread goes on; the log says why
                 self.error_stream(f"could not stop after the overrun: {exc}")
-        if running.finished is not None and (running.failure is not None or running.finished()):
+        try:
+            finished = running.finished is not None and (running.failure is not None or running.finished())
+            figures = running.figures()
+        except Exception as exc:  # noqa: BLE001 - a device's predicate failing fails its operation, not the poll
+            running.failure, finished = f"{type(exc).__name__}: {exc}", running.finished is not None
+            running.ask(abort=True)
+            figures = {}
+        if finished:
             if state == DevState.FAULT and running.failure is None:  # it ended in a fault (a stall)
                 running.failure = status
             self._end(running)
             return self.overrule_state(values, state, status)
-        self._show(running.figures())
+        self._show(figures)
         if state in (DevState.FAULT, DevState.ALARM):
             return state, status
         return self._busy_state(running)
@@ -308,22 +316,23 @@ class LongOperationDevice(HardwareDevice):
             running.failure = running.failure or str(exc)
         except Exception as exc:  # noqa: BLE001 - any error of the work is its outcome
             running.failure = running.failure or f"{type(exc).__name__}: {exc}"
-        self._end(running)
-        if running.failure is not None:
+        if self._end(running) and running.failure is not None:
             self._set_state(DevState.FAULT, f"{running.failure}; {self.cleared_by}")
         self._wake.set()  # the poll settles the state now, not at its next turn
 
-    def _end(self, running: Running) -> None:
+    def _end(self, running: Running) -> bool:
+        """Show the outcome and free the device for the next operation (False: an Init did)."""
         outcome = running.outcome()
         if outcome != DONE:
             self.info_stream(f"{running.name}: {outcome}")
         with self._operation_lock:
+            if self._running is not running:  # dropped by an Init meanwhile
+                return False
             self._running = None
             self._failure = running.failure
-        figures = running.figures()
-        if outcome == DONE:
-            figures = {"progress": 100.0, "timeLeft": 0.0}
-        self._show({**figures, "timeLeft": 0.0, "operation": "", "outcome": outcome})
+        ended = {"progress": 100.0} if outcome == DONE else {}  # else where it got to
+        self._show({**ended, "timeLeft": 0.0, "operation": "", "outcome": outcome})
+        return True
 
     def _ask(self, *, abort: bool) -> None:
         if (running := self._running) is not None:
