@@ -222,10 +222,10 @@ def run(
         return proxy.command_inout(command, arg) if arg is not None else proxy.command_inout(command)
     # an outcome stamped after this one is the new operation's, even if it ended before we looked
     previous = proxy.read_attribute("outcome").time.totime()
-    result = proxy.command_inout(command, arg) if arg is not None else proxy.command_inout(command)
     deadline = None if timeout is None else time.monotonic() + timeout
     running = ""
-    try:
+    try:  # a Ctrl-C while the command is on its way stops what it started too
+        result = proxy.command_inout(command, arg) if arg is not None else proxy.command_inout(command)
         while True:
             operation, progress, time_left, outcome = proxy.read_attributes(list(OPERATION_ATTRIBUTES))
             if operation.value:

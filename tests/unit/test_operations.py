@@ -6,6 +6,11 @@ The tests run in order on one device (module scope): each waits for the one befo
 
 from __future__ import annotations
 
+import os
+import pty
+import signal
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -21,6 +26,8 @@ from tangolab.scripting import OperationError, run, wait_until
 from . import fake_instruments  # noqa: F401 - registers memory://
 
 OPERATIONS = ("operation", "progress", "timeLeft", "outcome")
+#: `tangolab call` of a device without database: its tango:// name needs none, but a host is asked for.
+CALL = [sys.executable, "-m", "tangolab", "call", "--tango-host", "127.0.0.1:1"]
 
 
 class Counter(LongOperationDevice):
@@ -169,3 +176,54 @@ def test_run_waits_for_the_end_and_raises_with_the_reason(counter):
     with pytest.raises(OperationError, match="failing failed: the cantilever broke"):  # the same outcome again
         run(counter, "Fail", "the cantilever broke", timeout=30)
     assert run(counter, "State") == tango.DevState.FAULT  # a command that starts nothing returns at once
+
+
+def test_call_shows_progress_on_a_terminal_and_returns_at_the_end(context, counter):
+    terminal, stderr = pty.openpty()
+    try:
+        process = subprocess.Popen([*CALL, context.get_device_access(), "Count", "1.5"],
+                                   stdout=subprocess.PIPE, stderr=stderr, text=True)
+        os.close(stderr)
+        shown = b""
+        while True:  # until the call ends and closes its end of the terminal
+            try:
+                chunk = os.read(terminal, 4096)
+            except OSError:  # EIO: no writer left
+                break
+            if not chunk:
+                break
+            shown += chunk
+        output, _ = process.communicate(timeout=60)
+    finally:
+        os.close(terminal)
+    assert process.returncode == 0, shown
+    assert output == "done\n"
+    assert counter.read_attribute("outcome").value == "done"
+    bars = [line for line in shown.split(b"\r") if line.startswith(b"counting [")]
+    assert len(bars) >= 3 and b" % " in bars[0] and b"s left" in bars[0], shown
+    assert shown.endswith(b"\r\x1b[K")  # the bar is wiped once it ends
+
+
+def test_call_of_an_operation_that_fails_exits_non_zero_with_the_reason(context, counter):
+    result = subprocess.run([*CALL, context.get_device_access(), "Fail", "the tip is blunt"],
+                            check=False, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result
+    assert result.stderr.strip().endswith("failing failed: the tip is blunt")
+    assert len(result.stderr.strip().splitlines()) == 1  # no progress bar in a pipe
+    assert result.stdout == ""
+
+
+def test_ctrl_c_during_a_call_stops_the_operation(context, counter):
+    process = subprocess.Popen([*CALL, context.get_device_access(), "Count", "60"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: counter.read_attribute("operation").value == "counting", 30, what="counting")
+        process.send_signal(signal.SIGINT)
+        output, errors = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, (output, errors)
+    assert "interrupted: Stop was sent" in errors
+    assert ended(counter) == "stopped"
