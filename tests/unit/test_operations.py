@@ -1,6 +1,7 @@
 """Long operations (device_servers/core/operations.py) on a small device in its own server
 process, driven by a DeviceProxy as a lab client would: progress and time-left events, one
-operation at a time, Stop, Abort, an overrun, a failure; and `tangolab.scripting.run`.
+operation at a time, Stop, Abort, an overrun, a failure; `tangolab.scripting.run` and
+`tangolab call`; and a stage's moves as operations, in the unit its `Unit` property names.
 
 The tests run in order on one device (module scope): each waits for the one before to end."""
 
@@ -23,7 +24,7 @@ from device_servers.core.link import Link
 from device_servers.core.operations import LongOperationDevice, OperationFailed, Running
 from tangolab.scripting import OperationError, run, wait_until
 
-from . import fake_instruments  # noqa: F401 - registers memory://
+from .fake_instruments import SlideDevice
 
 OPERATIONS = ("operation", "progress", "timeLeft", "outcome")
 #: `tangolab call` of a device without database: its tango:// name needs none, but a host is asked for.
@@ -120,7 +121,7 @@ def test_an_operation_runs_with_progress_and_time_left_events_and_ends_done(coun
     assert heard["operation"][-2:] == ["counting", ""]
     progress = heard["progress"]
     assert progress[-1] == 100.0 and len([p for p in progress if 0 < p < 100]) >= 5, progress
-    assert progress == sorted(progress[1:]) or progress[1:] == sorted(progress[1:])  # never backwards
+    assert progress[1:] == sorted(progress[1:])  # never backwards (the first is the value at subscription)
     times = heard["timeLeft"]
     assert times[-1] == 0.0 and any(0.1 < t < 1.0 for t in times), times
 
@@ -227,3 +228,52 @@ def test_ctrl_c_during_a_call_stops_the_operation(context, counter):
     assert process.returncode == 130, (output, errors)
     assert "interrupted: Stop was sent" in errors
     assert ended(counter) == "stopped"
+
+
+@pytest.fixture(scope="module")
+def slide():
+    properties = {"Url": "memory://slide-um", "PollPeriod": 0.5, "Step_per_unit": 1.0, "Unit": "um"}
+    with DeviceTestContext(SlideDevice, properties=properties, process=True, timeout=30) as proxy:
+        wait_until(lambda: proxy.state() == tango.DevState.ON, 30, what="slide ON")
+        run(proxy, "Home", timeout=30)
+        yield proxy
+
+
+def test_a_stage_shows_its_unit_from_the_property(slide):
+    units = [slide.get_attribute_config(name).unit for name in ("Position", "Velocity", "Acceleration")]
+    assert units == ["um", "um/s", "um/s\u00b2"]
+    with pytest.raises(tango.DevFailed) as failure:
+        slide.write_attribute("Position", 60_000.0)
+    assert "allowed 0 to 50000 um" in failure.value.args[0].desc
+    assert slide.read_attribute("outcome").value == "done"  # the homing's
+
+
+def test_a_stage_move_is_an_operation_with_progress_and_refuses_a_second(slide):
+    progress: list[float] = []
+    subscription = slide.subscribe_event(
+        "progress", tango.EventType.CHANGE_EVENT,
+        lambda event: progress.append(event.attr_value.value) if not event.err else None,
+    )
+    try:
+        slide.write_attribute("Position", 5000.0)  # 1 s at 5000 um/s
+        assert slide.state() == tango.DevState.MOVING
+        assert slide.read_attribute("operation").value == "moving to 5000 um"
+        with pytest.raises(tango.DevFailed) as refused:
+            slide.write_attribute("Position", 100.0)
+        assert refused.value.args[0].reason == "Busy"
+        assert "moving to 100 um refused: moving to 5000 um is running (MOVING" in refused.value.args[0].desc
+        assert ended(slide) == "done"
+        wait_until(lambda: progress[-1:] == [100.0], 10, what="the last progress event")
+    finally:
+        slide.unsubscribe_event(subscription)
+    assert len([p for p in progress if 0 < p < 100]) >= 5, progress  # from the position, polled fast
+    assert slide.read_attribute("Position").value == 5000.0
+
+
+def test_stop_during_a_stage_move_ends_it_stopped_where_it_is(slide):
+    slide.write_attribute("Position", 45_000.0)
+    wait_until(lambda: slide.read_attribute("progress").value > 10, 20, what="under way")
+    slide.command_inout("Stop")
+    assert ended(slide) == "stopped"
+    wait_until(lambda: slide.state() == tango.DevState.ON, 10, what="ON after Stop")
+    assert 5000.0 < slide.read_attribute("Position").value < 45_000.0
