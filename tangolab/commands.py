@@ -276,8 +276,8 @@ def _call(args: argparse.Namespace) -> int:
         raise CommandError(*_explained(error, f"{device} {info.cmd_name}")) from None
     except OperationError as error:
         raise CommandError(str(error), TANGO_ERROR) from None
-    except KeyboardInterrupt:  # run_operation sent Stop
-        raise CommandError(f"interrupted: Stop was sent to {device}", INTERRUPTED) from None
+    except KeyboardInterrupt as interrupt:  # during a long operation run_operation sent Stop, and says so
+        raise CommandError(f"interrupted{': ' if str(interrupt) else ''}{interrupt}", INTERRUPTED) from None
     finally:
         bar.close()
     human = "done" if result is None else shown(result)

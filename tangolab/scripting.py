@@ -245,7 +245,7 @@ def run(
             time.sleep(interval)
     except KeyboardInterrupt:
         _stop(proxy)
-        raise
+        raise KeyboardInterrupt(f"Stop was sent to {proxy.dev_name()}{f' ({running})' if running else ''}") from None
     if outcome.value != "done":
         raise OperationError(f"{proxy.dev_name()} {command}: {running or command} {outcome.value}", outcome.value)
     return result

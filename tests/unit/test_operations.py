@@ -226,7 +226,7 @@ def test_ctrl_c_during_a_call_stops_the_operation(context, counter):
             process.kill()
             process.wait()
     assert process.returncode == 130, (output, errors)
-    assert "interrupted: Stop was sent" in errors
+    assert errors.strip().endswith(f"interrupted: Stop was sent to {counter.name()} (counting)"), errors
     assert ended(counter) == "stopped"
 
 
