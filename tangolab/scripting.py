@@ -244,11 +244,19 @@ def run(
                 )
             time.sleep(interval)
     except KeyboardInterrupt:
+        running = running or _now_running(proxy)  # interrupted before it looked
         _stop(proxy)
         raise KeyboardInterrupt(f"Stop was sent to {proxy.dev_name()}{f' ({running})' if running else ''}") from None
     if outcome.value != "done":
         raise OperationError(f"{proxy.dev_name()} {command}: {running or command} {outcome.value}", outcome.value)
     return result
+
+
+def _now_running(proxy: tango.DeviceProxy) -> str:
+    try:
+        return proxy.read_attribute("operation").value
+    except tango.DevFailed:
+        return ""
 
 
 def _stop(proxy: tango.DeviceProxy) -> None:

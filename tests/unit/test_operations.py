@@ -50,8 +50,8 @@ class Counter(LongOperationDevice):
 
     @command(dtype_in=float)
     def Dawdle(self, seconds: float) -> None:
-        """Take ten times as long as it says."""
-        self.run_operation("dawdling", lambda op: self._count(op, 10 * seconds), expected=seconds)
+        """Take a hundred times as long as it says."""
+        self.run_operation("dawdling", lambda op: self._count(op, 100 * seconds), expected=seconds)
 
     @command(dtype_in=str)
     def Fail(self, reason: str) -> None:
@@ -99,19 +99,17 @@ def test_an_idle_device_shows_no_operation_and_no_outcome(counter):
 
 
 def test_an_operation_runs_with_progress_and_time_left_events_and_ends_done(counter):
-    heard: dict[str, list] = {name: [] for name in OPERATIONS}
+    heard: dict[str, list] = {name: [] for name in (*OPERATIONS, "State", "Status")}
     subscriptions = [
         counter.subscribe_event(
             name, tango.EventType.CHANGE_EVENT,
             lambda event, name=name: heard[name].append(event.attr_value.value) if not event.err else None,
         )
-        for name in OPERATIONS
+        for name in heard
     ]
     try:
+        wait_until(lambda: all(heard.values()), 10, what="the value of each at subscription")
         counter.command_inout("Count", 1.0)
-        assert counter.state() == tango.DevState.RUNNING  # from the moment it is accepted
-        assert counter.read_attribute("operation").value == "counting"
-        assert counter.status() == "Counting"
         assert ended(counter) == "done"
         wait_until(lambda: heard["outcome"][-1:] == ["done"], 10, what="the outcome's event")
         wait_until(lambda: counter.state() == tango.DevState.ON, 10, what="ON after it")
@@ -119,6 +117,8 @@ def test_an_operation_runs_with_progress_and_time_left_events_and_ends_done(coun
         for subscription in subscriptions:
             counter.unsubscribe_event(subscription)
     assert heard["operation"][-2:] == ["counting", ""]
+    assert heard["State"][-2:] == [tango.DevState.RUNNING, tango.DevState.ON]
+    assert "Counting" in heard["Status"]
     progress = heard["progress"]
     assert progress[-1] == 100.0 and len([p for p in progress if 0 < p < 100]) >= 5, progress
     assert progress[1:] == sorted(progress[1:])  # never backwards (the first is the value at subscription)
@@ -148,7 +148,7 @@ def test_abort_ends_it_aborted(counter):
 
 
 def test_an_overrun_ends_fault_with_the_reason_until_the_next_operation(counter):
-    counter.command_inout("Dawdle", 0.2)  # 2 s of work; overdue after 1.5 x 0.2 + 0.5 s
+    counter.command_inout("Dawdle", 0.2)  # 20 s of work; overdue after 1.5 x 0.2 + 0.5 s
     outcome = ended(counter)
     assert outcome == "failed: dawdling did not finish in time (0.2 s expected); stopped"
     wait_until(lambda: counter.state() == tango.DevState.FAULT, 10, what="FAULT after the overrun")
@@ -255,19 +255,19 @@ def test_a_stage_move_is_an_operation_with_progress_and_refuses_a_second(slide):
         lambda event: progress.append(event.attr_value.value) if not event.err else None,
     )
     try:
-        slide.write_attribute("Position", 5000.0)  # 1 s at 5000 um/s
+        slide.write_attribute("Position", 10_000.0)  # 2 s at 5000 um/s
         assert slide.state() == tango.DevState.MOVING
-        assert slide.read_attribute("operation").value == "moving to 5000 um"
+        assert slide.read_attribute("operation").value == "moving to 10000 um"
         with pytest.raises(tango.DevFailed) as refused:
             slide.write_attribute("Position", 100.0)
         assert refused.value.args[0].reason == "Busy"
-        assert "moving to 100 um refused: moving to 5000 um is running (MOVING" in refused.value.args[0].desc
+        assert "moving to 100 um refused: moving to 10000 um is running (MOVING" in refused.value.args[0].desc
         assert ended(slide) == "done"
         wait_until(lambda: progress[-1:] == [100.0], 10, what="the last progress event")
     finally:
         slide.unsubscribe_event(subscription)
     assert len([p for p in progress if 0 < p < 100]) >= 5, progress  # from the position, polled fast
-    assert slide.read_attribute("Position").value == 5000.0
+    assert slide.read_attribute("Position").value == 10_000.0
 
 
 def test_stop_during_a_stage_move_ends_it_stopped_where_it_is(slide):
