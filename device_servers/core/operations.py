@@ -36,8 +36,10 @@ A device author picks one of two shapes:
 
 The poll loop keeps the state the operation gives (it does not set ON in the middle of a
 pull); an ALARM or a FAULT the poll finds shows meanwhile, and a followed operation that ends
-in a FAULT (a stage that stalled) has failed with the FAULT's reason. `halt(immediate)` is what `Stop` and
-`Abort` tell the instrument (a stage's driver stop); the default tells it nothing.
+in a FAULT (a stage that stalled) has failed with the FAULT's reason. `halt(immediate)` is what
+`Stop` and `Abort` tell the instrument (a stage's driver stop); the default tells it nothing.
+Work on a thread cannot be killed: it must look at `op.sleep` or `op.stopping` often (Stop
+"within 0.2 s" means at least every 0.2 s).
 """
 
 from __future__ import annotations
@@ -263,6 +265,8 @@ class LongOperationDevice(HardwareDevice):
             self._end(running)
             return self.overrule_state(values, state, status)
         self._show(figures)
+        if running.failure is not None:  # overrun: its work is winding down
+            return DevState.FAULT, f"{running.failure}; ending it"
         if state in (DevState.FAULT, DevState.ALARM):
             return state, status
         return self._busy_state(running)

@@ -12,6 +12,7 @@ import pty
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -52,6 +53,16 @@ class Counter(LongOperationDevice):
     def Dawdle(self, seconds: float) -> None:
         """Take a hundred times as long as it says."""
         self.run_operation("dawdling", lambda op: self._count(op, 100 * seconds), expected=seconds)
+
+    @command(dtype_in=float)
+    def Cling(self, seconds: float) -> None:
+        """Work that heeds no Stop, no Abort, no overrun, until `Release` (or half a minute)."""
+        self._released = threading.Event()
+        self.run_operation("clinging", lambda op: self._released.wait(30), expected=seconds)
+
+    @command
+    def Release(self) -> None:
+        self._released.set()
 
     @command(dtype_in=str)
     def Fail(self, reason: str) -> None:
@@ -157,6 +168,19 @@ def test_an_overrun_ends_fault_with_the_reason_until_the_next_operation(counter)
     counter.command_inout("Count", 0.1)
     assert ended(counter) == "done"
     wait_until(lambda: counter.state() == tango.DevState.ON, 10, what="ON after the next operation")
+
+
+def test_an_overrun_is_fault_at_once_even_while_its_work_still_clings_on(counter):
+    counter.command_inout("Cling", 0.1)
+    try:
+        wait_until(lambda: counter.state() == tango.DevState.FAULT, 20, what="FAULT at the overrun")
+        assert counter.read_attribute("operation").value == "clinging"  # its thread has not ended
+        assert "clinging did not finish in time" in counter.status()
+        with pytest.raises(tango.DevFailed, match="clinging is running"):
+            counter.command_inout("Count", 0.1)
+    finally:
+        counter.command_inout("Release")
+    assert ended(counter) == "failed: clinging did not finish in time (0.1 s expected); stopped"
 
 
 def test_a_failure_is_the_outcome_with_the_reason_and_fault(counter):
