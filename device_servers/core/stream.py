@@ -446,11 +446,14 @@ class Streaming(Device):
                 if not self._buffer:
                     self._ready.wait(max(0.0, next_view - time.monotonic()))
                 block = self._buffer.popleft() if self._buffer else None
-            if block is not None:
-                self._push_block(block)
-            if time.monotonic() >= next_view:
-                next_view = time.monotonic() + view_every
-                self._push_views()
+            try:
+                if block is not None:
+                    self._push_block(block)
+                if time.monotonic() >= next_view:
+                    next_view = time.monotonic() + view_every
+                    self._push_views()
+            except Exception as exc:  # noqa: BLE001 - the stream must outlive one failed push
+                self.error_stream(f"publishing the stream: {type(exc).__name__}: {exc}")
 
     def _push_block(self, block: Block) -> None:
         encoded = block.encode()
