@@ -44,8 +44,7 @@ import h5py
 import numpy as np
 import tango
 
-from device_servers.core.stream import SAVE_CHANNEL, Block
-
+from .blocks import SAVE_CHANNEL, Block
 from .events import Intake, attribute_name, error_text, is_loss
 
 FORMAT = "tangolab.record.1"

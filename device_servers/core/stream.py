@@ -19,9 +19,10 @@ What a client sees:
 - `block` (DevEncoded, format `BLOCK_FORMAT`): one change event per block, every block, nothing
   compared (no threshold on samples) and never an archive event. A block carries, atomically,
   its counter, the time of its first sample, the sample period and the samples of every channel
-  (`Block.decode(event.attr_value.value)`). Counters are consecutive as the source delivered
-  the blocks: a counter missing at a client is a block the device dropped (the next block says
-  how many in `dropped_before`) or one lost on the way to that client.
+  (`tangolab.blocks.Block.decode(event.attr_value.value)`: the format is shared with clients).
+  Counters are consecutive as the source delivered the blocks: a counter missing at a client is
+  a block the device dropped (the next block says how many in `dropped_before`) or one lost on
+  the way to that client.
 - `<channel>View` (spectrum, the channel's unit): the last `ViewSeconds` of the channel as
   min/max pairs per pixel, `[min0, max0, min1, max1, ...]`, at most `ViewRate` (<= 10) updates a
   second: what Taurus and the GUI draw, at any sample rate.
@@ -44,7 +45,6 @@ silently); a full buffer drops the incoming block and counts it.
 
 from __future__ import annotations
 
-import struct
 import threading
 import time
 from collections import deque
@@ -57,18 +57,11 @@ import numpy as np
 from tango import AttrQuality, CmdArgType, DevFailed, DevState
 from tango.server import Device, attribute, device_property
 
+from tangolab.blocks import BLOCK_FORMAT, SAVE_CHANNEL, Block
+
 from .errors import LinkError, for_tango
 from .hardware import HardwareDevice, set_state_and_status
 
-#: The format string of the `block` attribute's DevEncoded value.
-BLOCK_FORMAT = "tangolab.block.1"
-#: The block header, little-endian: counter, first-sample time (UNIX s), period (s), channels,
-#: samples per channel, sample type (numpy kind and size: b"f8", b"i2", ...), blocks dropped just
-#: before this one, length of the gap text that follows the header (UTF-8). Then the samples,
-#: channel after channel, little-endian.
-HEADER = struct.Struct("<QddHI2sIH")
-#: A channel of this name is the save flag (the epz board's): non-zero while samples are to be saved.
-SAVE_CHANNEL = "save"
 #: Seconds between tries to reopen a lost source: from the first to the last, then the last.
 REOPEN_DELAYS_S = (0.1, 0.25, 0.5, 1.0, 2.0)
 #: The most decimated views a second, whatever ViewRate says.
@@ -112,57 +105,6 @@ class Source(Protocol):
     def read(self, timeout: float) -> Samples | None: ...
 
     def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class Block:
-    """Samples of every channel with their counter and time base, as one event carries them.
-
-    `dropped_before`: blocks the device dropped just before this one (its buffer was full);
-    `gap_before`: why samples just before this one were not measured or not delivered (the
-    source was lost, or missed them), "" when this block follows the previous one."""
-
-    counter: int
-    first_time: float
-    period: float
-    samples: np.ndarray
-    dropped_before: int = 0
-    gap_before: str = ""
-
-    @property
-    def length(self) -> int:
-        """Samples per channel."""
-        return self.samples.shape[1]
-
-    @property
-    def end_time(self) -> float:
-        """When the sample after the last one is due."""
-        return self.first_time + self.length * self.period
-
-    def encode(self) -> tuple[str, bytes]:
-        """The `block` attribute's DevEncoded value: (BLOCK_FORMAT, header + gap text + samples)."""
-        samples = np.ascontiguousarray(self.samples, dtype=self.samples.dtype.newbyteorder("<"))
-        kind = f"{samples.dtype.kind}{samples.dtype.itemsize}".encode()
-        gap = self.gap_before.encode()
-        header = HEADER.pack(self.counter, self.first_time, self.period, samples.shape[0], samples.shape[1],
-                             kind, self.dropped_before, len(gap))
-        return BLOCK_FORMAT, b"".join((header, gap, samples.tobytes()))
-
-    @classmethod
-    def decode(cls, encoded: tuple[str, bytes]) -> Block:
-        """A block from a DevEncoded value (an event's `attr_value.value`); ValueError if it is none."""
-        form, data = encoded
-        if form != BLOCK_FORMAT:
-            raise ValueError(f"not a block: format {form!r}, expected {BLOCK_FORMAT!r}")
-        data = bytes(data) if not isinstance(data, (bytes, bytearray, memoryview)) else data
-        counter, first, period, channels, length, kind, dropped, gap_length = HEADER.unpack_from(data)
-        start = HEADER.size + gap_length
-        gap = bytes(data[HEADER.size:start]).decode()
-        dtype = np.dtype("<" + kind.decode())
-        if len(data) - start != channels * length * dtype.itemsize:
-            raise ValueError(f"block {counter}: {len(data) - start} bytes of samples for {channels} x {length} {dtype}")
-        samples = np.frombuffer(data, dtype, channels * length, start).reshape(channels, length)
-        return cls(counter, first, period, samples, dropped, gap)
 
 
 class MinMaxView:
@@ -343,7 +285,7 @@ class Streaming(Device):
     # -- attributes ---------------------------------------------------------------------------
 
     @attribute(dtype=CmdArgType.DevEncoded, doc="The last block: counter, first-sample time, period and "
-               "samples of every channel (device_servers.core.stream.Block.decode); one change event per block")
+               "samples of every channel (tangolab.blocks.Block.decode); one change event per block")
     def block(self) -> tuple[str, bytes, float, AttrQuality]:
         return self._last_block or (BLOCK_FORMAT, b"", time.time(), INVALID)
 

@@ -9,7 +9,8 @@ import h5py
 import numpy as np
 import pytest
 
-from device_servers.core.stream import BLOCK_FORMAT, Block, MinMaxView
+from device_servers.core.stream import MinMaxView
+from tangolab.blocks import BLOCK_FORMAT, Block
 from tangolab.record import Recording
 
 # Block 7, first sample at 1.5 s, 0.25 s apart, 2 channels x 2 int16 samples, 2 blocks dropped

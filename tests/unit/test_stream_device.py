@@ -16,7 +16,7 @@ import tango
 from tango.test_context import DeviceTestContext
 
 from device_servers.archiver.subscription import not_archivable
-from device_servers.core.stream import Block
+from tangolab.blocks import Block
 from tangolab.scripting import wait_until
 from tests.unit.stream_device import StreamTester
 
