@@ -175,7 +175,7 @@ class SyntheticSource:
             time.sleep(wait)
         first = self.index
         self.index += self.block_samples
-        ramp = np.arange(first, first + self.block_samples, dtype=self.dtype)
+        ramp = np.arange(first, first + self.block_samples).astype(self.dtype)  # integer types wrap round
         return Samples(self.start + first * self.period, self.period, ramp[None, :] + self.offsets)
 
     def close(self) -> None:
