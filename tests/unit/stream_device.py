@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from tango.server import Device, command, device_property
+from tango import AttrWriteType
+from tango.server import Device, attribute, command, device_property
 
 from device_servers.core.errors import LinkError
 from device_servers.core.stream import Channel, Samples, Streaming, SyntheticSource
@@ -48,8 +49,20 @@ class StreamTester(Streaming, Device):
     BlockSamples = device_property(dtype=int, default_value=500)
     SaveEvery = device_property(dtype=int, default_value=2_000)
 
+    def init_device(self) -> None:
+        self._gain = 2.5
+        super().init_device()
+
     def create_source(self) -> FaultySource:
         return FaultySource(self.Rate, self.BlockSamples, self.SaveEvery)
+
+    @attribute(dtype=float, unit="V/V", access=AttrWriteType.READ_WRITE, doc="a parameter of the measurement")
+    def gain(self) -> float:
+        return self._gain
+
+    @gain.write
+    def gain(self, value: float) -> None:
+        self._gain = value
 
     @command(dtype_in=float, doc_in="seconds the source is lost (reads and opens fail)")
     def LoseSource(self, seconds: float) -> None:

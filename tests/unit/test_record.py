@@ -131,6 +131,7 @@ def test_seconds_ends_a_recording_by_itself_and_what_cannot_be_recorded_is_refus
     with h5py.File(out) as f:
         assert f.attrs["complete"] and f.attrs["blocks_received"] >= 1
         assert f.attrs["device_blocks_produced"] > f.attrs["last_block"]
+        assert dict(f["parameters"].attrs) == {"gain": 2.5, "gain.unit": "V/V"}  # the device's settings
 
     assert main(["record", name, "--out", str(out), "--tango-host", "127.0.0.1:1"]) == 2
     assert "exists: give another --out" in capsys.readouterr().err
