@@ -12,12 +12,12 @@ import argparse
 import getpass
 import json
 import os
+import pathlib
 import socket
 import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import tango
 from tango import CmdArgType as T
@@ -94,7 +94,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     spy.add_argument("--queue-size", type=int, default=DEFAULT_QUEUE, help="events kept per attribute (%(default)s)")
     record = verb("record", _record, "record a streaming device's blocks into an HDF5 file until Ctrl-C or --seconds")
     record.add_argument("device", metavar="DEVICE", help="a device that streams blocks (its attribute `block`)")
-    record.add_argument("--out", required=True, type=Path, metavar="FILE", help="the HDF5 file to write, e.g. run.h5")
+    record.add_argument("--out", required=True, type=pathlib.Path, metavar="FILE", help="the HDF5 file to write, e.g. run.h5")
     record.add_argument("--seconds", type=float, help="stop after this many seconds of blocks (default: at Ctrl-C)")
     record.add_argument("--tsv", action="store_true",
                         help="also write numbered TSV files beside it (FILE_0001.tsv ...), one per save window")
