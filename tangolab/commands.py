@@ -1,4 +1,4 @@
-"""`tangolab get/set/call/put/devices/watch/spy/message`: the lab from a shell, on any TANGO_HOST.
+"""`tangolab get/set/call/put/devices/watch/spy/record/message`: the lab from a shell, on any TANGO_HOST.
 
 Attribute and device names are full (`lab/cryocon/1/temperatureA`) or short where only one
 device matches (`cryocon/temperatureA`, `tec/1/objectTemperature`). Values are written in the
@@ -12,6 +12,7 @@ import argparse
 import getpass
 import json
 import os
+import pathlib
 import socket
 import sys
 import time
@@ -97,6 +98,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     spy.add_argument("pattern", nargs="?", default="*", metavar="PATTERN",
                      help="devices (lab/tec/*, tec), optionally /ATTRIBUTE-GLOB (default: the whole lab)")
     spy.add_argument("--queue-size", type=int, default=DEFAULT_QUEUE, help="events kept per attribute (%(default)s)")
+    record = verb("record", _record, "record a streaming device's blocks into an HDF5 file until Ctrl-C or --seconds")
+    record.add_argument("device", metavar="DEVICE", help="a device that streams blocks (its attribute `block`)")
+    record.add_argument("--out", required=True, type=pathlib.Path, metavar="FILE", help="the HDF5 file to write, e.g. run.h5")
+    record.add_argument("--seconds", type=float, help="stop after this many seconds of blocks (default: at Ctrl-C)")
+    record.add_argument("--tsv", action="store_true",
+                        help="also write numbered TSV files beside it (FILE_0001.tsv ...), one per save window")
     message = verb("message", _message, f"write a message to the lab log ({ARCHIVER})")
     message.add_argument("level", metavar="LEVEL", help="debug, info, message, warning, error or success")
     message.add_argument("text", nargs="+", metavar="TEXT")
@@ -442,3 +449,27 @@ def _message(args: argparse.Namespace) -> int:
          {"archiver": archiver, "level": args.level.lower(), "source": args.source, "text": text})
     return OK
 
+
+
+def _record(args: argparse.Namespace) -> int:
+    from . import record  # h5py only for this verb
+
+    if args.out.exists():
+        raise CommandError(f"{args.out} exists: give another --out, or remove it first", USAGE)
+    if not args.out.resolve().parent.is_dir():
+        raise CommandError(f"no folder {args.out.parent} for {args.out}", USAGE)
+    if args.seconds is not None and args.seconds <= 0:
+        raise CommandError(f"--seconds must be above 0, got {args.seconds:g}", USAGE)
+    device = args.names.device(args.device)
+    proxy = tango.DeviceProxy(trl(device))
+    if "block" not in (name.lower() for name in proxy.get_attribute_list()):
+        raise CommandError(f"{device} streams no blocks (it has no attribute `block`): only streaming devices "
+                           "are recorded", NOT_FOUND)
+    recording = record.run(trl(device), args.out, args.seconds, args.tsv)
+    counts = recording.counts
+    _out(args, record.summary(recording), {
+        "file": str(args.out), "device": device, "first_block": counts.first_block, "last_block": counts.last_block,
+        "blocks_received": counts.received, "blocks_dropped_by_device": counts.dropped_by_device,
+        "blocks_lost_on_the_way": counts.lost_on_the_way, "gaps": counts.gaps, "samples": counts.samples,
+    })
+    return OK
