@@ -59,7 +59,6 @@ def create_app(settings: WebSettings) -> FastAPI:
     app.state.lab = lab
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     pages = Jinja2Templates(directory=HERE / "templates")  # autoescape on: device strings stay text
-    pages.env.filters["json"] = lambda value: json.dumps(value)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:

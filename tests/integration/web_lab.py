@@ -14,7 +14,7 @@ from tangolab.web.auth import Users
 from tangolab.web.settings import WebSettings
 from tests.integration.archive_lab import cryocon_lab
 
-USER, PASSWORD = "ada", "correct horse battery"
+USER, PASSWORD = "ada", "correct-horse"  # as the README's API examples log in
 
 
 def web_lab() -> LabConfig:

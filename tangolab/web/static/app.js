@@ -158,7 +158,14 @@ const tangolab = (() => {
     let following = true, chart = null;
     const data = () => {
       const times = [...new Set(series.flatMap(s => s.times))].sort((a, b) => a - b);
-      return [times, ...series.map(s => { const at = new Map(s.times.map((t, i) => [t, s.values[i]])); return times.map(t => at.has(t) ? at.get(t) : null); })];
+      // each value holds until the next (the archive and events carry changes only): a constant is a flat line
+      const now = Date.now() / 1000;
+      if (times.length && times[times.length - 1] < now) times.push(now);
+      return [times, ...series.map(s => {
+        const at = new Map(s.times.map((t, i) => [t, s.values[i]]));
+        let held = null;
+        return times.map(t => (held = at.has(t) ? at.get(t) : held));
+      })];
     };
     const build = () => {
       if (chart) chart.destroy();
