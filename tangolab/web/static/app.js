@@ -44,7 +44,7 @@ const tangolab = (() => {
   function show(element, update) {
     const how = element.dataset.show;
     element.classList.toggle("stale", !!update.error);
-    element.title = update.error || new Date(update.time * 1000).toLocaleTimeString() + " " + update.quality;
+    element.title = update.error || `${stamp(update.time)} ${update.quality}`;
     if (how === "bar") { element.style.width = `${Math.max(0, Math.min(100, Number(update.value) || 0))}%`; return; }
     if (update.error) {
       if (element.classList.contains("state")) element.textContent = "NO ANSWER";
@@ -203,9 +203,15 @@ const tangolab = (() => {
   }
 
   // -- messages ----------------------------------------------------------------------------------
+  const pad = n => String(n).padStart(2, "0");
+  function stamp(epoch) {  // local time as a lab log writes it: 2026-05-01 14:03:07
+    const d = new Date(epoch * 1000);
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  }
+
   function messageRow(time, level, source, text) {
     const row = document.createElement("tr");
-    row.className = "level-" + level;
+    row.className = "level-" + String(level).toLowerCase();
     for (const cell of [time, level, source, text]) {
       const td = document.createElement("td"); td.textContent = cell; row.append(td);
     }
@@ -219,7 +225,7 @@ const tangolab = (() => {
       for (const key of ["source", "level", "since", "until"]) if (form.elements[key].value) query.set(key, form.elements[key].value);
       try {
         const found = await api("GET", "/api/messages?" + query);
-        rows.replaceChildren(...found.reverse().map(m => messageRow(new Date(m.time * 1000).toLocaleString(), m.level, m.source, m.text)));
+        rows.replaceChildren(...found.reverse().map(m => messageRow(stamp(m.time), m.level, m.source, m.text)));
       } catch (error) { rows.replaceChildren(messageRow("", "error", "web", error.message)); }
     };
     form.addEventListener("submit", event => { event.preventDefault(); load(); });
@@ -231,13 +237,13 @@ const tangolab = (() => {
       try {
         const state = await api("GET", "/api/state_at?time=" + encodeURIComponent(when));
         document.getElementById("then-rows").replaceChildren(...Object.entries(state).map(([name, r]) =>
-          messageRow(new Date(r.time * 1000).toLocaleString(), r.quality, name, JSON.stringify(r.value))));
+          messageRow(stamp(r.time), r.quality, name, JSON.stringify(r.value))));
       } catch (error) { document.getElementById("then-rows").replaceChildren(messageRow("", "error", "web", error.message)); }
     });
     onUpdate(update => {
       const m = /^(\S+ \S+) (\S+) ([^:]*): ([\s\S]*)$/.exec(update.value || "");
       const level = form.elements.level.value, source = form.elements.source.value;
-      if (m && (!level || level === m[2]) && (!source || source === m[3])) rows.prepend(messageRow(m[1], m[2], m[3], m[4]));
+      if (m && (!level || level.toLowerCase() === m[2].toLowerCase()) && (!source || source === m[3])) rows.prepend(messageRow(m[1], m[2], m[3], m[4]));
     });
     load().then(() => live(["lab/archiver/1/lastmessage"]));
   }
