@@ -5,7 +5,7 @@
 Starts, through a real Tango database and supervisor (the launcher of `tangolab up`, on free
 ports), the web monitor and one server (`bench/ticker/1`) whose attributes `a00`... each push a
 change event `--rate` times a second, its value the time it was pushed. Then `--clients`
-server-sent event streams (asyncio sockets in this process, as browsers would read) watch every
+server-sent event streams (asyncio sockets in `--processes` processes, as browsers would read) watch every
 attribute. Prints the subscriptions the service holds (one per attribute, not one per browser),
 the service's CPU, the updates each browser received per second, and the update latency (push
 to arrival, p50 and p99), first with every browser reading, then with one more browser that
@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
+import multiprocessing
 import os
 import statistics
 import sys
@@ -99,12 +101,12 @@ class Browser:
                     line = await asyncio.wait_for(reader.readline(), 1.0)
                 except TimeoutError:
                     continue
-                if line.startswith(b"data: "):
+                if line.startswith(b"data: ") and self.recording:
                     arrived = time.time()
-                    update = json.loads(line[6:])
-                    if self.recording and update["value"] is not None:
-                        self.received += 1
-                        self.latencies.append(arrived - update["value"])
+                    for update in json.loads(line[6:]):
+                        if update["value"] is not None:
+                            self.received += 1
+                            self.latencies.append(arrived - update["value"])
         writer.close()
 
 
@@ -113,21 +115,43 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def measure(browsers: list[Browser], stalled: list[Browser], seconds: float, web_pid: int) -> dict:
+WARM_UP = 3.0  # s for every stream to connect and fill before recording
+
+
+async def _read_streams(host: str, port: int, path: str, clients: int, stalled: int, seconds: float) -> list[tuple]:
+    browsers = [Browser(host, port, path) for _ in range(clients)]
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(b.run(stop)) for b in browsers + stalled]
-    await asyncio.sleep(3.0)  # every stream connected and filled
+    tasks = [asyncio.create_task(b.run(stop)) for b in browsers]
+    tasks += [asyncio.create_task(Browser(host, port, path, stall=True).run(stop)) for _ in range(stalled)]
+    await asyncio.sleep(WARM_UP)
     for browser in browsers:
-        browser.recording, browser.latencies, browser.received = True, [], 0
-    cpu = cpu_seconds(web_pid)
+        browser.recording = True
     await asyncio.sleep(seconds)
-    cpu = (cpu_seconds(web_pid) - cpu) / seconds
     for browser in browsers:
         browser.recording = False
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
-    latencies = sorted(x for b in browsers for x in b.latencies)
-    return {"cpu": cpu, "rate": statistics.mean(b.received for b in browsers) / seconds,
+    return [(b.received, b.latencies) for b in browsers]
+
+
+def read_streams(*args) -> list[tuple]:
+    """One process's share of the browsers (several processes: the reading must not be the bottleneck)."""
+    return asyncio.run(_read_streams(*args))
+
+
+def measure(host: str, port: int, path: str, clients: int, stalled: int, seconds: float, processes: int,
+            web_pid: int) -> dict:
+    shares = [clients // processes + (i < clients % processes) for i in range(processes)]
+    with concurrent.futures.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(read_streams, host, port, path, share, stalled if i == 0 else 0, seconds)
+                   for i, share in enumerate(shares)]
+        time.sleep(WARM_UP + 1.0)  # the pool's processes start, then their streams warm up
+        cpu = cpu_seconds(web_pid)
+        time.sleep(seconds - 2.0)
+        cpu = (cpu_seconds(web_pid) - cpu) / (seconds - 2.0)
+        results = [browser for future in futures for browser in future.result()]
+    latencies = sorted(x for _, browser in results for x in browser)
+    return {"cpu": cpu, "rate": statistics.mean(received for received, _ in results) / seconds,
             "p50": latencies[len(latencies) // 2] if latencies else float("nan"),
             "p99": latencies[int(len(latencies) * 0.99)] if latencies else float("nan")}
 
@@ -138,6 +162,7 @@ def main() -> None:
     parser.add_argument("--attributes", type=int, default=50)
     parser.add_argument("--rate", type=float, default=10.0, help="events per second per attribute")
     parser.add_argument("--seconds", type=float, default=10.0, help="each measurement")
+    parser.add_argument("--processes", type=int, default=4, help="processes reading the streams")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="web-bench-") as folder:
         lab = Lab(bench_lab(args.attributes, args.rate), folder, f"127.0.0.1:{free_port()}")
@@ -150,9 +175,8 @@ def main() -> None:
             print(f"{args.clients} browsers x {args.attributes} attributes at {args.rate:g} Hz "
                   f"({args.clients * args.attributes * args.rate:,.0f} updates/s to send at most)")
             for label, stalled in (("every browser reading", 0), ("one more browser stalled", 1)):
-                browsers = [Browser(web.probe_host, web.port, path) for _ in range(args.clients)]
-                stall = [Browser(web.probe_host, web.port, path, stall=True) for _ in range(stalled)]
-                figures = asyncio.run(measure(browsers, stall, args.seconds, web_pid))
+                figures = measure(web.probe_host, web.port, path, args.clients, stalled, args.seconds, args.processes,
+                                  web_pid)
                 with urllib.request.urlopen(f"http://{web.probe_host}:{web.port}/api/health", timeout=10) as reply:
                     subscriptions = json.load(reply)["subscriptions"]
                 print(f"{label:26s} subscriptions {subscriptions} (of {args.attributes} attributes), "

@@ -8,6 +8,7 @@ run folder's `web.tokens`, so a script's token outlives restarts until its user 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -29,8 +30,9 @@ CSRF_HEADER = "X-CSRF-Token"
 class Users:
     """The htpasswd file: `name:$2b$...` lines, read on each check so that `adduser` takes effect at once."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, rounds: int = 12) -> None:
         self.path = path
+        self.rounds = rounds  # bcrypt's cost: 2**rounds; 12 takes ~0.3 s here, what a guess costs too
 
     def _entries(self) -> dict[str, bytes]:
         try:
@@ -42,7 +44,7 @@ class Users:
     def check(self, name: str, password: str) -> bool:
         hashed = self._entries().get(name)
         if hashed is None:
-            bcrypt.checkpw(b"x", DUMMY)  # as long as for a known name: the time tells nothing
+            bcrypt.checkpw(b"x", _dummy(self.rounds))  # as long as for a known name: the time tells nothing
             return False
         return bcrypt.checkpw(password.encode(), hashed.replace(b"$2y$", b"$2b$", 1))
 
@@ -54,7 +56,7 @@ class Users:
         if not NAME.fullmatch(name):
             raise ValueError(f"a user name is 1 to 64 letters, digits, or _.@-, not {name!r}")
         entries = self._entries()
-        entries[name] = bcrypt.hashpw(password.encode(), bcrypt.gensalt())
+        entries[name] = bcrypt.hashpw(password.encode(), bcrypt.gensalt(self.rounds))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         text = "".join(f"{user}:{hashed.decode()}\n" for user, hashed in sorted(entries.items()))
         partial = self.path.with_suffix(".partial")
@@ -63,7 +65,9 @@ class Users:
         partial.replace(self.path)
 
 
-DUMMY = bcrypt.hashpw(b"dummy", bcrypt.gensalt(rounds=4))
+@functools.cache
+def _dummy(rounds: int) -> bytes:
+    return bcrypt.hashpw(b"dummy", bcrypt.gensalt(rounds))
 
 
 @dataclass

@@ -11,6 +11,7 @@ its subscription is undone after `linger` seconds (a page reload does not subscr
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Iterable
@@ -33,31 +34,31 @@ class Watcher:
         self.names = names
         self.loop = loop
         self.ready = asyncio.Event() if loop is not None else None
-        self._box: dict[str, dict] = {}
+        self._box: dict[str, str] = {}
         self._lock = threading.Lock()
         self.skipped = 0  # values replaced in the box before the browser took them
 
-    def offer(self, update: dict) -> None:
-        """From the hub's thread: keep the newest value of each attribute, wake the reader once."""
+    def offer(self, name: str, update: str) -> None:
+        """From the hub's thread: keep the newest value (as JSON) of each attribute, wake the reader once."""
         with self._lock:
             wake = not self._box
-            self.skipped += update["name"] in self._box
-            self._box[update["name"]] = update
+            self.skipped += name in self._box
+            self._box[name] = update
         if wake and self.loop is not None:
             try:
                 self.loop.call_soon_threadsafe(self.ready.set)
             except RuntimeError:  # its loop closed: the browser left
                 pass
 
-    def take(self) -> list[dict]:
+    def take(self) -> list[str]:
         with self._lock:
             box, self._box = self._box, {}
         if self.ready is not None:
             self.ready.clear()
         return list(box.values())
 
-    async def next(self, timeout: float) -> list[dict]:
-        """The updates since the last call, waiting up to `timeout` for one."""
+    async def next(self, timeout: float) -> list[str]:
+        """The updates (JSON objects) since the last call, waiting up to `timeout` for one."""
         if updates := self.take():
             return updates
         try:
@@ -81,7 +82,7 @@ class Hub:
         self._lock = threading.Lock()
         self._feeds: dict[str, object] = {}  # attribute name (lower case) -> Feed
         self._watchers: dict[str, set[Watcher]] = {}
-        self._latest: dict[str, dict] = {}
+        self._latest: dict[str, str] = {}  # attribute -> its last update, as JSON (made once for every watcher)
         self._idle_since: dict[str, float] = {}
         self._labels: dict[str, tuple[str, ...]] = {}
         self._stop = threading.Event()
@@ -99,7 +100,7 @@ class Hub:
                     self._feeds[name] = self.intake.add(f"tango://{self.tango_host}/{name}", KINDS,
                                                         poll_period=self.poll_period, now=False)
                 if (latest := self._latest.get(name)) is not None:
-                    watcher.offer(latest)
+                    watcher.offer(name, latest)
         return watcher
 
     def unwatch(self, watcher: Watcher) -> None:
@@ -111,7 +112,8 @@ class Hub:
                     self._idle_since[name] = time.monotonic()
 
     def latest(self, name: str) -> dict | None:
-        return self._latest.get(name.lower())
+        latest = self._latest.get(name.lower())
+        return None if latest is None else json.loads(latest)
 
     @property
     def subscriptions(self) -> int:
@@ -142,12 +144,12 @@ class Hub:
                 events = feed.take()
                 if not events:
                     continue
-                update = self._update(name, events[-1])
+                update = json.dumps(self._update(name, events[-1]))
                 self._latest[name] = update
                 with self._lock:
                     watchers = list(self._watchers.get(name, ()))
                 for watcher in watchers:
-                    watcher.offer(update)
+                    watcher.offer(name, update)
 
     def _update(self, name: str, event) -> dict:
         when = event_time(event)

@@ -15,6 +15,7 @@ from tangolab.web.settings import WebSettings
 from tests.integration.archive_lab import cryocon_lab
 
 USER, PASSWORD = "ada", "correct-horse"  # as the README's API examples log in
+FAST = 4  # bcrypt rounds of test users: each login checks the hash, at 12 rounds ~0.3 s
 
 
 def web_lab() -> LabConfig:
@@ -28,7 +29,7 @@ def web_lab() -> LabConfig:
 
 def add_user(run_dir: Path) -> None:
     """The user, in the htpasswd file the service reads on each login (before or after it started)."""
-    Users(Path(run_dir) / "web.htpasswd").set(USER, PASSWORD)
+    Users(Path(run_dir) / "web.htpasswd", rounds=FAST).set(USER, PASSWORD)
 
 
 def address(lab) -> str:

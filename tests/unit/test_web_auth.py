@@ -10,9 +10,11 @@ import bcrypt
 
 from tangolab.web.auth import MAX_DELAY, Guard, Users
 
+FAST = 4  # bcrypt rounds: the production 12 cost ~0.3 s a check
+
 
 def test_users_are_bcrypt_lines_of_an_htpasswd_file(tmp_path: Path):
-    users = Users(tmp_path / "web.htpasswd")
+    users = Users(tmp_path / "web.htpasswd", rounds=FAST)
     users.set("ada", "correct-horse")
     name, hashed = (tmp_path / "web.htpasswd").read_text().strip().split(":", 1)
     assert name == "ada" and hashed.startswith("$2b$")
@@ -25,11 +27,11 @@ def test_users_are_bcrypt_lines_of_an_htpasswd_file(tmp_path: Path):
 def test_a_file_written_by_apaches_htpasswd_is_read(tmp_path: Path):
     hashed = bcrypt.hashpw(b"s3cret-pass", bcrypt.gensalt(rounds=5)).decode().replace("$2b$", "$2y$", 1)
     (tmp_path / "web.htpasswd").write_text(f"grace:{hashed}\n")  # `htpasswd -B` writes $2y$
-    assert Users(tmp_path / "web.htpasswd").check("grace", "s3cret-pass")
+    assert Users(tmp_path / "web.htpasswd", rounds=FAST).check("grace", "s3cret-pass")
 
 
 def test_a_bad_user_name_is_refused_and_the_file_unchanged(tmp_path: Path):
-    users = Users(tmp_path / "web.htpasswd")
+    users = Users(tmp_path / "web.htpasswd", rounds=FAST)
     users.set("ada", "correct-horse")
     before = (tmp_path / "web.htpasswd").read_text()
     try:
@@ -42,7 +44,7 @@ def test_a_bad_user_name_is_refused_and_the_file_unchanged(tmp_path: Path):
 
 
 def test_failed_logins_are_slowed_per_name_and_address_until_one_succeeds(tmp_path: Path):
-    users = Users(tmp_path / "web.htpasswd")
+    users = Users(tmp_path / "web.htpasswd", rounds=FAST)
     users.set("ada", "correct-horse")
     guard = Guard(users, tmp_path / "web.tokens")
     assert guard.delay("user:ada", "from:10.0.0.9") == 0.0
@@ -58,7 +60,7 @@ def test_failed_logins_are_slowed_per_name_and_address_until_one_succeeds(tmp_pa
 
 
 def test_a_session_checks_its_csrf_token(tmp_path: Path):
-    users = Users(tmp_path / "web.htpasswd")
+    users = Users(tmp_path / "web.htpasswd", rounds=FAST)
     users.set("ada", "correct-horse")
     guard = Guard(users, tmp_path / "web.tokens")
     session = guard.session(guard.login("ada", "correct-horse", "127.0.0.1"))
@@ -69,7 +71,7 @@ def test_a_session_checks_its_csrf_token(tmp_path: Path):
 
 
 def test_tokens_outlive_a_restart_but_not_their_user(tmp_path: Path):
-    users = Users(tmp_path / "web.htpasswd")
+    users = Users(tmp_path / "web.htpasswd", rounds=FAST)
     users.set("ada", "correct-horse")
     token = Guard(users, tmp_path / "web.tokens").new_token("ada")
     assert token not in (tmp_path / "web.tokens").read_text()  # kept hashed
@@ -85,7 +87,7 @@ def test_tangolab_web_adduser_adds_and_changes_a_user(tmp_path: Path, monkeypatc
         monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
         assert main(["web", "adduser", "ada", "--password-stdin", "--run-dir", str(tmp_path)]) == 0
         assert said in capsys.readouterr().out
-    assert Users(tmp_path / "web.htpasswd").check("ada", "second-password")
+    assert Users(tmp_path / "web.htpasswd", rounds=FAST).check("ada", "second-password")
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
     assert main(["web", "adduser", "bob", "--password-stdin", "--run-dir", str(tmp_path)]) == 2
-    assert "at least 8" in capsys.readouterr().err and not Users(tmp_path / "web.htpasswd").exists("bob")
+    assert "at least 8" in capsys.readouterr().err and not Users(tmp_path / "web.htpasswd", rounds=FAST).exists("bob")

@@ -32,12 +32,14 @@ const tangolab = (() => {
     if (!names.size) return;
     const link = document.getElementById("link");
     const source = new EventSource("/api/stream?attributes=" + encodeURIComponent([...names].join(",")));
+    addEventListener("pagehide", () => source.close());  // leaving: the service ends what nobody watches
     source.onopen = () => { link.className = "link up"; link.textContent = "live"; };
     source.onerror = () => { link.className = "link down"; link.textContent = "reconnecting"; };
     source.onmessage = message => {
-      const update = JSON.parse(message.data);
-      document.querySelectorAll(`[data-attr="${CSS.escape(update.name)}"]`).forEach(e => show(e, update));
-      handlers.forEach(h => h(update));
+      for (const update of JSON.parse(message.data)) {
+        document.querySelectorAll(`[data-attr="${CSS.escape(update.name)}"]`).forEach(e => show(e, update));
+        handlers.forEach(h => h(update));
+      }
     };
   }
 
