@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import subprocess
@@ -53,9 +54,17 @@ class Service:
 
 def create_app(settings: WebSettings) -> FastAPI:
     lab = Service(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        lab.hub.close()
+
+    # FastAPI's /docs and /redoc load their scripts from a CDN: the API page is ours (`/api`)
     app = FastAPI(title="tangolab", summary="The lab's devices, archive and relay over HTTP",
                   description="Reads may be open; every change needs `Authorization: Bearer TOKEN` "
-                  "(POST /api/token with HTTP basic credentials gives one) or a page's session and CSRF token.")
+                  "(POST /api/token with HTTP basic credentials gives one) or a page's session and CSRF token.",
+                  docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.lab = lab
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     pages = Jinja2Templates(directory=HERE / "templates")  # autoescape on: device strings stay text
@@ -64,10 +73,6 @@ def create_app(settings: WebSettings) -> FastAPI:
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
         return JSONResponse({"status": error.status, "reason": error.reason, "message": error.message},
                             status_code=error.status)
-
-    @app.on_event("shutdown")
-    def close() -> None:
-        lab.hub.close()
 
     def page(request: Request, name: str, **context: Any) -> HTMLResponse:
         session = _session(request)
@@ -92,9 +97,6 @@ def create_app(settings: WebSettings) -> FastAPI:
             down = ""
         except ApiError as error:
             attributes, commands, down = {}, {}, error.message
-        for info in attributes.values():
-            if info.enum_labels:
-                lab.hub.set_labels(f"{device}/{info.name}", info.enum_labels)
         return page(request, "device.html", device=device, attributes=list(attributes.values()),
                     commands=list(commands.values()), down=down, title=device)
 
@@ -115,6 +117,12 @@ def create_app(settings: WebSettings) -> FastAPI:
     @app.get("/supervisor", response_class=HTMLResponse, include_in_schema=False)
     def supervisor_page(request: Request):
         return page(request, "supervisor.html", title="Supervisor")
+
+    @app.get("/api", response_class=HTMLResponse, include_in_schema=False)
+    def api_page(request: Request):
+        calls = [(method.upper(), path, spec.get("summary", ""), spec.get("description", ""))
+                 for path, methods in app.openapi()["paths"].items() for method, spec in methods.items()]
+        return page(request, "api.html", calls=calls, title="API")
 
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
     def login_page(request: Request, next: str = "/", failed: bool = False):

@@ -84,7 +84,7 @@ class Hub:
         self._watchers: dict[str, set[Watcher]] = {}
         self._latest: dict[str, str] = {}  # attribute -> its last update, as JSON (made once for every watcher)
         self._idle_since: dict[str, float] = {}
-        self._labels: dict[str, tuple[str, ...]] = {}
+        self._labels: dict[str, tuple[str, ...]] = {}  # feed name -> an enumeration's labels
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._pump, name="web hub", daemon=True)
         self._thread.start()
@@ -121,10 +121,6 @@ class Hub:
         with self._lock:
             return len(self._feeds)
 
-    def set_labels(self, name: str, labels: tuple[str, ...]) -> None:
-        """An enumeration's labels, so that its values go out by name."""
-        self._labels[name.lower()] = labels
-
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)
@@ -144,20 +140,33 @@ class Hub:
                 events = feed.take()
                 if not events:
                     continue
-                update = json.dumps(self._update(name, events[-1]))
+                update = json.dumps(self._update(name, feed, events[-1]))
                 self._latest[name] = update
                 with self._lock:
                     watchers = list(self._watchers.get(name, ()))
                 for watcher in watchers:
                     watcher.offer(name, update)
 
-    def _update(self, name: str, event) -> dict:
+    def _update(self, name: str, feed, event) -> dict:
         when = event_time(event)
         if event.err:
             return {"name": name, "value": None, "quality": "INVALID", "time": when, "error": error_text(event.errors)}
         reading = event.attr_value
-        return {"name": name, "value": plain(reading.value, self._labels.get(name, ())),
+        return {"name": name, "value": plain(reading.value, self._enum_labels(feed, reading)),
                 "quality": quality_name(reading.quality), "time": when, "error": None}
+
+    def _enum_labels(self, feed, reading: tango.DeviceAttribute) -> tuple[str, ...]:
+        """An enumeration's labels, asked once, so that its values go out by name."""
+        if reading.type != tango.CmdArgType.DevEnum:
+            return ()
+        labels = self._labels.get(feed.name)
+        if labels is None:
+            try:
+                labels = tuple(feed.proxy.get_attribute_config(feed.attribute).enum_labels)
+            except tango.DevFailed:
+                return ()  # asked again at the next value
+            self._labels[feed.name] = labels
+        return labels
 
 
 def plain(value: object, labels: tuple[str, ...] = ()) -> object:

@@ -146,6 +146,12 @@ const tangolab = (() => {
     live(names);
   }
 
+  function tick(v) {  // 2e-6 rather than 0 on a pressure axis
+    if (v === null || v === undefined) return "";
+    const size = Math.abs(v);
+    return size !== 0 && (size < 1e-3 || size >= 1e5) ? v.toExponential(0) : String(Number(v.toPrecision(4)));
+  }
+
   function plot(section, spec) {
     const span = seconds(spec.window);
     const head = document.createElement("div"); head.className = "plothead";
@@ -173,8 +179,10 @@ const tangolab = (() => {
       if (chart) chart.destroy();
       chart = new uPlot({
         width: Math.max(300, area.clientWidth || section.clientWidth - 24), height: 260, scales: {x: {time: true}, y: {distr: box.checked ? 3 : 1}},
-        series: [{}, ...spec.attributes.map((name, i) => ({label: name, stroke: COLOURS[i % COLOURS.length], width: 1.5, spanGaps: false}))],
-        axes: [{stroke: "#9aa4b2", grid: {stroke: "#2a313c"}}, {stroke: "#9aa4b2", grid: {stroke: "#2a313c"}, size: 70}],
+        series: [{}, ...spec.attributes.map((name, i) => ({label: name, stroke: COLOURS[i % COLOURS.length], width: 1.5,
+                                                               spanGaps: false, points: {show: false}}))],
+        axes: [{stroke: "#9aa4b2", grid: {stroke: "#2a313c"}},
+               {stroke: "#9aa4b2", grid: {stroke: "#2a313c"}, size: 70, values: (u, ticks) => ticks.map(tick)}],
         cursor: {drag: {x: true, y: false}},
         hooks: {setSelect: [() => { following = false; }]},
       }, data(), area);
