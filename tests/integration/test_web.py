@@ -23,12 +23,15 @@ from pathlib import Path
 
 import pytest
 import tango
+from fastapi.testclient import TestClient
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from tangolab.scripting import wait_until
+from tangolab.web.app import create_app
+from tangolab.web.settings import WebSettings
 from tests.conftest import run_lab
 from tests.integration.web_lab import PASSWORD, USER, add_user, address, call, web_lab
 
@@ -134,6 +137,8 @@ def test_a_killed_server_greys_and_returns(lab, browser, web, shots):
                what="the killed server's device greyed")
     assert "does not answer" in text_of(browser, f'[data-answer="{CRYOCON}"]')
     assert CRYOCON in text_of(browser, "#alarms")
+    status, answer = call("GET", f"{web}/api/devices/{CRYOCON}/attributes?names=temperatureA")
+    assert status == 503 and "does not answer" in answer["message"], answer
     browser.save_screenshot(shots / "dashboard-server-killed.png")
     lab.start_program(SERVER)
     wait_until(lambda: "away" not in browser.find_element(By.CSS_SELECTOR, row).get_attribute("class")
@@ -304,6 +309,28 @@ def test_one_subscription_per_attribute_whatever_the_number_of_browsers(web):
             stream.close()
     wait_until(lambda: call("GET", f"{web}/api/health")[1]["subscriptions"] == before, 30,
                what="nobody watching: the subscriptions end")
+
+
+def test_supervisor_actions_need_a_login_and_name_a_program(lab, web, token):
+    status, answer = call("POST", f"{web}/api/supervisor/restart", {"program": "Relay/lab"})
+    assert status == 401
+    status, answer = call("POST", f"{web}/api/supervisor/start", {"program": "Nothing/here"}, _bearer(token))
+    assert status == 404 and "Relay/lab" in answer["message"]  # the programs it has
+    status, answer = call("POST", f"{web}/api/supervisor/start", {"program": "Relay/lab"}, _bearer(token))
+    assert (status, answer) == (200, {"program": "Relay/lab", "action": "start"})  # running: nothing to do
+    assert f"web: {USER}: start Relay/lab" in (lab.run_dir / "log" / "lab.log").read_text()
+    status, programs = call("GET", f"{web}/api/supervisor")
+    assert {p["name"]: p["phase"] for p in programs}["Relay/lab"] == "running"
+
+
+def test_with_reading_closed_every_page_and_call_needs_a_login(lab, token):
+    closed = WebSettings.of(lab.config, lab.run_dir, lab.tango_host)
+    closed = WebSettings(closed.run_dir, closed.tango_host, open_reading=False)
+    with TestClient(create_app(closed), follow_redirects=False) as client:
+        assert client.get("/api/devices").status_code == 401
+        assert client.get(f"/devices/{CRYOCON}").headers["location"] == f"/login?next=/devices/{CRYOCON}"
+        assert client.get("/api/devices", headers=_bearer(token)).status_code == 200
+        assert client.get("/api/health").status_code == 200  # the supervisor's probe
 
 
 class _Stream:
