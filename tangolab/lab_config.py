@@ -116,7 +116,7 @@ class LabConfig:
 
     def level(self, program: str) -> int:
         """Start-up level of a program (`Class/instance` or `simulator/<name>`)."""
-        default = SIMULATORS if program.startswith("simulator/") else CLIENTS if program == WEB else DEVICE_SERVERS
+        default = SIMULATORS if program.startswith("simulator/") else SERVICES if program == WEB else DEVICE_SERVERS
         return int(self._tangolab.get("levels", {}).get(program, default))
 
     def host_of(self, program: str) -> str | None:
