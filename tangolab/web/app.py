@@ -10,6 +10,7 @@ import base64
 import contextlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -153,7 +154,10 @@ def create_app(settings: WebSettings) -> FastAPI:
 
     @app.post("/console", response_class=HTMLResponse, include_in_schema=False)
     async def console(request: Request, user: Writer, line: Annotated[str, Form()]):
-        words = line.split()
+        try:
+            words = shlex.split(line)  # quotes as a shell takes them: message info "door 'B' open"
+        except ValueError as error:
+            words, line = [], f"{line}  ({error})"
         if not words or words[0] not in VERBS:
             output, status = f"give one of {', '.join(VERBS)}, as `tangolab` takes them (e.g. get cryocon/temperatureA)", 2
         else:

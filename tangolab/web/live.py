@@ -36,14 +36,12 @@ class Watcher:
         self.ready = asyncio.Event() if loop is not None else None
         self._box: dict[str, str] = {}
         self._lock = threading.Lock()
-        self.skipped = 0  # values replaced in the box before the browser took them
 
     def offer(self, name: str, update: str) -> None:
         """From the hub's thread: keep the newest value (as JSON) of each attribute, wake the reader once."""
         with self._lock:
             wake = not self._box
-            self.skipped += name in self._box
-            self._box[name] = update
+            self._box[name] = update  # a value the browser has not taken yet is skipped
         if wake and self.loop is not None:
             try:
                 self.loop.call_soon_threadsafe(self.ready.set)
