@@ -23,6 +23,8 @@ def add_web_command(subparsers: argparse._SubParsersAction) -> argparse.Argument
     adduser.add_argument("name", metavar="NAME")
     adduser.add_argument("--users", help=f"the htpasswd file (default: the run folder's {USERS_FILE})")
     adduser.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    adduser.add_argument("--cost", type=int, default=12, choices=range(4, 18), metavar="4..17",
+                         help="bcrypt's cost, as htpasswd -C (default: %(default)s; each step doubles a check's time)")
     for verb in (serve, adduser):
         verb.add_argument("--run-dir", default="var", help="the lab's run folder (default: %(default)s)")
     web.set_defaults(run=run_web)
@@ -62,7 +64,7 @@ def _adduser(args: argparse.Namespace, run_dir: Path) -> int:
     if len(password) < 8:
         print("tangolab web adduser: a password has at least 8 characters; nothing changed", file=sys.stderr)
         return 2
-    users = Users(path)
+    users = Users(path, rounds=args.cost)
     existed = users.exists(args.name)
     try:
         users.set(args.name, password)

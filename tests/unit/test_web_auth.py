@@ -3,12 +3,14 @@ slowed, CSRF tokens, and script tokens that outlive a restart but not their user
 
 from __future__ import annotations
 
+import argparse
 import io
 from pathlib import Path
 
 import bcrypt
 
 from tangolab.web.auth import MAX_DELAY, Guard, Users
+from tangolab.web.command import add_web_command
 
 FAST = 4  # bcrypt rounds: the production 12 cost ~0.3 s a check
 
@@ -81,11 +83,15 @@ def test_tokens_outlive_a_restart_but_not_their_user(tmp_path: Path):
 
 
 def test_tangolab_web_adduser_adds_and_changes_a_user(tmp_path: Path, monkeypatch, capsys):
-    from tangolab.cli import main
+    def main(argv: list[str]) -> int:
+        parser = argparse.ArgumentParser()
+        add_web_command(parser.add_subparsers(dest="command"))
+        args = parser.parse_args(argv)
+        return args.run(args)
 
     for password, said in (("first-password", "added ada"), ("second-password", "changed the password of ada")):
         monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
-        assert main(["web", "adduser", "ada", "--password-stdin", "--run-dir", str(tmp_path)]) == 0
+        assert main(["web", "adduser", "ada", "--password-stdin", "--cost", "4", "--run-dir", str(tmp_path)]) == 0
         assert said in capsys.readouterr().out
     assert Users(tmp_path / "web.htpasswd", rounds=FAST).check("ada", "second-password")
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
