@@ -20,10 +20,12 @@ from ..commands import ARCHIVER, NOT_FOUND_REASONS, RELAY, UNREACHABLE_REASONS, 
 from ..names import HIDDEN_DOMAINS
 from ..spy import json_value, quality_name
 from ..typed_values import BadValue, attribute_value, command_argument
+from .live import plain
 
 TIMEOUT_MS = 3000
 REFUSED_REASONS = ("API_CommandNotAllowed", "API_AttrNotAllowed", "API_AttrNotWritable", "API_ReadOnlyMode")
 DESCRIPTION_TTL = 30.0  # s a device's attribute and command lists are kept
+QUALITY_NAMES = {0: "VALID", 1: "INVALID", 2: "ALARM", 3: "CHANGING", 4: "WARNING"}  # the archive's numbers
 
 
 class ApiError(Exception):
@@ -282,12 +284,7 @@ class LabAccess:
                 for name, (t, v, q) in sorted(found.items())}
 
 
-QUALITY_NAMES = {0: "VALID", 1: "INVALID", 2: "ALARM", 3: "CHANGING", 4: "WARNING"}
-
-
 def reading_record(device: str, info: AttributeInfo, reading: tango.DeviceAttribute) -> dict:
-    from .live import plain
-
     full = f"{device}/{info.name}"
     if reading.has_failed:
         errors = reading.get_err_stack()
