@@ -10,8 +10,9 @@ export TANGOLAB_DEV_SH="$0"  # how the user called this script: tangolab's messa
 cd "$(dirname "$0")"
 VENV=.venv
 # Qt's xcb plugin (a real display) needs the libxcb-* ones; offscreen needs the first six; xvfb and
-# x11-utils run the test of `tangolab gui` on a virtual display
+# x11-utils run the test of `tangolab gui` on a virtual display; chromium and its driver the web monitor's browser tests
 SYSTEM_PACKAGES="libgl1 libegl1 libfontconfig1 libxkbcommon0 libdbus-1-3 libglib2.0-0 postgresql tango-test tango-starter xvfb x11-utils
+ chromium chromium-driver
  libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-xinerama0 libxcb-xkb1
  libxkbcommon-x11-0 libxcb-shape0 libxcb-xfixes0"
 

@@ -16,9 +16,11 @@ import tango
 from .commands import EXIT_CODES, add_commands
 from .discovery import add_discover_command
 from .history import add_history_command, run_history
-from .lab_config import DEFAULT_CONFIG, LabConfig
+from .lab_config import DEFAULT_CONFIG, WEB, LabConfig
 from .launcher import Lab, LabError, LabUp, command_line
 from .processes import DATABASE, lab_log, log_path, simulator_ports
+from .web.command import add_web_command
+from .web.settings import WebSettings
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # each stops a lab in the foreground, as Ctrl-C
 
@@ -69,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     history = add_history_command(commands)
     history.set_defaults(run=_history)
     add_discover_command(commands)
+    add_web_command(commands)
 
     add_commands(commands)
 
@@ -173,6 +176,8 @@ def _ports(lab: Lab, program: str) -> str:
     """Where a program listens: the database's port, a simulator's port and fault-injection port."""
     if program == DATABASE:
         return str(lab.port)
+    if program == WEB and (web := WebSettings.of(lab.config, lab.run_dir, lab.tango_host)) is not None:
+        return web.address
     if program.startswith("simulator/") and (announced := simulator_ports(log_path(lab.run_dir, program))):
         return f"{announced[1]}, control {announced[2]}"
     return ""
@@ -211,6 +216,8 @@ def _print_table(lab: Lab) -> None:
     if errors := [f"{row['device']}: {row['error']}" for row in rows if row["error"]]:
         _say("\n" + "\n".join(errors))
     _say(f"\nexport TANGO_HOST={lab.tango_host}")
+    if (web := WebSettings.of(lab.config, lab.run_dir, lab.tango_host)) is not None:
+        _say(f"web monitor: {web.address}")
 
 
 def _print_columns(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:

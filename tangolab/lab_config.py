@@ -17,7 +17,8 @@ instrument is a change of `Url` and nothing else.
 simulators first (1), device servers (2, the default), servers built on other devices (3),
 clients (4). `tangolab.hosts` names the host a server runs on when the lab spans several
 machines (default: the host that starts the lab). `tangolab.supervisor` holds the supervisor's
-properties (`{"HangTimeout": 30}`).
+properties (`{"HangTimeout": 30}`). `tangolab.web` makes the web monitor a service of the lab
+(`tangolab.web.settings` says what it holds).
 """
 
 from __future__ import annotations
@@ -78,6 +79,9 @@ class SimulatorSpec:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+WEB = "web"  # the web monitor's program name
+
+
 class LabConfig:
     """One lab file, read: its servers, devices and simulators."""
 
@@ -112,13 +116,18 @@ class LabConfig:
 
     def level(self, program: str) -> int:
         """Start-up level of a program (`Class/instance` or `simulator/<name>`)."""
-        default = SIMULATORS if program.startswith("simulator/") else DEVICE_SERVERS
+        default = SIMULATORS if program.startswith("simulator/") else SERVICES if program == WEB else DEVICE_SERVERS
         return int(self._tangolab.get("levels", {}).get(program, default))
 
     def host_of(self, program: str) -> str | None:
         """The host a program runs on, when the lab file says (short host name)."""
         host = self._tangolab.get("hosts", {}).get(program)
         return host.split(".")[0] if host else None
+
+    @property
+    def web(self) -> dict[str, Any] | None:
+        """The lab file's `tangolab.web` section, None when the lab has no web monitor."""
+        return self._tangolab.get(WEB)
 
     @property
     def supervisor_properties(self) -> dict[str, list[str]]:
@@ -177,6 +186,8 @@ class LabConfig:
         moves = {sim.port: free_port() for sim in self.simulators}
         for spec in data.get("tangolab", {}).get("simulators", {}).values():
             spec["port"] = moves[int(spec.get("port", 0))]
+        if WEB in data.get("tangolab", {}):
+            data["tangolab"][WEB]["port"] = free_port()
         for device in self.devices:
             properties = _properties_of(data, device)
             if "Url" in properties:

@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from tango import AttrQuality, AttrWriteType, DevState, Except
 from tango.server import Device, attribute, command, device_property
 
 from tangolab.discovery import Beacon
-from tangolab.lab_config import LabConfig
+from tangolab.lab_config import WEB, LabConfig
 from tangolab.processes import (
     DATABASE,
     HEARTBEAT_FILE,
@@ -51,6 +52,7 @@ from tangolab.processes import (
     watchdog_argv,
 )
 from tangolab.starter import StarterClient, StarterError, starter_log
+from tangolab.web.settings import WebSettings
 
 from ..core.server import serve
 from .programs import Phase, Program, RestartPolicy, Supervision, last_lines
@@ -177,6 +179,11 @@ class Supervisor(Device):
                 log = starter_log(self.run_dir, server.name) if self.UseStarter else log_path(self.run_dir, server.name)
                 programs.append(Program(server.name, config.server_argv(server), config.level(server.name),
                                         self._ping_probe(f"dserver/{server.name}"), str(log)))
+        web = WebSettings.of(config, self.run_dir, self.tango_host)
+        if web is not None and config.host_of(WEB) in (None, self.host):
+            programs.append(Program(WEB, web.argv(str(self.run_dir / self.LabFile), sys.executable), config.level(WEB),
+                                    self._http_probe(f"http://{web.probe_host}:{web.port}/api/health"),
+                                    str(log_path(self.run_dir, WEB))))
         return programs
 
     def _ping_probe(self, device: str):
@@ -190,6 +197,15 @@ class Supervisor(Device):
                 proxy[0].set_timeout_millis(PROBE_TIMEOUT_MS)
             proxy[0].ping()
             return True
+
+        return probe
+
+    @staticmethod
+    def _http_probe(url: str):
+        """A web service answers when its health page does."""
+        def probe() -> bool:
+            with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_MS / 1000) as reply:
+                return reply.status == 200
 
         return probe
 

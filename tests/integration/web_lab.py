@@ -1,0 +1,48 @@
+"""The lab the web tests run: the lab file's archiver, relay and lab/cryocon/1 (with its simulator)
+and its web monitor, on free ports; one user who may change things."""
+
+from __future__ import annotations
+
+import copy
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tangolab.lab_config import LabConfig
+from tangolab.web.auth import Users
+from tangolab.web.settings import WebSettings
+from tests.integration.archive_lab import cryocon_lab
+
+USER, PASSWORD = "ada", "correct-horse"  # as the README's API examples log in
+FAST = 4  # bcrypt rounds of test users: each login checks the hash, at 12 rounds ~0.3 s
+
+
+def web_lab() -> LabConfig:
+    config = LabConfig.load()
+    relay = {"Relay": copy.deepcopy(config.data["servers"]["Relay"])}
+    data = copy.deepcopy(cryocon_lab(config, relay).data)
+    data["tangolab"]["web"]["plots"] = {"Temperatures": {
+        "attributes": ["lab/cryocon/1/temperatureA", "lab/cryocon/1/setpoint1"], "window": "5m"}}
+    return LabConfig(data, config.path).with_free_ports()
+
+
+def add_user(run_dir: Path) -> None:
+    """The user, in the htpasswd file the service reads on each login (before or after it started)."""
+    Users(Path(run_dir) / "web.htpasswd", rounds=FAST).set(USER, PASSWORD)
+
+
+def address(lab) -> str:
+    return WebSettings.of(lab.config, lab.run_dir, lab.tango_host).address.rstrip("/")
+
+
+def call(method: str, url: str, body: object = None, headers: dict | None = None) -> tuple[int, object]:
+    """An HTTP request; the status and the JSON answer (errors too)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return reply.status, json.loads(reply.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
