@@ -13,6 +13,7 @@ from .mecom import MeComSimulator
 from .minitrend import MinitrendSimulator
 from .pdr900 import Pdr900Simulator
 from .prologix import PrologixSimulator
+from .standa import StandaSimulator
 from .tpg361 import Tpg361Simulator
 from .tti import TtiSimulator
 from .zaber import ZaberSimulator
@@ -34,6 +35,7 @@ SIMULATORS: dict[str, type[Simulator]] = {
         MinitrendSimulator,
         HuberSimulator,
         TtiSimulator,
+        StandaSimulator,
     )
 }
 
@@ -52,6 +54,7 @@ __all__ = [
     "PrologixSimulator",
     "Running",
     "Simulator",
+    "StandaSimulator",
     "Tpg361Simulator",
     "TtiSimulator",
     "ZaberSimulator",
