@@ -7,6 +7,7 @@ from .apt import AptSimulator
 from .core import LineProtocolSimulator, Running, Simulator, run_in_thread
 from .cryocon import CryoConSimulator
 from .esp301 import Esp301Simulator
+from .hp33120a import Hp33120aSimulator
 from .huber import HuberSimulator
 from .keithley import Keithley487Simulator, Keithley6485Simulator
 from .mecom import MeComSimulator
@@ -36,6 +37,7 @@ SIMULATORS: dict[str, type[Simulator]] = {
         HuberSimulator,
         TtiSimulator,
         StandaSimulator,
+        Hp33120aSimulator,
     )
 }
 
@@ -44,6 +46,7 @@ __all__ = [
     "AptSimulator",
     "CryoConSimulator",
     "Esp301Simulator",
+    "Hp33120aSimulator",
     "HuberSimulator",
     "Keithley487Simulator",
     "Keithley6485Simulator",
