@@ -3,6 +3,7 @@
 `python -m simulators KIND --port N` serves one; `run_in_thread` serves one inside a test.
 """
 
+from .afg31000 import Afg31000Simulator
 from .apt import AptSimulator
 from .core import LineProtocolSimulator, Running, Simulator, run_in_thread
 from .cryocon import CryoConSimulator
@@ -38,11 +39,13 @@ SIMULATORS: dict[str, type[Simulator]] = {
         TtiSimulator,
         StandaSimulator,
         Hp33120aSimulator,
+        Afg31000Simulator,
     )
 }
 
 __all__ = [
     "SIMULATORS",
+    "Afg31000Simulator",
     "AptSimulator",
     "CryoConSimulator",
     "Esp301Simulator",

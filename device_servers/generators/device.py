@@ -17,14 +17,15 @@ from typing import Any
 
 from tango import DevState
 
+from ..core.framing import BlockLines
 from ..core.hardware import HardwareDevice
 from ..core.link import Link
 from ..core.models import Models, add_model_attributes
 from ..core.server import serve
-from .driver import WAVEFORMS, FunctionGeneratorDriver, Hp33120aDriver
+from .driver import WAVEFORMS, Afg31000Driver, FunctionGeneratorDriver, Hp33120aDriver
 
 Waveform = enum.IntEnum("Waveform", list(WAVEFORMS), start=0)
-DRIVERS = Models({"33120A": Hp33120aDriver})
+DRIVERS = Models({"33120A": Hp33120aDriver, "AFG31000": Afg31000Driver})
 
 
 def channel_attributes(n: int, driver: FunctionGeneratorDriver) -> dict[str, dict[str, Any]]:
@@ -55,9 +56,12 @@ def channel_attributes(n: int, driver: FunctionGeneratorDriver) -> dict[str, dic
 
 
 class FunctionGenerator(HardwareDevice):
-    """A function / arbitrary waveform generator: HP 33120A (GPIB)."""
+    """A function / arbitrary waveform generator: HP 33120A (GPIB) or Tektronix AFG31000 (LAN)."""
 
     Model = DRIVERS.property("33120A")
+
+    #: Replies are lines, but a waveform read back is a binary block that may hold LF bytes.
+    framing = BlockLines(b"\n")
 
     def create_driver(self, link: Link) -> FunctionGeneratorDriver:
         driver = DRIVERS.pick(self.Model)(link)

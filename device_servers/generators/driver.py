@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..core.errors import InstrumentError, RejectedValue, shown
-from ..core.framing import definite_length_block
+from ..core.framing import block_data, definite_length_block
 from ..core.limits import Limits
 from ..core.scpi import Quantity, TextInstrument, flag, integer, number, scpi_error
+from . import afg31000_protocol as afg
 from . import hp33120a_protocol as hp
 
 #: The vocabulary's waveforms, in the order of the device's enumeration.
@@ -174,3 +175,65 @@ class Hp33120aDriver(FunctionGeneratorDriver):
                 f"not the {len(sent)} sent; {shown(repr(sent[:4]))}..."
             )
         return sent
+
+
+class Afg31000Driver(FunctionGeneratorDriver):
+    """Tektronix AFG31000 (AFG31022): two channels, each with an output switch, on the LAN."""
+
+    model = "AFG31000"
+    channel_numbers: ClassVar[tuple[int, ...]] = afg.CHANNELS
+    channels: ClassVar[dict[str, tuple[int, ...]]] = {"channel": afg.CHANNELS}
+    shapes: ClassVar[dict[str, str]] = afg.SHAPES
+    points: ClassVar[Limits] = afg.POINTS
+    error_query = Quantity(":SYST:ERR?", parse=scpi_error)
+
+    identity = Quantity("*IDN?", parse=str.strip)
+    shape = Quantity(":SOUR{channel}:FUNC:SHAP?", ":SOUR{channel}:FUNC:SHAP {}",
+                     limits=("SIN", "SQU", "RAMP", "PRN", "DC", "EMEM1", "EMEM2"))
+    frequency = Quantity(":SOUR{channel}:FREQ?", ":SOUR{channel}:FREQ {:.10g}", limits=afg.FREQUENCY)
+    amplitude = Quantity(":SOUR{channel}:VOLT?", ":SOUR{channel}:VOLT {:.6g}", limits=afg.AMPLITUDE)
+    offset = Quantity(":SOUR{channel}:VOLT:OFFS?", ":SOUR{channel}:VOLT:OFFS {:.6g}", limits=afg.OFFSET)
+    load = Quantity(":OUTP{channel}:IMP?", ":OUTP{channel}:IMP {}")
+    burst_count = Quantity(":SOUR{channel}:BURS:NCYC?", ":SOUR{channel}:BURS:NCYC {:.0f}", limits=afg.BURST_COUNT)
+    burst_state = Quantity(":SOUR{channel}:BURS:STAT?", ":SOUR{channel}:BURS:STAT {:d}", flag)
+    output = Quantity(":OUTP{channel}:STAT?", ":OUTP{channel}:STAT {:d}", flag)
+
+    def set_waveform(self, channel: int, waveform: str) -> str:
+        if waveform not in self.shapes:
+            raise RejectedValue(f"the {self.model} has no {waveform} waveform: it has {', '.join(self.shapes)}")
+        word = self.shapes[waveform].format(channel=channel)
+        return self._waveform(self.write(self._on(self.shape, channel), word))
+
+    def _waveform(self, word: str) -> str:
+        return "ARBITRARY" if word.upper().startswith("EMEM") else super()._waveform(word)
+
+    def _load_setting(self, ohms: float) -> str:
+        if ohms >= afg.HIGH_Z:
+            return "INF"
+        return f"{afg.IMPEDANCE.check('load', ohms):g}"
+
+    def set_load(self, channel: int, ohms: float) -> float:
+        """A word (INF) or a number in, a number out: written, checked with the error queue, read."""
+        request = self._on(self.load, channel)
+        with self.link.lock:
+            self.send(request.command(self._load_setting(ohms)))
+            (load,) = self.read(request)
+        return load
+
+    def upload(self, channel: int, points: Sequence[float]) -> list[float]:
+        """DATA:DATA EMEMory<n> with a binary block, then the channel plays it; the block the
+        instrument answers to DATA:DATA? must be the one sent."""
+        words = [round((value + 1) / 2 * afg.FULL_SCALE) for value in self._checked_points(points)]
+        data = afg.point_block_data(words)
+        with self.link.lock:
+            answer = self.link.transaction(
+                b":DATA:DATA EMEM%d," % channel + definite_length_block(data) + b";:SYST:ERR?" + self.link.write_terminator
+            )
+            if words_of_error := self.instrument_error(self.error_query().value(answer.decode("latin-1"), "DATA:DATA")):
+                raise InstrumentError(f"the {self.model} refused the arbitrary waveform of {len(words)} points: "
+                                      f"{words_of_error}")
+            self.write(self._on(self.shape, channel), f"EMEM{channel}")
+            held = self.link.transaction(b":DATA:DATA? EMEM%d" % channel + self.link.write_terminator)
+        if block_data(held) != data:
+            raise InstrumentError(f"the {self.model} holds another waveform in EMEMory{channel} than the one sent")
+        return [word / afg.FULL_SCALE * 2 - 1 for word in words]
