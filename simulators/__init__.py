@@ -13,6 +13,7 @@ from .huber import HuberSimulator
 from .keithley import Keithley487Simulator, Keithley6485Simulator
 from .mecom import MeComSimulator
 from .minitrend import MinitrendSimulator
+from .owon import OwonSimulator
 from .pdr900 import Pdr900Simulator
 from .prologix import PrologixSimulator
 from .standa import StandaSimulator
@@ -40,6 +41,7 @@ SIMULATORS: dict[str, type[Simulator]] = {
         StandaSimulator,
         Hp33120aSimulator,
         Afg31000Simulator,
+        OwonSimulator,
     )
 }
 
@@ -56,6 +58,7 @@ __all__ = [
     "LineProtocolSimulator",
     "MeComSimulator",
     "MinitrendSimulator",
+    "OwonSimulator",
     "Pdr900Simulator",
     "PrologixSimulator",
     "Running",
