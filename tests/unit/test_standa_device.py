@@ -17,7 +17,7 @@ from tangolab.scripting import wait_until
 
 @pytest.fixture(scope="module")
 def simulator():
-    with run_in_thread(StandaSimulator(start=10.0, seed=4)) as running:
+    with run_in_thread(StandaSimulator(start=3.0, seed=4)) as running:
         yield running
 
 
@@ -96,14 +96,15 @@ def test_5_a_target_beyond_the_travel_is_refused_with_the_range_and_nothing_move
 
 @pytest.mark.parametrize(("command", "letters"), [("Stop", b"sstp"), ("Abort", b"stop")])
 def test_6_stop_decelerates_and_abort_halts_mid_move(stage, simulator, command, letters):
-    stage.write_attribute("Position", 1.0)
-    wait_until(lambda: stage.state() == tango.DevState.ON, 30, what="at 1 mm")
-    stage.write_attribute("Position", 24.0)
-    wait_until(lambda: stage.read_attribute("Position").value > 4.0, 30, what="under way")
+    start = stage.read_attribute("Position").value
+    target = 24.0 if start < 12.0 else 0.5  # the far end, from wherever the stage is
+    stage.write_attribute("Position", target)
+    wait_until(lambda: abs(stage.read_attribute("Position").value - start) > 3.0, 30, what="under way")
     stage.command_inout(command)
     assert letters in simulator.simulator.received
     wait_until(lambda: stage.state() == tango.DevState.ON, 10, what="stopped")
-    assert 4.0 < stage.read_attribute("Position").value < 24.0
+    assert abs(stage.read_attribute("Position").value - start) > 3.0
+    assert abs(stage.read_attribute("Position").value - target) > 1.0
     assert simulator.simulator.mode == "idle"
 
 

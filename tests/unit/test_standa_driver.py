@@ -18,7 +18,7 @@ from tangolab.scripting import wait_until
 
 @pytest.fixture
 def sim() -> Iterator:
-    with run_in_thread(StandaSimulator(start=10.0, max_speed=50_000, seed=2)) as running:
+    with run_in_thread(StandaSimulator(start=3.0, max_speed=50_000, seed=2)) as running:
         yield running
 
 

@@ -29,7 +29,7 @@ FAST = bytes.fromhex("73 6d 6f 76 a0 0f 00 00 00 40 1f 40 1f 32 00 00 00 00 00 0
 
 @pytest.fixture
 def sim() -> StandaSimulator:
-    return StandaSimulator(start=10.0, seed=1)
+    return StandaSimulator(start=3.0, seed=1)
 
 
 @pytest.fixture
