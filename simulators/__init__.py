@@ -5,6 +5,7 @@
 
 from .afg31000 import Afg31000Simulator
 from .apt import AptSimulator
+from .arduino import ArduinoSimulator
 from .core import LineProtocolSimulator, Running, Simulator, run_in_thread
 from .cryocon import CryoConSimulator
 from .esp301 import Esp301Simulator
@@ -42,6 +43,7 @@ SIMULATORS: dict[str, type[Simulator]] = {
         Hp33120aSimulator,
         Afg31000Simulator,
         OwonSimulator,
+        ArduinoSimulator,
     )
 }
 
@@ -49,6 +51,7 @@ __all__ = [
     "SIMULATORS",
     "Afg31000Simulator",
     "AptSimulator",
+    "ArduinoSimulator",
     "CryoConSimulator",
     "Esp301Simulator",
     "Hp33120aSimulator",
