@@ -47,6 +47,7 @@ from device_servers.standa.protocol import (
     STATE_RIGHT_EDGE,
     decode,
     reply,
+    split_steps,
 )
 
 from .core import Simulator, _on_off
@@ -301,5 +302,4 @@ class StandaSimulator(Simulator):
 
 
 def _split(steps: float) -> tuple[int, int]:
-    """(steps, microsteps) of a position or a speed, to the nearest microstep."""
-    return divmod(round(steps * MICROSTEPS), MICROSTEPS)
+    return split_steps(steps, MICROSTEPS)

@@ -38,6 +38,7 @@ from .protocol import (
     decode,
     encode,
     microsteps_per_step,
+    split_steps,
 )
 
 #: What smov accepts: speed up to 100 000 steps/s, acceleration and deceleration 1 to 65 535 steps/s².
@@ -200,6 +201,4 @@ class Standa8SMC:
         return whole + micro / self.microsteps
 
     def _split(self, steps: float) -> tuple[int, int]:
-        """(steps, microsteps) of a position or a speed, to the nearest microstep."""
-        whole, micro = divmod(round(steps * self.microsteps), self.microsteps)
-        return whole, micro
+        return split_steps(steps, self.microsteps)

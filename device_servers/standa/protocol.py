@@ -81,6 +81,12 @@ def microsteps_per_step(mode: int) -> int:
     return 1 << (mode - 1)
 
 
+def split_steps(steps: float, microsteps: int) -> tuple[int, int]:
+    """(full steps, microsteps) of a position or a speed in steps, to the nearest microstep."""
+    whole, micro = divmod(round(steps * microsteps), microsteps)
+    return whole, micro
+
+
 def crc16(data: bytes) -> int:
     """CRC-16/MODBUS, as libximc's CRC16 computes it over a command's or a reply's data."""
     crc = 0xFFFF
