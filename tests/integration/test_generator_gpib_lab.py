@@ -51,7 +51,7 @@ def test_uploads_through_the_bus_while_the_picoammeters_poll_never_cross(tmp_pat
             assert len(held) == 1000 and np.max(np.abs(held - points)) <= 0.5 / 2047 + 1e-12
             for name, meter in zip(METERS, meters):
                 assert meter.state() != tango.DevState.FAULT, f"{name}: {meter.status()}"
-        assert generator.read_attribute("waveform1").value == 6  # ARBITRARY
+        wait_until(lambda: generator.read_attribute("waveform1").value == 6, 10, what="ARBITRARY")
         for name, meter in zip(METERS, meters):
             wait_until(lambda m=meter, n=name: m.read_attribute("current").time.totime() > stamps[n], 10,
                        what=f"{name} polled on")
