@@ -9,6 +9,7 @@ from .arduino import ArduinoSimulator
 from .core import LineProtocolSimulator, Running, Simulator, run_in_thread
 from .cryocon import CryoConSimulator
 from .esp301 import Esp301Simulator
+from .gps import GpsSimulator
 from .hp33120a import Hp33120aSimulator
 from .huber import HuberSimulator
 from .keithley import Keithley487Simulator, Keithley6485Simulator
@@ -44,6 +45,7 @@ SIMULATORS: dict[str, type[Simulator]] = {
         Afg31000Simulator,
         OwonSimulator,
         ArduinoSimulator,
+        GpsSimulator,
     )
 }
 
@@ -54,6 +56,7 @@ __all__ = [
     "ArduinoSimulator",
     "CryoConSimulator",
     "Esp301Simulator",
+    "GpsSimulator",
     "Hp33120aSimulator",
     "HuberSimulator",
     "Keithley487Simulator",

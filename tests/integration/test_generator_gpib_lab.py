@@ -15,7 +15,7 @@ from tangolab.scripting import wait_until
 from tests.conftest import run_lab
 
 METERS = ("lab/picoammeter/1", "lab/picoammeter/2")
-UPLOADS = 3
+UPLOADS = 2
 
 
 def bus_lab() -> LabConfig:
