@@ -77,7 +77,8 @@ class FunctionGeneratorDriver(TextInstrument):
     def set_waveform(self, channel: int, waveform: str) -> str:
         if waveform not in self.shapes:
             raise RejectedValue(f"the {self.model} has no {waveform} waveform: it has {', '.join(self.shapes)}")
-        return self._waveform(self.write(self._on(self.shape, channel), self.shapes[waveform]))
+        word = self.shapes[waveform].format(channel=channel)  # an edit memory may be the channel's
+        return self._waveform(self.write(self._on(self.shape, channel), word))
 
     def set_frequency(self, channel: int, hertz: float) -> float:
         return self.write(self._on(self.frequency, channel), hertz)
@@ -197,12 +198,6 @@ class Afg31000Driver(FunctionGeneratorDriver):
     burst_count = Quantity(":SOUR{channel}:BURS:NCYC?", ":SOUR{channel}:BURS:NCYC {:.0f}", limits=afg.BURST_COUNT)
     burst_state = Quantity(":SOUR{channel}:BURS:STAT?", ":SOUR{channel}:BURS:STAT {:d}", flag)
     output = Quantity(":OUTP{channel}:STAT?", ":OUTP{channel}:STAT {:d}", flag)
-
-    def set_waveform(self, channel: int, waveform: str) -> str:
-        if waveform not in self.shapes:
-            raise RejectedValue(f"the {self.model} has no {waveform} waveform: it has {', '.join(self.shapes)}")
-        word = self.shapes[waveform].format(channel=channel)
-        return self._waveform(self.write(self._on(self.shape, channel), word))
 
     def _waveform(self, word: str) -> str:
         return "ARBITRARY" if word.upper().startswith("EMEM") else super()._waveform(word)
