@@ -3,16 +3,22 @@
 `python -m simulators KIND --port N` serves one; `run_in_thread` serves one inside a test.
 """
 
+from .afg31000 import Afg31000Simulator
 from .apt import AptSimulator
+from .arduino import ArduinoSimulator
 from .core import LineProtocolSimulator, Running, Simulator, run_in_thread
 from .cryocon import CryoConSimulator
 from .esp301 import Esp301Simulator
+from .gps import GpsSimulator
+from .hp33120a import Hp33120aSimulator
 from .huber import HuberSimulator
 from .keithley import Keithley487Simulator, Keithley6485Simulator
 from .mecom import MeComSimulator
 from .minitrend import MinitrendSimulator
+from .owon import OwonSimulator
 from .pdr900 import Pdr900Simulator
 from .prologix import PrologixSimulator
+from .standa import StandaSimulator
 from .tpg361 import Tpg361Simulator
 from .tti import TtiSimulator
 from .zaber import ZaberSimulator
@@ -34,24 +40,36 @@ SIMULATORS: dict[str, type[Simulator]] = {
         MinitrendSimulator,
         HuberSimulator,
         TtiSimulator,
+        StandaSimulator,
+        Hp33120aSimulator,
+        Afg31000Simulator,
+        OwonSimulator,
+        ArduinoSimulator,
+        GpsSimulator,
     )
 }
 
 __all__ = [
     "SIMULATORS",
+    "Afg31000Simulator",
     "AptSimulator",
+    "ArduinoSimulator",
     "CryoConSimulator",
     "Esp301Simulator",
+    "GpsSimulator",
+    "Hp33120aSimulator",
     "HuberSimulator",
     "Keithley487Simulator",
     "Keithley6485Simulator",
     "LineProtocolSimulator",
     "MeComSimulator",
     "MinitrendSimulator",
+    "OwonSimulator",
     "Pdr900Simulator",
     "PrologixSimulator",
     "Running",
     "Simulator",
+    "StandaSimulator",
     "Tpg361Simulator",
     "TtiSimulator",
     "ZaberSimulator",

@@ -56,8 +56,9 @@ BUS_OVERHEAD_S = 0.002
 BUS_BYTE_S = 1e-5
 #: `++rst` reboots the controller; input during this time is ignored.
 RESET_S = 5.0
-#: The demo lab's bus: a Keithley 6485 at 14 and a Keithley 487 at 15.
+#: The demo lab's bus: a Keithley 6485 at 14, a Keithley 487 at 15, an HP 33120A generator at 10.
 DEMO_ADDRESSES = {"Keithley6485": 14, "Keithley487": 15}
+GENERATOR_ADDRESS = 10
 #: What an instrument receives: a message up to its LF, binary blocks in it kept whole.
 INSTRUMENT_MESSAGE = BlockLines(b"\n")
 
@@ -403,13 +404,14 @@ class PrologixSimulator(Simulator):
 
 
 def demo_instruments(seed: int | None = None) -> dict[int, GpibInstrument]:
-    """The demo lab's bus: a Keithley 6485 at 14 and a Keithley 487 at 15 (imported here, so
-    this module works on its own with instruments given explicitly)."""
+    """The demo lab's bus: a Keithley 6485 at 14, a Keithley 487 at 15 and an HP 33120A at 10
+    (imported here, so this module works on its own with instruments given explicitly)."""
     from . import keithley
+    from .hp33120a import Hp33120a
 
     instruments = [
         getattr(keithley, name)(address, seed=seed) for name, address in DEMO_ADDRESSES.items()
-    ]
+    ] + [Hp33120a(GENERATOR_ADDRESS, seed=seed)]
     return {instrument.address: instrument for instrument in instruments}
 
 
