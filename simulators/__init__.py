@@ -6,6 +6,7 @@
 from .apt import AptSimulator
 from .core import LineProtocolSimulator, Running, Simulator, run_in_thread
 from .cryocon import CryoConSimulator
+from .epz import EpzSimulator
 from .esp301 import Esp301Simulator
 from .huber import HuberSimulator
 from .keithley import Keithley487Simulator, Keithley6485Simulator
@@ -34,6 +35,7 @@ SIMULATORS: dict[str, type[Simulator]] = {
         MinitrendSimulator,
         HuberSimulator,
         TtiSimulator,
+        EpzSimulator,
     )
 }
 
@@ -41,6 +43,7 @@ __all__ = [
     "SIMULATORS",
     "AptSimulator",
     "CryoConSimulator",
+    "EpzSimulator",
     "Esp301Simulator",
     "HuberSimulator",
     "Keithley487Simulator",

@@ -64,7 +64,7 @@ class Setting:
 
     def whole(self, index: int) -> bool:
         """Whether value `index` is a whole number (flags always are)."""
-        return self.integer or self.ranges[index] == FLAG
+        return self.integer or self.ranges[index] is FLAG
 
     @property
     def command(self) -> str:
