@@ -341,8 +341,8 @@ class EpzSimulator(Simulator):
         if not self.streaming:
             return
         if self._wants(protocol.BLOCK):
-            self._outbox.append(protocol.block_message(Block(self.counter, first, self.board.period, samples),
-                                                       self.device))
+            block = Block(self.counter, first, self.board.period, samples, save, overload)
+            self._outbox.append(protocol.block_message(block, self.device))
         if self._wants(protocol.DATA) and self.board.values["TIM8PER"][0] >= protocol.TEXT_PERIOD_US:
             step = round(self.board.period / protocol.TICK_S)
             self._outbox.extend(

@@ -14,8 +14,8 @@ on 6669 and filter by prefix. A message is one ASCII string of fields joined by 
 
 For rates above the text stream's 10 kS/s the board also sends binary blocks, one multipart
 message per block: the topic `NANOUP:BLOCK:`, a header (`BLOCK_HEADER`: counter, first sample
-time, sample period, channels, sample type, samples per channel) and the samples, channel after
-channel. Files are fetched from a ROUTER socket on port 6000: the client sends `fetch` and
+time, sample period, channels, sample type, samples per channel, save and overload flags) and the
+samples, channel after channel. Files are fetched from a ROUTER socket on port 6000: the client sends `fetch` and
 receives 250 kB chunks, an empty chunk ends the transfer.
 """
 
@@ -44,8 +44,10 @@ TEXT_PERIOD_US = 100
 
 #: The block stream's channels, in the order of the samples.
 CHANNELS = ("deflection", "dac", "height", "sum")
-#: counter, first sample time (s of board time), period (s), channels, sample type, samples per channel.
-BLOCK_HEADER = struct.Struct("<QddHHI")
+#: counter, first sample time (s of board time), period (s), channels, sample type, samples per
+#: channel, flags (SAVE_FLAG, OVERLOAD_FLAG).
+BLOCK_HEADER = struct.Struct("<QddHHIH")
+SAVE_FLAG, OVERLOAD_FLAG = 1, 2
 SAMPLE_TYPES = {1: np.dtype("<f4")}
 FLOAT32 = 1
 
@@ -238,13 +240,16 @@ class Block:
     first_time: float
     period: float
     samples: np.ndarray
+    save: bool = False
+    overload: bool = False
 
 
 def block_message(block: Block, device: str = DEVICE) -> list[bytes]:
     """The multipart message of one block: topic, header, samples."""
     samples = np.ascontiguousarray(block.samples, dtype=SAMPLE_TYPES[FLOAT32])
     channels, count = samples.shape
-    header = BLOCK_HEADER.pack(block.counter, block.first_time, block.period, channels, FLOAT32, count)
+    flags = SAVE_FLAG * block.save | OVERLOAD_FLAG * block.overload
+    header = BLOCK_HEADER.pack(block.counter, block.first_time, block.period, channels, FLOAT32, count, flags)
     return [topic(BLOCK, device).encode("ascii"), header, samples.tobytes()]
 
 
@@ -252,9 +257,9 @@ def parse_block(parts: Sequence[bytes], device: str = DEVICE) -> Block:
     """The block of a multipart BLOCK message (checked: sizes agree, known sample type)."""
     if len(parts) != 3 or parts[0] != topic(BLOCK, device).encode("ascii") or len(parts[1]) != BLOCK_HEADER.size:
         raise ProtocolError(f"not a BLOCK message of {device}: {len(parts)} part(s)")
-    counter, first_time, period, channels, kind, count = BLOCK_HEADER.unpack(parts[1])
+    counter, first_time, period, channels, kind, count, flags = BLOCK_HEADER.unpack(parts[1])
     dtype = SAMPLE_TYPES.get(kind)
     if dtype is None or len(parts[2]) != channels * count * dtype.itemsize:
         raise ProtocolError(f"BLOCK {counter}: {len(parts[2])} bytes for {channels} x {count} of type {kind}")
     samples = np.frombuffer(parts[2], dtype=dtype).reshape(channels, count)
-    return Block(counter, first_time, period, samples)
+    return Block(counter, first_time, period, samples, bool(flags & SAVE_FLAG), bool(flags & OVERLOAD_FLAG))

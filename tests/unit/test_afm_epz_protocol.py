@@ -81,12 +81,13 @@ def test_reply_and_data_frames_parse():
 
 def test_a_block_is_topic_header_and_samples():
     samples = np.arange(8, dtype="<f4").reshape(4, 2)
-    parts = protocol.block_message(protocol.Block(7, 1.25, 1e-6, samples))
+    parts = protocol.block_message(protocol.Block(7, 1.25, 1e-6, samples, save=True, overload=False))
     assert parts[0] == b"NANOUP:BLOCK:"
-    assert parts[1] == struct.pack("<QddHHI", 7, 1.25, 1e-6, 4, 1, 2)
+    # counter, first sample time, period, channels, type (1: float32), samples per channel, flags (1: save)
+    assert parts[1] == struct.pack("<QddHHIH", 7, 1.25, 1e-6, 4, 1, 2, 1)
     assert parts[2] == bytes.fromhex("000000000000803f") + samples.tobytes()[8:]
     block = protocol.parse_block(parts)
-    assert (block.counter, block.first_time, block.period) == (7, 1.25, 1e-6)
+    assert (block.counter, block.first_time, block.period, block.save, block.overload) == (7, 1.25, 1e-6, True, False)
     assert np.array_equal(block.samples, samples)
 
 
