@@ -388,6 +388,8 @@ class EpzSimulator(Simulator):
             socket.setsockopt(zmq.LINGER, 0)
             if kind == zmq.XPUB:
                 socket.setsockopt(zmq.SNDHWM, 5000)  # 0.5 s of text frames, 100 s of blocks
+            if kind == zmq.ROUTER:
+                socket.setsockopt(zmq.SNDHWM, 0)  # a file's chunks are never dropped (as the original)
             if port:
                 _bind_again(socket, f"tcp://{self._host}:{port}")
             else:
@@ -422,16 +424,26 @@ class EpzSimulator(Simulator):
         self.offline = offline
         self.drop()
 
+    async def _receive(self, name: str) -> list[bytes] | None:
+        """The next message on socket `name`, None when none came or a drop closed the socket."""
+        socket = self._sockets.get(name)
+        if socket is None:
+            await asyncio.sleep(0.05)
+            return None
+        try:
+            return await socket.recv_multipart() if await socket.poll(100) else None
+        except (zmq.ZMQError, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and self._sockets.get(name) is socket:
+                raise  # the server stops, not a drop
+            return None
+
     async def _relay(self) -> None:
         """The broker: what producers publish goes to the subscribers, and the board hears it."""
         while True:
-            socket = self._sockets.get("producers")
-            if socket is None or not await socket.poll(100):
-                if socket is None:
-                    await asyncio.sleep(0.05)
+            if (parts := await self._receive("producers")) is None:
                 continue
-            parts = await socket.recv_multipart()
-            self._sockets["consumers"].send_multipart(parts)
+            if (consumers := self._sockets.get("consumers")) is not None:
+                consumers.send_multipart(parts)
             with self.lock:
                 self.advance()
                 replies = self.answer(parts[0])
@@ -445,12 +457,9 @@ class EpzSimulator(Simulator):
         """Which streams someone listens to (XPUB passes each topic's first subscription and last
         unsubscription), so that a stream nobody wants costs nothing."""
         while True:
-            socket = self._sockets.get("consumers")
-            if socket is None or not await socket.poll(100):
-                if socket is None:
-                    await asyncio.sleep(0.05)
+            if (parts := await self._receive("consumers")) is None:
                 continue
-            message = await socket.recv()
+            message = parts[0]
             if message[:1] == b"\x01":
                 self._wanted.add(message[1:])
             elif message[:1] == b"\x00":
@@ -469,18 +478,16 @@ class EpzSimulator(Simulator):
 
     async def _files(self) -> None:
         while True:
-            socket = self._sockets.get("files")
-            if socket is None or not await socket.poll(100):
-                if socket is None:
-                    await asyncio.sleep(0.05)
+            if (parts := await self._receive("files")) is None:
                 continue
-            identity, *request = await socket.recv_multipart()
-            if request != [protocol.FETCH] or self.stalled:
+            identity, *request = parts
+            socket = self._sockets.get("files")
+            if request != [protocol.FETCH] or self.stalled or socket is None:
                 continue
             data = self.file or self._settings_file()
             for start in range(0, len(data), protocol.CHUNK_BYTES):
-                await socket.send_multipart([identity, data[start:start + protocol.CHUNK_BYTES]])
-            await socket.send_multipart([identity, b""])
+                socket.send_multipart([identity, data[start:start + protocol.CHUNK_BYTES]])
+            socket.send_multipart([identity, b""])
 
     def _settings_file(self) -> bytes:
         return "".join(f"{name}:{':'.join(map(str, values))}\n" for name, values in self.board.values.items()).encode()
