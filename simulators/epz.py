@@ -56,6 +56,8 @@ UNFOLD_RATE = 5e-4  # 1/s at zero force (I27-like)
 UNFOLD_DISTANCE = 0.25  # nm to the transition state
 DETACH_RATE = 1e-2
 DETACH_DISTANCE = 0.2
+#: Seconds of samples in a binary block: ten messages a second at any rate.
+BLOCK_S = 0.1
 #: The facts the board tells (REQPAR), by request.
 BOARD_FACTS = {
     "GET_EXT_ADC_RANGE": 20.0, "GET_EXT_ADC_VINMIN": -ADC_LIMIT, "GET_EXT_ADC_VINMAX": ADC_LIMIT,
@@ -262,6 +264,7 @@ class EpzSimulator(Simulator):
         self.counter = 0
         self._wanted: set[bytes] = set()
         self._outbox: list[list[bytes]] = []
+        self._pending: list[tuple[float, np.ndarray, float, bool, bool]] = []
         self._due = 0.0
         self._sockets: dict[str, zmq.asyncio.Socket] = {}
         self._context: zmq.asyncio.Context | None = None
@@ -337,18 +340,34 @@ class EpzSimulator(Simulator):
         self._due -= count
         first, ticks = self.board.time, self.board.ticks
         samples, save, overload = self.board.run(count)
-        self.counter += 1
-        if not self.streaming:
-            return
-        if self._wants(protocol.BLOCK):
-            block = Block(self.counter, first, self.board.period, samples, save, overload)
-            self._outbox.append(protocol.block_message(block, self.device))
-        if self._wants(protocol.DATA) and self.board.values["TIM8PER"][0] >= protocol.TEXT_PERIOD_US:
+        self._block_up(first, samples, save, overload)
+        if self.streaming and self._wants(protocol.DATA) and self.board.values["TIM8PER"][0] >= protocol.TEXT_PERIOD_US:
             step = round(self.board.period / protocol.TICK_S)
             self._outbox.extend(
                 [protocol.data_frame(ticks + i * step, adc, dac, save, overload, self.device).encode()]
                 for i, (adc, dac) in enumerate(zip(samples[0].tolist(), samples[1].tolist(), strict=True))
             )
+
+    def _block_up(self, first: float, samples: np.ndarray, save: bool, overload: bool) -> None:
+        """Gather samples into blocks of BLOCK_S (fewer, larger messages at high rates); a block
+        ends early where the period or a flag changes. Blocks are counted whether or not they
+        are sent: a subscriber sees the ones a dropped stream never sent as a jump."""
+        period = self.board.period
+        if self._pending and (self._pending[0][2:] != (period, save, overload)):
+            self._flush_block()
+        self._pending.append((first, samples, period, save, overload))
+        if sum(piece[1].shape[1] for piece in self._pending) * period >= BLOCK_S:
+            self._flush_block()
+
+    def _flush_block(self) -> None:
+        pieces, self._pending = self._pending, []
+        self.counter += 1
+        if not (pieces and self.streaming and self._wants(protocol.BLOCK)):
+            return
+        first, _, period, save, overload = pieces[0]
+        samples = np.concatenate([piece[1] for piece in pieces], axis=1) if len(pieces) > 1 else pieces[0][1]
+        block = Block(self.counter, first, period, samples, save, overload)
+        self._outbox.append(protocol.block_message(block, self.device))
 
     def _wants(self, tag: str) -> bool:
         topic = protocol.topic(tag, self.device).encode()

@@ -20,6 +20,8 @@ from . import protocol
 
 #: The piezo's range on the DAC, V.
 DAC_RANGE = protocol.SETTINGS["DAC_HARD"].ranges[0]
+#: How often a setting is sent before a board that keeps another value is believed (the original: 5).
+SET_TRIES = 3
 #: Ticks of 20 us per ramp step: the ramp moves DACSTEP volts every millisecond.
 RAMP_TICKS = 50
 
@@ -71,15 +73,17 @@ class EpzBoard:
             message = protocol.set_command(name, [float(value) for value in values], self.device)
         except protocol.ProtocolError as exc:
             raise RejectedValue(str(exc)) from None
-        self.link.publish(message)
-        held = self.get(name)
-        if name not in ("DAC_HARD", "MODSAFE") and not np.allclose(held, values, rtol=1e-6, atol=0):
-            raise InstrumentError(f"{self.device} kept {name} at {held} instead of {list(values)}")
-        return held
+        for _ in range(SET_TRIES):  # a message published as the broker's connection comes is lost
+            self.link.publish(message)
+            held = self.get(name)
+            if name in ("DAC_HARD", "MODSAFE") or np.allclose(held, values, rtol=1e-6, atol=0):
+                return held
+        raise InstrumentError(f"{self.device} kept {name} at {held} instead of {list(values)}")
 
     def setting(self, name: str, value: float) -> float:
-        """Set a one-value setting; returns what holds (an attribute's write)."""
-        return self.set(name, value)[0]
+        """Set a one-value setting; returns what holds (an attribute's write), whole where it is."""
+        held = self.set(name, value)[0]
+        return int(held) if protocol.SETTINGS[name].whole(0) else held
 
     def set_setpoint(self, force: float) -> float:
         """The feedback's set-point in pN (the board's is in deflection V)."""
