@@ -1,4 +1,4 @@
-"""`tangolab get/set/call/put/devices/watch/spy/message`: the lab from a shell, on any TANGO_HOST.
+"""`tangolab get/set/call/put/devices/watch/spy/record/message`: the lab from a shell, on any TANGO_HOST.
 
 Attribute and device names are full (`lab/cryocon/1/temperatureA`) or short where only one
 device matches (`cryocon/temperatureA`, `tec/1/objectTemperature`). Values are written in the
@@ -12,26 +12,32 @@ import argparse
 import getpass
 import json
 import os
+import pathlib
 import socket
 import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TextIO
 
 import tango
 from tango import CmdArgType as T
 
 from .names import Ambiguous, BadName, Names, NotFound, trl
+from .scripting import OperationError
+from .scripting import run as run_operation
 from .spy import DEFAULT_QUEUE, Spy, json_value, quality_name, stamp
 from .typed_values import BadValue, attribute_value, command_argument
 
 OK, TANGO_ERROR, USAGE, NOT_FOUND, UNREACHABLE = 0, 1, 2, 3, 4
+INTERRUPTED = 130  # as a shell reports a command ended by Ctrl-C
 EXIT_CODES = f"""exit status:
   {OK}  done
-  {TANGO_ERROR}  the device refused or failed (its reason is printed)
+  {TANGO_ERROR}  the device refused or failed, or a long operation did not end done (the reason is printed)
   {USAGE}  bad arguments: a value not of the attribute's type, an ambiguous short name
   {NOT_FOUND}  no such device, attribute or command in the database
   {UNREACHABLE}  the database or a device does not answer (not running, timed out)
+  {INTERRUPTED}  `call` interrupted by Ctrl-C during a long operation (Stop was sent)
 """
 RELAY = "lab/relay/1"
 ARCHIVER = "lab/archiver/1"
@@ -74,7 +80,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     set_ = verb("set", _set, "write an attribute, in its type, and read it back")
     set_.add_argument("attribute", metavar="ATTR")
     set_.add_argument("value", metavar="VALUE", help="a number, true/false, an enum label or index, JSON for spectra")
-    call = verb("call", _call, "run a device's command and print what it returns")
+    call = verb("call", _call, "run a device's command and print what it returns; a long operation it starts "
+                "(a move, a pull) shows its progress and is waited for, and Ctrl-C stops it")
     call.add_argument("device", metavar="DEVICE")
     call.add_argument("command_name", metavar="COMMAND")
     call.add_argument("argument", nargs="?", metavar="ARG", help="in the command's type; arrays as JSON")
@@ -91,6 +98,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     spy.add_argument("pattern", nargs="?", default="*", metavar="PATTERN",
                      help="devices (lab/tec/*, tec), optionally /ATTRIBUTE-GLOB (default: the whole lab)")
     spy.add_argument("--queue-size", type=int, default=DEFAULT_QUEUE, help="events kept per attribute (%(default)s)")
+    record = verb("record", _record, "record a streaming device's blocks into an HDF5 file until Ctrl-C or --seconds")
+    record.add_argument("device", metavar="DEVICE", help="a device that streams blocks (its attribute `block`)")
+    record.add_argument("--out", required=True, type=pathlib.Path, metavar="FILE", help="the HDF5 file to write, e.g. run.h5")
+    record.add_argument("--seconds", type=float, help="stop after this many seconds of blocks (default: at Ctrl-C)")
+    record.add_argument("--tsv", action="store_true",
+                        help="also write numbered TSV files beside it (FILE_0001.tsv ...), one per save window")
     message = verb("message", _message, f"write a message to the lab log ({ARCHIVER})")
     message.add_argument("level", metavar="LEVEL", help="debug, info, message, warning, error or success")
     message.add_argument("text", nargs="+", metavar="TEXT")
@@ -263,14 +276,46 @@ def _call(args: argparse.Namespace) -> int:
             raise CommandError(f"{device} has no command {args.command_name!r}; it has {commands}", NOT_FOUND) from None
         raise CommandError(message, status) from None
     argument = command_argument(args.argument, info.in_type, f"{device} {info.cmd_name}")
+    bar = ProgressBar(sys.stderr)
     try:
-        result = proxy.command_inout(info.cmd_name, argument) if argument is not None else \
-            proxy.command_inout(info.cmd_name)
+        result = run_operation(proxy, info.cmd_name, argument, on_progress=bar.show)
     except tango.DevFailed as error:
         raise CommandError(*_explained(error, f"{device} {info.cmd_name}")) from None
+    except OperationError as error:
+        raise CommandError(str(error), TANGO_ERROR) from None
+    except KeyboardInterrupt as interrupt:  # during a long operation run_operation sent Stop, and says so
+        raise CommandError(f"interrupted{': ' if str(interrupt) else ''}{interrupt}", INTERRUPTED) from None
+    finally:
+        bar.close()
     human = "done" if result is None else shown(result)
     _out(args, human, {"device": device, "command": info.cmd_name, "result": json_value(result)})
     return OK
+
+
+class ProgressBar:
+    """A long operation's progress as one line that rewrites itself, on a terminal only (a log
+    or a pipe gets the result alone)."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.shown = False
+        self.tty = stream.isatty()
+
+    def show(self, operation: str, percent: float, seconds_left: float) -> None:
+        if not self.tty:
+            return
+        filled = round(self.WIDTH * percent / 100)
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        self.stream.write(f"\r{operation} [{bar}] {percent:5.1f} %  {seconds_left:6.1f} s left\x1b[K")
+        self.stream.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
 
 
 def _put(args: argparse.Namespace) -> int:
@@ -404,3 +449,27 @@ def _message(args: argparse.Namespace) -> int:
          {"archiver": archiver, "level": args.level.lower(), "source": args.source, "text": text})
     return OK
 
+
+
+def _record(args: argparse.Namespace) -> int:
+    from . import record  # h5py only for this verb
+
+    if args.out.exists():
+        raise CommandError(f"{args.out} exists: give another --out, or remove it first", USAGE)
+    if not args.out.resolve().parent.is_dir():
+        raise CommandError(f"no folder {args.out.parent} for {args.out}", USAGE)
+    if args.seconds is not None and args.seconds <= 0:
+        raise CommandError(f"--seconds must be above 0, got {args.seconds:g}", USAGE)
+    device = args.names.device(args.device)
+    proxy = tango.DeviceProxy(trl(device))
+    if "block" not in (name.lower() for name in proxy.get_attribute_list()):
+        raise CommandError(f"{device} streams no blocks (it has no attribute `block`): only streaming devices "
+                           "are recorded", NOT_FOUND)
+    recording = record.run(trl(device), args.out, args.seconds, args.tsv)
+    counts = recording.counts
+    _out(args, record.summary(recording), {
+        "file": str(args.out), "device": device, "first_block": counts.first_block, "last_block": counts.last_block,
+        "blocks_received": counts.received, "blocks_dropped_by_device": counts.dropped_by_device,
+        "blocks_lost_on_the_way": counts.lost_on_the_way, "gaps": counts.gaps, "samples": counts.samples,
+    })
+    return OK

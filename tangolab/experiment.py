@@ -48,14 +48,16 @@ from ophyd_async.core import StandardReadableFormat as Format
 from ophyd_async.tango.core import DevStateEnum, TangoConverter, TangoDevice, TangoSignalBackend
 
 from .names import Names
+from .scripting import OPERATION_ATTRIBUTES
 
 #: What makes a device a stage: the attributes `device_servers.core.stage.Stage` gives every stage.
 STAGE_ATTRIBUTES = frozenset({"Position", "Limit_switches", "Homed"})
 #: Seconds a stage move may take beyond distance / velocity before `set` gives up.
 MOVE_MARGIN_S = 30.0
 STATE_READ_PERIOD_S = 0.25  # a move also reads State this often, in case its end's event was lost
-#: Tango's own attributes: the device's state is a signal of its own, not a reading.
-STATE_ATTRIBUTES = frozenset({"State", "Status"})
+#: Tango's own attributes and a long operation's (device_servers/core/operations.py): the device's
+#: state and what it is doing are signals of their own, not readings.
+STATE_ATTRIBUTES = frozenset({"State", "Status", *OPERATION_ATTRIBUTES})
 
 _NUMBERS = {
     tango.CmdArgType.DevDouble, tango.CmdArgType.DevFloat, tango.CmdArgType.DevShort,

@@ -5,6 +5,7 @@
     ramp("cryocon/setpoint1", 80.0, rate=0.5)                          # K/s, written step by step
     wait_for("cryocon/temperatureA", lambda t: abs(t - 80) < 0.1, timeout=1800, stable_for=30)
     snapshot("lab/tec/*")                                              # {"lab/tec/1/objectTemperature": -90.1, ...}
+    run("lab/afm/1", "Pull", 2.0)                                       # a long operation, to its end
 
 Attribute names are full (`lab/cryocon/1/temperatureA`, `tango://host:port/...`) or short
 (`cryocon/temperatureA`, resolved against the database of $TANGO_HOST, see `tangolab.names`).
@@ -13,6 +14,7 @@ Attribute names are full (`lab/cryocon/1/temperatureA`, `tango://host:port/...`)
 from __future__ import annotations
 
 import fnmatch
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -24,6 +26,8 @@ from .events import Intake, Notice, attribute_name, is_loss
 from .names import Names, trl
 
 T = TypeVar("T")
+#: What every device with long operations shows (device_servers/core/operations.py).
+OPERATION_ATTRIBUTES = ("operation", "progress", "timeLeft", "outcome")
 
 
 class ConditionTimeout(TimeoutError):
@@ -189,3 +193,75 @@ def snapshot(pattern: str = "*", names: Names | None = None) -> Snapshot:
                 result[full] = value.copy() if isinstance(value, np.ndarray) else value
                 result.quality[full] = str(reading.quality).removeprefix("ATTR_")
     return result
+
+
+class OperationError(RuntimeError):
+    """A long operation that did not end "done": stopped, aborted or failed (`outcome` says which
+    and why, as the device does: "failed: <reason>")."""
+
+    def __init__(self, message: str, outcome: str):
+        super().__init__(message)
+        self.outcome = outcome
+
+
+def run(
+    device: str | tango.DeviceProxy, command: str, arg: Any = None, timeout: float | None = None,
+    on_progress: Callable[[str, float, float], None] | None = None, interval: float = 0.1,
+) -> Any:
+    """Run a device's command and, if it starts a long operation (a move, a pull, an exposure),
+    wait for its end; what the command returned. `device` is a full or short name, or a proxy.
+
+    Raises `OperationError` with the device's reason unless the operation ended "done". On
+    `timeout` (seconds; None waits for ever) or Ctrl-C it sends `Stop` to the device, then raises
+    `ConditionTimeout` or `KeyboardInterrupt`. `on_progress(operation, percent, seconds_left)`
+    hears how it goes every `interval` seconds.
+    """
+    proxy = device if isinstance(device, tango.DeviceProxy) else tango.DeviceProxy(trl(Names().device(device)))
+    attributes = {name.lower() for name in proxy.get_attribute_list()}
+    if not attributes >= {name.lower() for name in OPERATION_ATTRIBUTES}:
+        return proxy.command_inout(command, arg) if arg is not None else proxy.command_inout(command)
+    # an outcome stamped after this one is the new operation's, even if it ended before we looked
+    previous = proxy.read_attribute("outcome").time.totime()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    running = ""
+    try:  # a Ctrl-C while the command is on its way stops what it started too
+        result = proxy.command_inout(command, arg) if arg is not None else proxy.command_inout(command)
+        while True:
+            operation, progress, time_left, outcome = proxy.read_attributes(list(OPERATION_ATTRIBUTES))
+            if operation.value:
+                running = operation.value
+                if on_progress is not None:
+                    on_progress(running, float(progress.value), float(time_left.value))
+            elif outcome.time.totime() > previous:
+                break
+            elif not running:
+                return result  # the command started no long operation
+            if deadline is not None and time.monotonic() > deadline:
+                _stop(proxy)
+                raise ConditionTimeout(
+                    f"{proxy.dev_name()} {command}: {running} did not end within {timeout:g} s; Stop was sent",
+                    operation.value,
+                )
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        running = running or _now_running(proxy)  # interrupted before it looked
+        _stop(proxy)
+        raise KeyboardInterrupt(f"Stop was sent to {proxy.dev_name()}{f' ({running})' if running else ''}") from None
+    if outcome.value != "done":
+        raise OperationError(f"{proxy.dev_name()} {command}: {running or command} {outcome.value}", outcome.value)
+    return result
+
+
+def _now_running(proxy: tango.DeviceProxy) -> str:
+    try:
+        return proxy.read_attribute("operation").value
+    except tango.DevFailed:
+        return ""
+
+
+def _stop(proxy: tango.DeviceProxy) -> None:
+    """Ask the device to stop its operation; a device that does not answer is said, not raised."""
+    try:
+        proxy.command_inout("Stop")
+    except tango.DevFailed as exc:
+        print(f"{proxy.dev_name()} Stop failed: {exc.args[0].desc.strip()}", file=sys.stderr)

@@ -20,12 +20,12 @@ import tango
 from tango import DevState, Except
 from tango.server import Device, attribute, command, device_property
 
-from tangolab.archive import ArchiveError, Store, open_store, tango_type, without_password
+from tangolab.archive import ArchiveError, Store, open_store, without_password
 from tangolab.events import Intake
 from tangolab.processes import RUN_DIR_MARK
 
 from ..core.server import serve
-from .subscription import QUEUE_SIZE, ArchivedAttribute
+from .subscription import QUEUE_SIZE, ArchivedAttribute, not_archivable
 from .writer import Writer, WriterStats
 
 LEVELS = ("DEBUG", "INFO", "MESSAGE", "WARNING", "ERROR", "SUCCESS")
@@ -258,12 +258,8 @@ class Archiver(Device):
             Except.throw_exception(
                 "NoSuchAttribute", f"{archived.device} has no attribute {archived.attribute!r}; it has {known}", origin
             )
-        if config.data_format == tango.AttrDataFormat.IMAGE:
-            Except.throw_exception("NotArchivable", f"{archived.name} is an image: images are not archived", origin)
-        try:
-            tango_type(int(config.data_type))
-        except ValueError as exc:
-            Except.throw_exception("NotArchivable", f"{archived.name}: {exc}", origin)
+        if (why := not_archivable(archived.name, config)) is not None:
+            Except.throw_exception("NotArchivable", why, origin)
         try:
             archived.configure(config)
         except Exception as exc:  # noqa: BLE001 - a store that refuses: the caller hears why

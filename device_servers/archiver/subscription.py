@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import tango
 
-from tangolab.archive import INVALID
+from tangolab.archive import INVALID, tango_type
 from tangolab.events import NOT_OFFERED, Feed, Intake, attribute_name, event_time, is_loss
 
 from .writer import Writer
@@ -33,6 +33,20 @@ EVENT_KINDS = (tango.EventType.ARCHIVE_EVENT, tango.EventType.CHANGE_EVENT)  # M
 INVALID_QUALITY = tango.AttrQuality.ATTR_INVALID
 QUEUE_SIZE = 200_000  # events held per subscription between two drains
 PERIOD_TOLERANCE = 0.98  # a poll a little early for archive_period still counts, as polling jitters
+
+
+def not_archivable(name: str, config: tango.AttributeInfoEx) -> str | None:
+    """Why an attribute cannot be archived, or None: a stream's blocks never are."""
+    if config.data_type == tango.CmdArgType.DevEncoded:
+        return (f"{name} is encoded data (DevEncoded, such as a stream's blocks): blocks are never archived; "
+                "archive the device's counters or views, and record its stream with `tangolab record DEVICE`")
+    if config.data_format == tango.AttrDataFormat.IMAGE:
+        return f"{name} is an image: images are not archived"
+    try:
+        tango_type(int(config.data_type))
+    except ValueError as exc:
+        return f"{name}: {exc}"
+    return None
 
 
 def _threshold(text: str) -> tuple[float, float] | None:
@@ -138,7 +152,10 @@ class ArchivedAttribute:
         return self._proxy
 
     def configure(self, config: tango.AttributeInfoEx) -> None:
-        """Register the attribute with its configuration (type, unit, thresholds, enum labels)."""
+        """Register the attribute with its configuration (type, unit, thresholds, enum labels);
+        ValueError if it cannot be archived."""
+        if (why := not_archivable(self.name, config)) is not None:
+            raise ValueError(why)
         self.is_state = config.data_type == tango.CmdArgType.DevState
         self.writable = config.writable != tango.AttrWriteType.READ
         self.thresholds = ArchiveThresholds.of(config)

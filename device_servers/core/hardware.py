@@ -434,7 +434,12 @@ class HardwareDevice(Device):
             status += "; refused by the instrument: " + "; ".join(
                 f"{', '.join(names)}: {why}" for why, names in by_reason.items()
             )
-        self._set_state(state, status)
+        self._set_state(*self.overrule_state(values, state, status))
+
+    def overrule_state(self, values: dict[str, Any], state: DevState, status: str) -> tuple[DevState, str]:
+        """The state and status a poll settles on, last word: a running long operation keeps
+        MOVING or RUNNING (device_servers/core/operations.py); as found otherwise."""
+        return state, status
 
     def _refused(self, exc: InstrumentError) -> None:
         """A whole poll refused: no value is known, the line stays up, the next poll comes as usual."""

@@ -6,11 +6,12 @@ also `Home` and `Homed`; so Sardana's generic Tango motor controllers and Taurus
 widgets drive any tangolab stage with no glue.
 
 A stage's driver works in the instrument's own units (encoder counts, microsteps) and offers
-the operations of `StageDriver`; the device converts with `Step_per_unit` and does the rest
-once: MOVING from the moment a move is accepted until it settles, fast polls and `Position`
-events during the move, ALARM on a limit switch, FAULT when a move fails (the instrument reports
-a stall or a following error, or the move overruns its expected time) until the next move or
-Home, and the state rules that refuse what the present state does not allow.
+the operations of `StageDriver`; the device converts with `Step_per_unit` into the `Unit`
+property's unit (mm unless it says otherwise) and does the rest once. Moves and homings are long
+operations (core/operations.py: `operation`, `progress`, `timeLeft`, `outcome`, one at a time):
+MOVING from the moment one is accepted until it settles, fast polls and `Position` events
+during it, ALARM on a limit switch, FAULT when it fails (the instrument reports a stall or a
+following error, or it overruns its expected time) until the next move or Home.
 """
 
 from __future__ import annotations
@@ -20,15 +21,19 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tango import AttReqType, AttrWriteType, DevState, Except
+from tango import AttrWriteType, DevState, Except
 from tango.server import command, device_property
 
-from .hardware import HardwareDevice, polled
+from .errors import for_tango
+from .hardware import polled
 from .limits import Limits
+from .operations import LongOperationDevice
 
 #: Poll period while the stage moves: at least ten `Position` events a second.
 MOVING_POLL_S = 0.05
 CLEARED_BY = "the next move or Home clears it"
+#: Seconds a stage may take to report the motion it was told to start, before "still" means settled.
+SETTLE_GRACE_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -64,12 +69,18 @@ class StageDriver(Protocol):
     def set_acceleration(self, per_second2: float) -> float | None: ...
 
 
-class Stage(HardwareDevice):
+class Stage(LongOperationDevice):
     """A motion stage (abstract: a subclass builds the driver and declares its framing)."""
 
+    cleared_by = CLEARED_BY
+
+    Unit = device_property(
+        dtype=str, default_value="mm",
+        doc="The user unit of Position (mm, um, deg): Velocity is in Unit/s, Acceleration in Unit/s2",
+    )
     Step_per_unit = device_property(
         dtype=float, default_value=1.0,
-        doc="Instrument units (encoder counts, microsteps) per user unit (mm): Position = steps / Step_per_unit",
+        doc="Instrument units (encoder counts, microsteps) per user unit (Unit): Position = steps / Step_per_unit",
     )
     MoveTimeMargin = device_property(
         dtype=float, default_value=2.0,
@@ -98,29 +109,20 @@ class Stage(HardwareDevice):
     # -- the device's part ----------------------------------------------------------------------
 
     def init_device(self) -> None:
-        self._activity: str | None = None  # "moving to 12.5 mm", "homing"
-        self._deadline = math.inf
-        self._overrun: str | None = None
         self._motion: Motion | None = None
         super().init_device()
+        self._show_unit()
 
     def poll(self) -> dict[str, Any]:
         motion = self.driver.read_motion()
         self._motion = motion
         scale = self.Step_per_unit
-        if self._activity and not (motion.moving or motion.homing) and time.monotonic() > self._accepted + 0.2:
-            self._activity, self._deadline = None, math.inf  # settled (allowing the instrument to start)
-        if self._activity and time.monotonic() > self._deadline:
-            self.driver.stop(immediate=True)
-            self._overrun = f"{self._activity} did not finish in time ({self._expected:.1f} s expected); stopped"
-            self.error_stream(self._overrun)
-            self._activity, self._deadline = None, math.inf
         values = {
             "Position": motion.position / scale,
             "Limit_switches": [motion.home_switch, motion.upper_limit, motion.lower_limit],
             "Homed": motion.homed,
         }
-        if not self._activity:  # while moving, every round trip goes to the position
+        if self.running is None:  # while moving, every round trip goes to the position
             values["Velocity"] = self.driver.read_velocity() / scale
             values["Acceleration"] = self.driver.read_acceleration() / scale
         return values
@@ -130,41 +132,60 @@ class Stage(HardwareDevice):
         a stage that stalled does not know it could move again before it tries."""
         motion = self._motion
         switches = [name for name, on in (("upper limit", motion.upper_limit), ("lower limit", motion.lower_limit)) if on]
-        if self._overrun:
-            return DevState.FAULT, f"{self._overrun}; {CLEARED_BY}"
         if motion.error and not switches:  # on a switch, the error is the switch's (the ESP301's "limit detected")
             return DevState.FAULT, f"Motion error: {motion.error}; {CLEARED_BY}"
-        if self._activity or motion.moving or motion.homing:
-            return DevState.MOVING, (self._activity or ("homing" if motion.homing else "moving")).capitalize()
+        if motion.moving or motion.homing:  # moved by someone else (a knob, another program)
+            return DevState.MOVING, "Homing" if motion.homing else "Moving"
         if switches:
             said = f" ({motion.error})" if motion.error else ""
-            return DevState.ALARM, f"On the {' and '.join(switches)} switch at {values['Position']:.4f} mm{said}"
+            return DevState.ALARM, f"On the {' and '.join(switches)} switch at {values['Position']:.4f} {self.Unit}{said}"
         if self.driver.needs_homing and not motion.homed:
             return DevState.ON, "Not homed: run Home before moving"
-        return DevState.ON, f"Stopped at {values['Position']:.4f} mm"
+        return DevState.ON, f"Stopped at {values['Position']:.4f} {self.Unit}"
 
     def poll_period(self) -> float:
-        return MOVING_POLL_S if self._activity else self.PollPeriod
+        return MOVING_POLL_S if self.running is not None else self.PollPeriod
+
+    def halt(self, immediate: bool) -> None:
+        """Stop and Abort stop the stage whether or not a move of ours runs (Sardana's Stop)."""
+        self.call_driver(self.driver.stop, immediate)
+
+    def time_margin(self) -> float:
+        return self.MoveTimeMargin
 
     # -- moves ----------------------------------------------------------------------------------
 
     def move(self, target: float) -> None:
-        """Start a move to `target` (user units); refused outside the travel or before homing."""
+        """Start a move to `target` (user units); refused outside the travel, before homing or
+        while another operation runs."""
+        name = f"moving to {target:g} {self.Unit}"
+        self.refuse_if_busy(name)
         scale = self.Step_per_unit
         travel = self.driver.travel
         low, high = sorted((travel.low / scale, travel.high / scale))
         where = f"{self.get_name()} Position"
         if not (math.isfinite(target) and low <= target <= high):
             Except.throw_exception(
-                "OutOfTravel", f"target {target:g} mm is outside the travel: allowed {low:g} to {high:g} mm; "
-                "the stage did not move", where,
+                "OutOfTravel",
+                for_tango(f"target {target:g} {self.Unit} is outside the travel: allowed {low:g} to {high:g} "
+                          f"{self.Unit}; the stage did not move"),
+                where,
             )
         motion = self._motion
         if self.driver.needs_homing and motion is not None and not motion.homed:
             Except.throw_exception("NotHomed", "the stage must be homed before it moves: run Home", where)
         start = motion.position / scale if motion else target
-        self.call_driver(self.driver.move_to, target * scale)
-        self._begin(f"moving to {target:g} mm", _move_time(abs(target - start), self._profile()))
+
+        def progress() -> float | None:
+            if target == start:
+                return None
+            return 100.0 * (self.cached("Position")[0] - start) / (target - start)
+
+        self.follow_operation(
+            name, _move_time(abs(target - start), self._profile()),
+            start=lambda: self.call_driver(self.driver.move_to, target * scale),
+            finished=self._settled, progress=progress,
+        )
 
     def set_profile(self, which: str, value: float) -> None:
         setter = self.driver.set_velocity if which == "velocity" else self.driver.set_acceleration
@@ -174,56 +195,36 @@ class Stage(HardwareDevice):
         self._store(name, value, time.time(), self._quality(name, value), written=True)
 
     @command
-    def Stop(self) -> None:
-        """Stop with the configured deceleration."""
-        self.call_driver(self.driver.stop, False)
-
-    @command
-    def Abort(self) -> None:
-        """Stop at once."""
-        self.call_driver(self.driver.stop, True)
-
-    @command
     def Home(self) -> None:
         """Find the home switch; the stage then knows where it is (`Homed`)."""
-        self.call_driver(self.driver.home)
         travel = abs(self.driver.travel.high - self.driver.travel.low) / self.Step_per_unit
-        self._begin("homing", _move_time(travel, self._profile()))
-
-    # -- state rules ----------------------------------------------------------------------------
-
-    def is_Position_allowed(self, request: AttReqType) -> bool:
-        if request == AttReqType.WRITE_REQ:
-            self._refuse_while("homing", "a move")
-        return True
-
-    def is_Home_allowed(self) -> bool:
-        self._refuse_while("", "Home")
-        return True
-
-    def _refuse_while(self, activity: str, what: str) -> None:
-        busy = self._activity or ""
-        state = self.get_state()
-        if (activity and busy.startswith(activity)) or (not activity and state == DevState.MOVING):
-            Except.throw_exception(
-                "NotAllowed", f"{what} is not allowed while the stage is {state} ({busy or 'moving'}); "
-                "wait for it to settle or run Stop", f"{self.get_name()} {what}",
-            )
+        self.follow_operation(
+            "homing", _move_time(travel, self._profile()), start=lambda: self.call_driver(self.driver.home),
+            finished=self._settled,
+        )
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _settled(self) -> bool:
+        """The stage is still (allowing the instrument a moment to start the motion)."""
+        motion, running = self._motion, self.running
+        return not (motion.moving or motion.homing) and running is not None and running.elapsed > SETTLE_GRACE_S
 
     def _profile(self) -> tuple[float, float]:
         velocity = self.cached("Velocity")[0]
         acceleration = self.cached("Acceleration")[0]
         return velocity, acceleration
 
-    def _begin(self, activity: str, expected: float) -> None:
-        self._accepted = time.monotonic()
-        self._expected = expected
-        self._deadline = self._accepted + 1.5 * expected + self.MoveTimeMargin
-        self._activity, self._overrun = activity, None
-        self._set_state(DevState.MOVING, activity.capitalize())
-        self._wake.set()
+    def _show_unit(self) -> None:
+        """Position, Velocity and Acceleration in the `Unit` property's unit."""
+        attributes = self.get_device_attr()
+        for name, unit in (("Position", self.Unit), ("Velocity", f"{self.Unit}/s"),
+                           ("Acceleration", f"{self.Unit}/s²")):
+            attribute = attributes.get_attr_by_name(name)
+            config = attribute.get_properties()
+            if config.unit != unit:
+                config.unit = unit
+                attribute.set_properties(config)
 
 
 def _move_time(distance: float, profile: tuple[float, float]) -> float:

@@ -1,5 +1,6 @@
-"""One GPIB bus shared for a minute at full speed by two device servers and a script, each
-reaching its instruments through `lab/gpib/1`: nobody ever gets another's reply.
+"""One GPIB bus shared at full speed by two device servers and a script, each reaching its
+instruments through `lab/gpib/1`: nobody ever gets another's reply. The suite shares it for 20 s;
+`TANGOLAB_GPIB_LAB_S=600` makes it a soak.
 
 A reply that went to the wrong client would not parse as the reading its driver asked for (a
 6485's `*IDN?` line is no 487 status word, and neither is a current), so a crossed reply shows as
@@ -20,7 +21,7 @@ from tangolab.lab_config import LabConfig
 from tangolab.scripting import wait_until
 from tests.conftest import run_lab
 
-SECONDS = float(os.environ.get("TANGOLAB_GPIB_LAB_S", "60"))
+SECONDS = float(os.environ.get("TANGOLAB_GPIB_LAB_S", "20"))
 METERS = ("lab/picoammeter/1", "lab/picoammeter/2")
 
 SCRIPT = r"""
