@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import math
 import time
@@ -252,6 +253,8 @@ class EpzSimulator(Simulator):
                  file_port: int = 0, stiffness: float = 50.0, domains: int = 8, increment: float = 28.5,
                  attach_probability: float = 1.0, device: str = protocol.DEVICE) -> None:
         super().__init__(seed=seed, speed=speed)
+        #: The last requests heard (a device polls several a second for days: not all of them).
+        self.received = collections.deque(maxlen=10_000)
         self.device = device
         self.board = Board(np.random.default_rng(seed), stiffness=stiffness, domains=domains,
                            increment=increment, attach_probability=attach_probability)
