@@ -13,9 +13,11 @@ Paths, measured in the same run, one after the other:
   for a few seconds, counted by a plain subscriber in this process: the ceiling of Tango's
   event path for blocks of that size on this machine;
 - `--sweep 2,4`: the core path again, shorter, at 2 and 4 times the rate: how far above it goes;
-- **zmq** and **afm** (to come with the epz simulator and `lab/afm/1`): the simulator's ZeroMQ
-  block stream alone, and the full path simulator -> ForceSpectrometer -> `tangolab record`;
-  add them to PATHS below.
+- **zmq**: the epz board simulator's ZeroMQ block stream alone (4 channels, float32), read by a
+  plain subscriber for 10 s: what the source can give;
+- **afm**: the full path: the epz simulator -> `ForceSpectrometer` (lab/afm/1's class: the 4
+  channels and the save flag) -> `tangolab record` in another process -> HDF5, for `--seconds`,
+  lost blocks by the counters. The board samples at most 1 MS/s a channel.
 
 Limits are shown as ratios of the same run: the machine is shared and noisy (PITFALLS.md).
 """
@@ -118,8 +120,17 @@ def core_path(args: argparse.Namespace, rate: float, seconds: float) -> dict:
     properties = {"Rate": rate, "BlockSamples": args.block, "Dtype": args.dtype}
     before = _children()
     context = DeviceTestContext(bench_stream(args.channels), properties=properties, process=True, timeout=60)
-    with context as proxy, tempfile.TemporaryDirectory(prefix="stream-bench-") as folder:
-        device_pid = _server_pid(before)
+    with context:
+        return {"path": "core", "rate per channel": rate, "channels": args.channels,
+                **_recorded(context, _server_pid(before), "ch0", args.channels, rate, seconds)}
+
+
+def _recorded(context: DeviceTestContext, device_pid: int, channel: str, channels: int, rate: float,
+              seconds: float) -> dict:
+    """A streaming device's blocks recorded by `tangolab record` in another process for `seconds`:
+    the sustained rate, the counters, the CPU of device and recorder, the bytes written."""
+    proxy = context.device
+    with tempfile.TemporaryDirectory(prefix="stream-bench-") as folder:
         wait_until(lambda: proxy.state() == tango.DevState.ON, 60, what="streaming")
         out = Path(folder) / "run.h5"
         recorder = subprocess.Popen(
@@ -139,26 +150,102 @@ def core_path(args: argparse.Namespace, rate: float, seconds: float) -> dict:
         summary = json.loads(output.splitlines()[-1])
         with h5py.File(out) as f:
             duration = sum(
-                len(f[group]["ch0"]) for group in f if group.startswith(("stream", "window"))
+                len(f[group][channel]) for group in f if group.startswith(("stream", "window"))
             ) / rate
             attrs = dict(f.attrs)
         size = out.stat().st_size
-        return {
-            "path": "core",
-            "rate per channel": rate,
-            "channels": args.channels,
-            "sustained samples/s": summary["samples"] * args.channels / duration if duration else 0.0,
-            "recorded s": duration,
-            "blocks received": summary["blocks_received"],
-            "blocks lost (dropped by device + lost on the way)": int(attrs["blocks_dropped_by_device"])
-            + int(attrs["blocks_lost_on_the_way"]),
-            "device blocks produced / dropped": (int(attrs["device_blocks_produced"]),
-                                                 int(attrs["device_blocks_dropped"])),
-            "gaps": summary["gaps"],
-            "device CPU %": 100 * device_cpu / wall,
-            "recorder CPU %": 100 * (usage.ru_utime + usage.ru_stime) / wall,
-            "HDF5 MB/s": size / 1e6 / duration if duration else 0.0,
-        }
+    return {
+        "sustained samples/s": summary["samples"] * channels / duration if duration else 0.0,
+        "recorded s": duration,
+        "blocks received": summary["blocks_received"],
+        "blocks lost (dropped by device + lost on the way)": int(attrs["blocks_dropped_by_device"])
+        + int(attrs["blocks_lost_on_the_way"]),
+        "device blocks produced / dropped": (int(attrs["device_blocks_produced"]),
+                                             int(attrs["device_blocks_dropped"])),
+        "gaps": summary["gaps"],
+        "device CPU %": 100 * device_cpu / wall,
+        "recorder CPU %": 100 * (usage.ru_utime + usage.ru_stime) / wall,
+        "HDF5 MB/s": size / 1e6 / duration if duration else 0.0,
+    }
+
+
+class EpzBoard:
+    """The epz board simulator in a process of its own, on free ports, sampling at `rate` (at most
+    1 MS/s: its sample period is a whole number of microseconds)."""
+
+    def __init__(self, rate: float) -> None:
+        from device_servers.core.zmq_link import ZmqLink
+        from tangolab.lab_config import free_port
+
+        self.ports = (free_port(), free_port(), free_port())
+        self.url = "zmq://127.0.0.1:{}/{}/{}".format(*self.ports)
+        self.period_us = max(1, round(1e6 / rate))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "simulators", "epz", "--port", str(self.ports[0]), "--subscribe-port",
+             str(self.ports[1]), "--file-port", str(self.ports[2]), "--control-port", "0", "--seed", "1"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        self.process.stdout.readline()  # listening
+        self.link = ZmqLink(self.url, timeout=10.0)
+        self.link.connect()
+        self.link.exchange("NANOUP:REQPAR:GET_DEVICE_TYPE", "NANOUP:SNDPAR:a:")
+        self.link.publish(f"NANOUP:CMD:SET_TIM8PER:{self.period_us}")
+        self.link.exchange("NANOUP:REQPAR:GET_TIM8PER", "NANOUP:SNDPAR:8:", accept=lambda reply: reply.endswith(
+            f":{self.period_us}"))
+
+    def close(self) -> None:
+        self.link.close()
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def zmq_path(args: argparse.Namespace, seconds: float = 10.0) -> dict:
+    """The epz simulator's ZeroMQ block stream alone, 4 channels float32, read by a plain subscriber."""
+    from device_servers.afm import protocol
+
+    board = EpzBoard(args.rate)
+    try:
+        with board.link.subscriber("NANOUP:BLOCK:") as blocks:
+            blocks.receive(10.0)
+            samples = received = missed = 0
+            last, cpu_before, started = None, _cpu_seconds(board.process.pid), time.monotonic()
+            while time.monotonic() - started < seconds:
+                parts = blocks.receive(1.0)
+                if parts is None:
+                    continue
+                block = protocol.parse_block(parts)
+                samples += block.samples.size
+                received += 1
+                missed += 0 if last is None else block.counter - last - 1
+                last = block.counter
+            wall = time.monotonic() - started
+            board_cpu = _cpu_seconds(board.process.pid) - cpu_before
+    finally:
+        board.close()
+    return {
+        "path": "zmq", "rate per channel": 1e6 / board.period_us, "channels": len(protocol.CHANNELS),
+        "received samples/s": samples / wall, "blocks/s": received / wall, "blocks missed": missed,
+        "simulator CPU %": 100 * board_cpu / wall,
+    }
+
+
+def afm_path(args: argparse.Namespace) -> dict:
+    """The epz simulator -> lab/afm/1's class (ForceSpectrometer) -> `tangolab record` -> HDF5."""
+    from device_servers.afm.device import ForceSpectrometer
+
+    board = EpzBoard(args.rate)
+    before = _children()
+    try:
+        context = DeviceTestContext(ForceSpectrometer, properties={"Url": board.url}, process=True, timeout=60)
+        with context as proxy:
+            device_pid = _server_pid(before)
+            wait_until(lambda: proxy.state() == tango.DevState.ON, 60, what="lab/afm/1 on the board")
+            proxy.save = True  # the recorder writes the save windows
+            channels = len(proxy.channelNames)
+            return {"path": "afm", "rate per channel": 1e6 / board.period_us, "channels": channels,
+                    **_recorded(context, device_pid, "deflection", channels, 1e6 / board.period_us, args.seconds)}
+    finally:
+        board.close()
 
 
 def bare_path(args: argparse.Namespace, seconds: float = 5.0) -> dict:
@@ -192,12 +279,13 @@ def bare_path(args: argparse.Namespace, seconds: float = 5.0) -> dict:
     }
 
 
-#: The paths measured, in order; the epz engineer adds "zmq" (the simulator's ZeroMQ block stream
-#: alone) and "afm" (simulator -> lab/afm/1 -> tangolab record) here.
+#: The paths measured, in order.
 PATHS: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
     "core": lambda args: [core_path(args, args.rate, args.seconds)]
     + [core_path(args, args.rate * factor, min(args.seconds, 15.0)) for factor in args.sweep],
     "bare": lambda args: [bare_path(args)],
+    "zmq": lambda args: [zmq_path(args)],
+    "afm": lambda args: [afm_path(args)],
 }
 
 
@@ -217,6 +305,11 @@ def main() -> None:
     results = [result for name in args.paths.split(",") for result in PATHS[name](args)]
     for result in results:
         print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}))
+    for result in results:
+        if result["path"] == "afm":
+            wanted = result["channels"] * result["rate per channel"]
+            print(f"afm path: {result['sustained samples/s'] / wanted:.2f} x the {wanted / 1e6:g} MS/s the board "
+                  f"sent, {result['blocks lost (dropped by device + lost on the way)']} block(s) lost")
     core = next((r for r in results if r["path"] == "core"), None)
     bare = next((r for r in results if r["path"] == "bare"), None)
     if core and bare:

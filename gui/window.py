@@ -13,6 +13,7 @@ from tangolab.lab_config import LabConfig
 from . import look
 from .device_panel import DevicePanel
 from .device_tree import DeviceTree
+from .force_view import ForceCurvesPanel
 from .messages import MessagesPanel
 from .panels import HeadsPanel, RelayPanel, StagesPanel, TemperaturesPanel, TrendsPanel
 from .watch import Background, LabWatch
@@ -25,6 +26,7 @@ PANELS = {
     "Relay": RelayPanel,
     "Messages": MessagesPanel,
     "Trends": TrendsPanel,
+    "Force curves": ForceCurvesPanel,
 }
 DEFAULT_OPEN = ["panel:Temperatures", "panel:Stages", "panel:CCD heads", "panel:Messages"]
 

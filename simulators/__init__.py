@@ -8,6 +8,7 @@ from .apt import AptSimulator
 from .arduino import ArduinoSimulator
 from .core import LineProtocolSimulator, Running, Simulator, run_in_thread
 from .cryocon import CryoConSimulator
+from .epz import EpzSimulator
 from .esp301 import Esp301Simulator
 from .gps import GpsSimulator
 from .hp33120a import Hp33120aSimulator
@@ -46,6 +47,7 @@ SIMULATORS: dict[str, type[Simulator]] = {
         OwonSimulator,
         ArduinoSimulator,
         GpsSimulator,
+        EpzSimulator,
     )
 }
 
@@ -55,6 +57,7 @@ __all__ = [
     "AptSimulator",
     "ArduinoSimulator",
     "CryoConSimulator",
+    "EpzSimulator",
     "Esp301Simulator",
     "GpsSimulator",
     "Hp33120aSimulator",

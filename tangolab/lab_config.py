@@ -184,8 +184,10 @@ class LabConfig:
         """The same lab with every simulator on a free port and the URLs that named it rewritten."""
         data = copy.deepcopy(self.data)
         moves = {sim.port: free_port() for sim in self.simulators}
+        moves |= {int(port): free_port() for sim in self.simulators for port in _other_ports(sim.options).values()}
         for spec in data.get("tangolab", {}).get("simulators", {}).values():
             spec["port"] = moves[int(spec.get("port", 0))]
+            spec.update({option: moves[int(port)] for option, port in _other_ports(spec).items()})
         if WEB in data.get("tangolab", {}):
             data["tangolab"][WEB]["port"] = free_port()
         for device in self.devices:
@@ -227,12 +229,20 @@ def free_port(host: str = "127.0.0.1") -> int:
     raise AssertionError("unreachable: the candidates cycle")
 
 
-def _move_port(url: str, moves: dict[int, int]) -> str:
-    def replace(match: re.Match[str]) -> str:
-        port = int(match.group(2))
-        return f"{match.group(1)}:{moves.get(port, port)}"
+def _other_ports(options: dict[str, Any]) -> dict[str, Any]:
+    """A simulator's ports besides its instrument port (the epz board's `subscribe_port`...)."""
+    return {option: value for option, value in options.items() if option.endswith("_port") and int(value)}
 
-    return re.sub(r"((?:localhost|127\.0\.0\.1)):(\d+)", replace, url)
+
+def _move_port(url: str, moves: dict[int, int]) -> str:
+    """The URL with its port moved, and the further ports a zmq:// URL lists (`:6661/6669/6000`)."""
+
+    def replace(match: re.Match[str]) -> str:
+        ports = [int(port) for port in match.group(2).split("/")]
+        moved = [str(moves.get(port, port) if i == 0 or port in moves else port) for i, port in enumerate(ports)]
+        return f"{match.group(1)}:{'/'.join(moved)}"
+
+    return re.sub(r"((?:localhost|127\.0\.0\.1)):(\d+(?:/\d+)*)", replace, url)
 
 
 def _servers(servers: dict[str, Any]) -> list[ServerSpec]:

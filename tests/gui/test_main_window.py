@@ -237,6 +237,23 @@ def test_the_stage_panel_shows_every_stage_and_its_buttons_drive_it(window, lab,
     shot(window, tmp_path, "stages")
 
 
+def test_the_force_curves_panel_draws_the_pull_as_it_grows(window, lab, qtbot, tmp_path):
+    panel = window.open_panel("Force curves")
+    qtbot.waitUntil(lambda: "lab/afm/1" in panel.boxes, timeout=30_000)
+    box = panel.boxes["lab/afm/1"]
+    qtbot.waitUntil(lambda: box.raw["deflectionView"].getData()[0] is not None, timeout=30_000)
+    afm = lab.proxy("lab/afm/1")
+    afm.pullDistance, afm.pullSpeed = 300.0, 200.0
+    box.buttons["Approach"].click()
+    qtbot.waitUntil(lambda: afm.outcome == "done" and afm.operation == "", timeout=60_000)
+    box.buttons["Pull"].click()
+    qtbot.waitUntil(lambda: box.pull is not None and box.pull.distance.size > 50, timeout=60_000)
+    qtbot.waitUntil(lambda: afm.operation == "", timeout=60_000)
+    distance = box.curve.getData()[0]
+    assert distance.max() > 100  # nm from the surface: the curve grew with the pull
+    shot(window, tmp_path, "force-curves")
+
+
 def test_each_ccd_head_shows_its_health_in_colour_and_words(window, qtbot, tmp_path):
     from gui.panels import HEALTH_COLOURS
 
