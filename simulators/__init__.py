@@ -11,6 +11,7 @@ from .huber import HuberSimulator
 from .keithley import Keithley487Simulator, Keithley6485Simulator
 from .mecom import MeComSimulator
 from .minitrend import MinitrendSimulator
+from .monochromator import CornerstoneSimulator
 from .pdr900 import Pdr900Simulator
 from .prologix import PrologixSimulator
 from .tpg361 import Tpg361Simulator
@@ -34,12 +35,14 @@ SIMULATORS: dict[str, type[Simulator]] = {
         MinitrendSimulator,
         HuberSimulator,
         TtiSimulator,
+        CornerstoneSimulator,
     )
 }
 
 __all__ = [
     "SIMULATORS",
     "AptSimulator",
+    "CornerstoneSimulator",
     "CryoConSimulator",
     "Esp301Simulator",
     "HuberSimulator",
