@@ -2,8 +2,8 @@
 
 `Position` (writing it starts a move and returns at once), `Velocity`, `Acceleration`,
 `Limit_switches` (home, upper, lower), `Step_per_unit` (a property), `Stop`, `Abort`, and here
-also `Home` and `Homed`; so Sardana's generic Tango motor controllers and Taurus's motor
-widgets drive any tangolab stage with no glue.
+also `Home` and `Homed`; so Taurus's motor widgets drive any tangolab stage, and a Sardana Pool
+does through tangolab's motor controller (tangolab/sardana/).
 
 A stage's driver works in the instrument's own units (encoder counts, microsteps) and offers
 the operations of `StageDriver`; the device converts with `Step_per_unit` into the `Unit`
