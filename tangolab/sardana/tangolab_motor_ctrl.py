@@ -140,7 +140,7 @@ def _refusal(proxy: tango.DeviceProxy, position: float, failure: tango.DevFailed
     words = f"{proxy.dev_name()} refused Position = {position:g}: {_words(failure)}"
     if failure.args[0].reason == "API_WAttrOutsideLimit":
         config = proxy.get_attribute_config("Position")
-        words += f" (allowed {config.min_value} to {config.max_value} {config.unit})"
+        words += f"; allowed {float(config.min_value):g} to {float(config.max_value):g} {config.unit}"
     return words
 
 
