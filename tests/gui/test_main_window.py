@@ -261,6 +261,12 @@ def test_the_monochromator_panel_shows_its_motions_and_its_stop_button_stops_the
     box.stop.click()
     qtbot.waitUntil(lambda: mono.read_attribute("outcome").value == "stopped", timeout=30_000)
     assert mono.read_attribute("wavelength").value < 1250.0
+    seen = []
+    mono.write_attribute("grating", 2)  # the turret: seconds
+    qtbot.waitUntil(lambda: seen.append((mono.state(), mono.read_attribute("progress").value))
+                    or mono.state() == tango.DevState.ON, timeout=30_000)
+    assert any(state == tango.DevState.RUNNING and 0 < progress < 100 for state, progress in seen)
+    assert mono.read_attribute("grating").value == 2 and mono.read_attribute("outcome").value == "done"
     shot(window, tmp_path, "monochromators")
 
 
