@@ -21,7 +21,15 @@ from ..core.link import Link
 from ..core.operations import LongOperationDevice
 from ..core.server import serve
 from .driver import Cornerstone, Status
-from .protocol import DRIVE_RANGE, FILTER_CHANGE_S, FILTERS, GRATING_CHANGE_S, SETTLE_S, SLEW_NM_PER_S
+from .protocol import (
+    DRIVE_RANGE,
+    FILTER_CHANGE_S,
+    FILTERS,
+    GRATING_CHANGE_S,
+    GRATINGS,
+    SETTLE_S,
+    SLEW_NM_PER_S,
+)
 
 
 class Monochromator(LongOperationDevice):
@@ -36,7 +44,7 @@ class Monochromator(LongOperationDevice):
         doc="The wavelength the monochromator passes; writing it starts the drive there and returns at once",
     )
     grating = polled(
-        dtype=int, min_value=1, max_value=3, access=AttrWriteType.READ_WRITE,
+        dtype=int, min_value=GRATINGS.low, max_value=GRATINGS.high, access=AttrWriteType.READ_WRITE,
         fset=lambda device, value: device.change_grating(value),
         doc="The grating in use; writing it turns the turret (seconds) and returns at once",
     )

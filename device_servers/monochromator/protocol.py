@@ -33,6 +33,8 @@ TERMINATOR = b"\r\n"
 
 #: The wavelength drive's whole span (nm); each grating allows a part of it (error 3 beyond).
 DRIVE_RANGE = Limits(0.0, 2500.0, "nm")
+#: Turret positions (the CS260B's three gratings; a CS130B refuses a third: error 2).
+GRATINGS = Limits(1, 3)
 FILTERS = Limits(1, 6)
 #: Typical figures of the drive, in the manual's specifications' order of magnitude: what a
 #: driver expects a motion to take, and what the simulator takes.
