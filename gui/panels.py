@@ -23,6 +23,9 @@ STAGE_COMMANDS = ("Stop", "Home", "Abort")
 #: What makes a device a CCD head: a health and its reason.
 HEAD_ATTRIBUTES = ("health", "reason")
 HEAD_DETAILS = ("temperature", "target", "pressure", "flow", "peltierRunning", "interlockTripped")
+#: What makes a device a monochromator, and what its panel shows besides: the long operation.
+MONOCHROMATOR_ATTRIBUTES = ("wavelength", "grating", "filter", "shutterOpen")
+MONOCHROMATOR_DETAILS = ("gratingLines", "gratingLabel", "operation", "progress", "timeLeft", "outcome")
 #: Health colours, the same as the look's WARNING and ALARM qualities.
 HEALTH_COLOURS = {"OK": "#3c3", "WARNING": "#fd0", "ERROR": "#e22"}
 TEMPERATURE_UNITS = {"k", "degc", "°c", "c", "deg c"}
@@ -267,6 +270,43 @@ class HeadsPanel(DevicesPanel):
             layout.addWidget(widget)
         self.row.insertWidget(self.place(info.name, self.heads), box)
         self.heads[info.name] = box
+        return [box]
+
+
+class MonochromatorsPanel(DevicesPanel):
+    """Each monochromator: wavelength, grating, filter and shutter (writable: a write starts the
+    motion), what runs and how far it got, and Stop."""
+
+    def __init__(self, window, parent=None) -> None:
+        super().__init__(window, parent)
+        self.boxes: dict[str, Qt.QGroupBox] = {}
+        self.row = Qt.QHBoxLayout()
+        layout = Qt.QVBoxLayout(self)
+        layout.addLayout(self.row, 1)
+        layout.addWidget(self.message)
+        self.start()
+
+    def wants(self, info: DeviceInfo) -> bool:
+        return all(info.attribute(name) is not None for name in MONOCHROMATOR_ATTRIBUTES)
+
+    def models(self, info: DeviceInfo) -> list[str]:
+        names = ["State", *MONOCHROMATOR_ATTRIBUTES, *(n for n in MONOCHROMATOR_DETAILS if info.attribute(n) is not None)]
+        return [f"{self.full(info.name)}/{name}" for name in names]
+
+    def add(self, info: DeviceInfo) -> list[Qt.QWidget]:
+        model = self.full(info.name)
+        box = Qt.QGroupBox(info.name)
+        layout = Qt.QVBoxLayout(box)
+        box.form = GradualForm()
+        box.form.add_models(self.models(info))
+        layout.addWidget(box.form)
+        commands = {command.cmd_name: command for command in info.commands}
+        if "Stop" in commands:
+            box.stop = CommandButton(model, commands["Stop"], self.background)
+            box.stop.result.connect(lambda text, ok, device=info.name: self.say(f"{device}: {text}", ok))
+            layout.addWidget(box.stop)
+        self.row.insertWidget(self.place(info.name, self.boxes), box)
+        self.boxes[info.name] = box
         return [box]
 
 

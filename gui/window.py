@@ -15,7 +15,7 @@ from .device_panel import DevicePanel
 from .device_tree import DeviceTree
 from .force_view import ForceCurvesPanel
 from .messages import MessagesPanel
-from .panels import HeadsPanel, RelayPanel, StagesPanel, TemperaturesPanel, TrendsPanel
+from .panels import HeadsPanel, MonochromatorsPanel, RelayPanel, StagesPanel, TemperaturesPanel, TrendsPanel
 from .watch import Background, LabWatch
 
 SETTINGS_ENV = "TANGOLAB_GUI_SETTINGS"
@@ -23,6 +23,7 @@ PANELS = {
     "Temperatures": TemperaturesPanel,
     "Stages": StagesPanel,
     "CCD heads": HeadsPanel,
+    "Monochromators": MonochromatorsPanel,
     "Relay": RelayPanel,
     "Messages": MessagesPanel,
     "Trends": TrendsPanel,

@@ -17,6 +17,7 @@ from .keithley import Keithley487Simulator, Keithley6485Simulator
 from .mecom import MeComSimulator
 from .minitrend import MinitrendSimulator
 from .owon import OwonSimulator
+from .monochromator import CornerstoneSimulator
 from .pdr900 import Pdr900Simulator
 from .prologix import PrologixSimulator
 from .standa import StandaSimulator
@@ -48,6 +49,7 @@ SIMULATORS: dict[str, type[Simulator]] = {
         ArduinoSimulator,
         GpsSimulator,
         EpzSimulator,
+        CornerstoneSimulator,
     )
 }
 
@@ -56,6 +58,7 @@ __all__ = [
     "Afg31000Simulator",
     "AptSimulator",
     "ArduinoSimulator",
+    "CornerstoneSimulator",
     "CryoConSimulator",
     "EpzSimulator",
     "Esp301Simulator",

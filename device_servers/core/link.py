@@ -137,13 +137,17 @@ class SerialLink(Link):
             self.close()
             try:
                 self._port = serial.serial_for_url(
-                    self.url, timeout=self.timeout, write_timeout=self.timeout, **self.serial_options
+                    self.port_url(), timeout=self.timeout, write_timeout=self.timeout, **self.serial_options
                 )
             except (serial.SerialException, OSError, ValueError) as exc:
                 raise LinkError(f"cannot open {self.url}: {_reason(exc)}") from exc
             tcp = getattr(self._port, "_socket", None)  # socket:// (pyserial keeps it private)
             if tcp is not None:  # a short request right after another must not wait ~40 ms for Nagle
                 tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def port_url(self) -> str:
+        """What pyserial opens: the URL itself (a subclass may look the port up at each opening)."""
+        return self.url
 
     def close(self) -> None:
         with self.lock:

@@ -2,8 +2,8 @@
 
 `Position` (writing it starts a move and returns at once), `Velocity`, `Acceleration`,
 `Limit_switches` (home, upper, lower), `Step_per_unit` (a property), `Stop`, `Abort`, and here
-also `Home` and `Homed`; so Sardana's generic Tango motor controllers and Taurus's motor
-widgets drive any tangolab stage with no glue.
+also `Home` and `Homed`; so Taurus's motor widgets drive any tangolab stage, and a Sardana Pool
+does through tangolab's motor controller (tangolab/sardana/).
 
 A stage's driver works in the instrument's own units (encoder counts, microsteps) and offers
 the operations of `StageDriver`; the device converts with `Step_per_unit` into the `Unit`
@@ -110,12 +110,14 @@ class Stage(LongOperationDevice):
 
     def init_device(self) -> None:
         self._motion: Motion | None = None
+        self._travel_shown: tuple[float, float] | None = None
         super().init_device()
         self._show_unit()
 
     def poll(self) -> dict[str, Any]:
         motion = self.driver.read_motion()
         self._motion = motion
+        self._show_travel()  # known once connected (an ESP301 and a Zaber stage tell theirs)
         scale = self.Step_per_unit
         values = {
             "Position": motion.position / scale,
@@ -214,6 +216,19 @@ class Stage(LongOperationDevice):
         velocity = self.cached("Velocity")[0]
         acceleration = self.cached("Acceleration")[0]
         return velocity, acceleration
+
+    def _show_travel(self) -> None:
+        """Position's min/max are the travel: Jive, Taurus and Sardana show it, and Tango refuses
+        a target beyond it before the device sees it."""
+        scale = self.Step_per_unit
+        travel = tuple(sorted((self.driver.travel.low / scale, self.driver.travel.high / scale)))
+        if travel == self._travel_shown:
+            return
+        attribute = self.get_device_attr().get_attr_by_name("Position")
+        config = attribute.get_properties()
+        config.min_value, config.max_value = (repr(limit) for limit in travel)
+        attribute.set_properties(config)
+        self._travel_shown = travel
 
     def _show_unit(self) -> None:
         """Position, Velocity and Acceleration in the `Unit` property's unit."""

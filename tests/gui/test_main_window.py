@@ -266,6 +266,27 @@ def test_each_ccd_head_shows_its_health_in_colour_and_words(window, qtbot, tmp_p
     shot(window, tmp_path, "heads")
 
 
+def test_the_monochromator_panel_shows_its_motions_and_its_stop_button_stops_them(window, lab, qtbot, tmp_path):
+    panel = window.open_panel("Monochromators")
+    qtbot.waitUntil(lambda: "lab/mono/1" in panel.boxes, timeout=30_000)
+    box = panel.boxes["lab/mono/1"]
+    shown = {"wavelength", "grating", "filter", "shutteropen", "operation", "progress"}
+    qtbot.waitUntil(lambda: shown <= {model.rsplit("/", 1)[-1].lower() for model in box.form.models()},
+                    timeout=30_000)
+    mono = lab.proxy("lab/mono/1")
+    mono.write_attribute("wavelength", 1250.0)  # 750 nm at 200 nm/s
+    box.stop.click()
+    qtbot.waitUntil(lambda: mono.read_attribute("outcome").value == "stopped", timeout=30_000)
+    assert mono.read_attribute("wavelength").value < 1250.0
+    seen = []
+    mono.write_attribute("grating", 2)  # the turret: seconds
+    qtbot.waitUntil(lambda: seen.append((mono.state(), mono.read_attribute("progress").value))
+                    or mono.state() == tango.DevState.ON, timeout=30_000)
+    assert any(state == tango.DevState.RUNNING and 0 < progress < 100 for state, progress in seen)
+    assert mono.read_attribute("grating").value == 2 and mono.read_attribute("outcome").value == "done"
+    shot(window, tmp_path, "monochromators")
+
+
 def test_the_temperatures_panel_trends_each_temperature_with_its_setpoint(window, qtbot, tmp_path):
     panel = window.open_panel("Temperatures")
     qtbot.waitUntil(lambda: "lab/cryocon/1" in panel.trends and "lab/tec/1" in panel.trends, timeout=30_000)

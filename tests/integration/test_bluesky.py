@@ -122,7 +122,7 @@ def test_a_move_the_stage_refuses_fails_the_plan_saying_why(run_engine, stage):
             run_engine(bp.scan([], stage, 0.0, 1e6, 2))  # far beyond its travel
     finally:
         run_engine.unsubscribe(token)
-    assert "outside the travel: allowed" in repr(failure.value)  # the device's own words
+    assert "above the maximum authorized" in repr(failure.value)  # Tango's: Position's max is the travel
     (stop,) = of_kind(documents, "stop")
     assert stop["exit_status"] == "fail"
     assert tango.DeviceProxy(stage.get_trl()).state() == tango.DevState.ON  # refused before it moved

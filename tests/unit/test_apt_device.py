@@ -121,8 +121,9 @@ def test_a_target_beyond_the_travel_is_refused_with_the_range_and_nothing_moves(
     sent = len(sim.received)
     with pytest.raises(tango.DevFailed) as failure:
         stage.write_attribute("Position", 60.0)
-    assert failure.value.args[0].reason == "OutOfTravel"
-    assert "allowed 0 to 50 mm" in failure.value.args[0].desc
+    assert failure.value.args[0].reason == "API_WAttrOutsideLimit"  # beyond Position's min/max: the travel
+    config = stage.get_attribute_config("Position")
+    assert (float(config.min_value), float(config.max_value)) == (0.0, 50.0)
     assert not any(frame.startswith(MOVE_ABSOLUTE) for frame in sim.received[sent:])
     assert stage.state() == tango.DevState.ON
     assert stage.read_attribute("Position").value == before

@@ -89,8 +89,9 @@ def test_out_of_travel_is_refused_with_the_range_and_nothing_moves(arms, simulat
     sent = len(simulator.simulator.received)
     with pytest.raises(tango.DevFailed) as failure:
         arm.write_attribute("Position", 60.0)
-    assert failure.value.args[0].reason == "OutOfTravel"
-    assert "-25 to 25 mm" in failure.value.args[0].desc
+    assert failure.value.args[0].reason == "API_WAttrOutsideLimit"  # beyond Position's min/max: the travel
+    config = arm.get_attribute_config("Position")
+    assert (float(config.min_value), float(config.max_value)) == (-25.0, 25.0)
     assert not any("PA" in line for line in simulator.simulator.received[sent:])
     assert arm.state() == tango.DevState.ON
     assert arm.read_attribute("Position").value == before

@@ -129,8 +129,9 @@ def test_a_target_outside_the_travel_is_refused_with_the_range_and_nothing_moves
     before = slide.read_attribute("Position").value
     with pytest.raises(tango.DevFailed) as failure:
         slide.write_attribute("Position", 60.0)
-    assert failure.value.args[0].reason == "OutOfTravel"
-    assert "0 to 50 mm" in failure.value.args[0].desc
+    assert failure.value.args[0].reason == "API_WAttrOutsideLimit"  # beyond Position's min/max: the travel
+    config = slide.get_attribute_config("Position")
+    assert (float(config.min_value), float(config.max_value)) == (0.0, 50.0)
     assert slide.state() == tango.DevState.ON
     assert slide.read_attribute("Position").value == before
 

@@ -91,8 +91,9 @@ def test_5_a_target_beyond_the_travel_is_refused_with_the_range_and_nothing_move
     before, sent = slide.read_attribute("Position").value, len(moves_sent(simulator))
     with pytest.raises(tango.DevFailed) as failure:
         slide.write_attribute("Position", 40.0)
-    assert failure.value.args[0].reason == "OutOfTravel"
-    assert f"allowed 0 to {672_255 / MICROSTEPS_PER_MM:g} mm" in failure.value.args[0].desc
+    assert failure.value.args[0].reason == "API_WAttrOutsideLimit"  # beyond Position's min/max: the travel
+    config = slide.get_attribute_config("Position")
+    assert (float(config.min_value), float(config.max_value)) == (0.0, pytest.approx(672_255 / MICROSTEPS_PER_MM))
     assert len(moves_sent(simulator)) == sent
     assert slide.state() == tango.DevState.ON
     assert slide.read_attribute("Position").value == before
