@@ -16,8 +16,8 @@ from .huber import HuberSimulator
 from .keithley import Keithley487Simulator, Keithley6485Simulator
 from .mecom import MeComSimulator
 from .minitrend import MinitrendSimulator
-from .owon import OwonSimulator
 from .monochromator import CornerstoneSimulator
+from .owon import OwonSimulator
 from .pdr900 import Pdr900Simulator
 from .prologix import PrologixSimulator
 from .standa import StandaSimulator

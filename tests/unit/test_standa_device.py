@@ -88,12 +88,13 @@ def test_4_a_move_sends_position_events_to_completion(stage):
     assert len([p for p in positions if 0.0 < p < 7.3]) >= 5, positions
 
 
-def test_5_a_target_beyond_the_travel_is_refused_with_the_range_and_nothing_moves(stage, simulator):
+def test_5_a_target_beyond_the_travel_is_refused_by_position_limits_and_nothing_moves(stage, simulator):
     sent = len(moves_sent(simulator))
     with pytest.raises(tango.DevFailed) as failure:
         stage.write_attribute("Position", 26.0)
-    assert failure.value.args[0].reason == "OutOfTravel"
-    assert "allowed 0 to 25 mm" in failure.value.args[0].desc
+    assert failure.value.args[0].reason == "API_WAttrOutsideLimit"  # beyond Position's min/max: the travel
+    config = stage.get_attribute_config("Position")
+    assert (float(config.min_value), float(config.max_value)) == (0.0, 25.0)
     assert len(moves_sent(simulator)) == sent
 
 
