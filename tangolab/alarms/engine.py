@@ -152,7 +152,7 @@ class Alarm:
 class _Moment:
     """The sources of one rule at one moment, as its compiled expressions read them."""
 
-    __slots__ = ("engine", "rule", "now", "wakes", "details")
+    __slots__ = ("details", "engine", "now", "rule", "wakes")
 
     def __init__(self, engine: Engine, rule: Rule, now: float) -> None:
         self.engine, self.rule, self.now = engine, rule, now

@@ -20,7 +20,7 @@ CHATTER_WINDOW, CHATTER_COUNT = 60.0, 3  # three or more activations within a mi
 LONG_SHELVED = 86_400.0  # s
 TOP = 10
 
-_LINE = re.compile(r"^(\w+) (\w+) -> (\w+) \((\w+)\): (.*?) \| (.*?) \| by (.*?)(?:; why: (.*))?$", re.S)
+_LINE = re.compile(r"^(\w+) (\w+) -> (\w+) \((\w+)\): (.*?) \| (.*?) \| by (.*?)(?:; why: (.*))?$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,8 @@ class Figures:
 
     def lines(self) -> list[str]:
         """The figures as text, for a terminal."""
-        out = [f"activations in the last 10 minutes: {self.per_10_min}"
-               f"{'  (a flood: more than 10)' if self.per_10_min > FLOOD_LEVEL else ''}",
+        out = [(f"activations in the last 10 minutes: {self.per_10_min}"
+               f"{'  (a flood: more than 10)' if self.per_10_min > FLOOD_LEVEL else ''}"),
                f"time in flood: {self.flood_seconds:.0f} s", "most frequent:"]
         out += [f"  {count:6d}  {name}" for name, count in self.top] or ["  none"]
         out.append("chattering (3 or more activations in a minute):")

@@ -48,7 +48,7 @@ class RuleError(ValueError):
     """A rule that cannot be used, with the reason a person can act on."""
 
 
-class Unevaluable(Exception):  # noqa: N818 - a condition of the rule, not a bug
+class Unevaluable(Exception):
     """The rule cannot be evaluated now; the message says why."""
 
 
@@ -194,7 +194,7 @@ class _Compiler:
     def _refuse(self, what: str) -> RuleError:
         return RuleError(f"{self.rule}: {what}")
 
-    def _node(self, node: ast.AST, names: dict[str, int]) -> Compiled:  # noqa: C901 - one case per node kind
+    def _node(self, node: ast.AST, names: dict[str, int]) -> Compiled:
         if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool)):
             constant = node.value
             return lambda ctx, bias: constant
