@@ -30,6 +30,7 @@ from .rules import Rule, Unevaluable
 
 HANDLER = "alarm handler"  # the "user" of the transitions the rules themselves make
 HISTORY = 100_000  # transitions kept in memory for the figures
+READ_RETRY = 1.0  # s before a frozen reading asks again for the read that confirms it
 STARTUP_GRACE = 5.0  # s a new rule waits for the first values of its sources before it says it has none
 
 
@@ -57,11 +58,14 @@ class Source:
     stamp: float | None = None
     problem: str = "no value yet"
     unit: str = ""
+    ever: bool = False  # whether it has ever had a value
+    checked: float = -math.inf  # when its latest news came (the engine's clock): a value known to hold then
     #: frozen-reading watches: band -> [reference value, since when it has not moved by more than band]
     still: dict[float, list] = field(default_factory=dict)
 
-    def hear(self, value: Any, quality: str, stamp: float) -> None:
-        self.value, self.quality, self.stamp, self.problem = value, quality, stamp, ""
+    def hear(self, value: Any, quality: str, stamp: float, now: float) -> None:
+        self.value, self.quality, self.stamp, self.problem, self.ever = value, quality, stamp, "", True
+        self.checked = now
         for band, watch in self.still.items():
             if quality != "VALID":
                 watch[:] = [None, None]
@@ -183,6 +187,10 @@ class _Moment:
         if held < seconds:
             self.wakes.append(since + seconds)
             return False
+        if source.checked < since + seconds:  # no news since: it may have moved by less than its events show
+            self.engine.reads_wanted.add(source.name)
+            self.wakes.append(self.now + READ_RETRY)
+            return False
         shown = f"{reference:.6g}" if isinstance(reference, float) else str(reference)
         self.details.append(f"{source.name} unchanged at {shown}{' ' + source.unit if source.unit else ''} "
                             f"for {held:.0f} s")
@@ -199,6 +207,8 @@ class Engine:
         self._readers: dict[str, set[str]] = {}  # source (lower case) -> rules reading it
         self._dirty: set[str] = set()
         self.transitions: deque[Transition] = deque(maxlen=HISTORY)  # for the figures
+        #: sources to read now: a frozen reading is only said once a value read after its time confirms it
+        self.reads_wanted: set[str] = set()
         for rule in rules:
             self.add(rule)
 
@@ -232,7 +242,8 @@ class Engine:
         """A value of a source (its full name, any case)."""
         key = name.lower()
         if (source := self.sources.get(key)) is not None:
-            source.hear(value, quality, self.clock() if stamp is None else stamp)
+            now = self.clock()
+            source.hear(value, quality, now if stamp is None else stamp, now)
             self._dirty |= self._readers[key]
 
     def fail(self, name: str, problem: str, stamp: float | None = None) -> None:
@@ -264,7 +275,7 @@ class Engine:
         rule = alarm.rule
         moment = _Moment(self, rule, now)
         alarm.wake = math.inf
-        if now < alarm.added + STARTUP_GRACE and any(self.sources[s.lower()].stamp is None for s in rule.sources):
+        if now < alarm.added + STARTUP_GRACE and not all(self.sources[s.lower()].ever for s in rule.sources):
             alarm.wake = alarm.added + STARTUP_GRACE  # its sources are still being subscribed
             return
         if alarm.shelved_until is not None:

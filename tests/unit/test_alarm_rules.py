@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from tangolab.alarms.rules import RuleError, Unevaluable, parse_rule, parse_rules
+from tangolab.lab_config import LabConfig
 
 
 class Values:
@@ -86,3 +87,13 @@ def test_parse_rules_skips_comments_and_refuses_bad_lines_by_number_while_keepin
     assert [rule.name for rule in rules] == ["a", "c"]
     assert [number for number, _ in refused] == [4, 5]
     assert "syntax error" in refused[0][1] and "comes earlier" in refused[1][1]
+
+
+def test_the_demo_labs_rules_parse_and_become_the_handlers_rules_property() -> None:
+    config = LabConfig.load()
+    lines = config.data["tangolab"]["alarms"]["rules"]
+    rules, refused = parse_rules(lines)
+    assert refused == [] and len(rules) == len(lines) >= 5
+    handler = config.dsconfig()["servers"]["AlarmHandler"]["lab"]["AlarmHandler"]["lab/alarms/1"]
+    assert handler["properties"]["Rules"] == lines
+    assert "Rules" not in config.data["servers"]["AlarmHandler"]["lab"]["AlarmHandler"]["lab/alarms/1"]["properties"]
