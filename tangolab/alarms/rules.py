@@ -167,6 +167,22 @@ FUNCTIONS = {"abs": abs, "min": min, "max": max}
 PLACEHOLDER = "_source_{}"
 
 
+def expression_tree(text: str, sources: list[str]) -> tuple[ast.Expression, dict[str, int]]:
+    """Python's tree of an expression, its attributes replaced by placeholder names (appended to
+    `sources` when new), and placeholder -> index in `sources`; SyntaxError if it is not Python."""
+    placeholders: dict[str, int] = {}
+
+    def swap(match: re.Match[str]) -> str:
+        name = match.group(0)
+        if name not in sources:
+            sources.append(name)
+        index = sources.index(name)
+        placeholders[PLACEHOLDER.format(index)] = index
+        return PLACEHOLDER.format(index)
+
+    return ast.parse(ATTRIBUTE.sub(swap, text), mode="eval"), placeholders
+
+
 class _Compiler:
     def __init__(self, rule: str) -> None:
         self.rule = rule
@@ -174,19 +190,8 @@ class _Compiler:
         self.frozen: list[tuple[int, float, float]] = []
 
     def compile(self, text: str) -> Compiled:
-        placeholders: dict[str, int] = {}
-
-        def swap(match: re.Match[str]) -> str:
-            name = match.group(0)
-            if name not in self.sources:
-                self.sources.append(name)
-            index = self.sources.index(name)
-            placeholders[PLACEHOLDER.format(index)] = index
-            return PLACEHOLDER.format(index)
-
-        python = ATTRIBUTE.sub(swap, text)
         try:
-            tree = ast.parse(python, mode="eval")
+            tree, placeholders = expression_tree(text, self.sources)
         except SyntaxError as exc:
             raise RuleError(f"{self.rule}: syntax error in {text!r}: {exc.msg}") from None
         return self._node(tree.body, placeholders)

@@ -23,6 +23,7 @@ from aiosmtpd.controller import Controller
 
 from simulators import run_in_thread
 from simulators.cryocon import CryoConSimulator
+from tangolab.cli import main
 from tangolab.history import messages
 from tangolab.lab_config import free_port
 from tangolab.scripting import wait_until
@@ -225,3 +226,18 @@ def test_a_rule_added_at_run_time_runs_and_is_kept_across_a_restart(bench: Bench
     wait_until(lambda: bench.state("cold") == "NORM", 30, what="the new rule after Init")
     bench.handler.RemoveRule("cold")
     assert not any(line.startswith("cold: ") for line in bench.handler.ruleList)
+
+
+def test_check_asks_the_devices_for_unknown_attributes_and_their_ranges(
+        bench: Bench, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    cryo = f"tango://{HOST}:{bench.port}/test/cryocon/1"
+    rules = tmp_path / "rules.txt"
+    rules.write_text(f"fine: {cryo}/temperatureA#dbase=no > 300\n"
+                     f"typo: {cryo}/temperatureQ#dbase=no > 300\n"
+                     f"beyond: {cryo}/setpoint1#dbase=no > 5000\n")
+    assert main(["alarms", "check", str(rules)]) == 2
+    typo, beyond = capsys.readouterr().out.splitlines()
+    assert typo.startswith(f"{rules}:2: typo: unknown attribute {cryo}/temperatureQ#dbase=no: ")
+    assert "temperatureA, temperatureB" in typo
+    assert beyond.startswith(f"{rules}:3: beyond: can never fire: no value of {cryo}/setpoint1#dbase=no within "
+                             "its range 0 … ")
