@@ -40,6 +40,8 @@ LOG_LEVEL = {"critical": "ERROR", "alarm": "ERROR", "warning": "WARNING", "info"
 ALARM_QUALITY = {"critical": AttrQuality.ATTR_ALARM, "alarm": AttrQuality.ATTR_ALARM,
                  "warning": AttrQuality.ATTR_WARNING, "info": AttrQuality.ATTR_VALID}
 READ_TIMEOUT_MS = 3000
+BATCH = 0.01  # s at least between two passes of the loop: events that come meanwhile are taken at once
+SUMMARY_PERIOD = 0.2  # s at most between a transition and the summaries' events
 CHECK_QUIET = 0.25  # s between two looks for quiet sources (and for sources of new rules)
 
 
@@ -137,7 +139,7 @@ class AlarmHandler(Device):
 
     @attribute(dtype=(str,), max_dim_x=10_000, doc="The active alarms, most severe first: NAME STATE SEVERITY: message")
     def activeAlarms(self) -> list[str]:
-        return self._active_lines()
+        return _active_lines(self._table())
 
     @attribute(dtype=(str,), max_dim_x=10_000, doc="The rules that run, one a line, as written")
     def ruleList(self) -> list[str]:
@@ -292,16 +294,19 @@ class AlarmHandler(Device):
         self.intake = Intake(by_callback=True)
         self._follow_sources()
         next_quiet_check = time.monotonic() + CHECK_QUIET
+        summaries_due, last_pass = math.inf, 0.0
         while not self._stop.is_set():
             with self._lock:
-                wake = self.engine.next_wake()
-            self.intake.wait(min(max(wake - time.time(), 0.0), CHECK_QUIET))
+                wake = min(self.engine.next_wake() - time.time(), summaries_due - time.monotonic())
+            self.intake.wait(min(max(wake, 0.0), CHECK_QUIET))
+            self._stop.wait(max(0.0, last_pass + BATCH - time.monotonic()))  # what came meanwhile, in one pass
+            last_pass = time.monotonic()
             try:
                 self._take()
-                if time.monotonic() >= next_quiet_check:
+                if last_pass >= next_quiet_check:
                     self._read_quiet_sources()
                     self._follow_sources()
-                    next_quiet_check = time.monotonic() + CHECK_QUIET
+                    next_quiet_check = last_pass + CHECK_QUIET
                 with self._lock:
                     transitions = self.engine.step()
                     wanted, self.engine.reads_wanted = self.engine.reads_wanted, set()
@@ -309,7 +314,11 @@ class AlarmHandler(Device):
                     if name.lower() not in self._reading:
                         self._read_later(name.lower(), name)
                 if transitions:
-                    self._publish(transitions)
+                    self._publish(transitions, summaries=False)
+                    summaries_due = min(summaries_due, last_pass + SUMMARY_PERIOD)
+                if time.monotonic() >= summaries_due:
+                    summaries_due = math.inf
+                    self._publish_summaries()
             except Exception as exc:  # noqa: BLE001 - a bug must show in the status, not end the alarms
                 self.set_state(DevState.FAULT)
                 self.set_status(f"the alarm loop failed: {type(exc).__name__}: {exc}; it goes on")
@@ -391,8 +400,8 @@ class AlarmHandler(Device):
 
     # -- publishing ---------------------------------------------------------------------------
 
-    def _publish(self, transitions: list[Transition]) -> None:
-        """Change events of the rules that moved and of the summaries, then the log and the hooks;
+    def _publish(self, transitions: list[Transition], summaries: bool = True) -> None:
+        """Change events of the rules that moved (and of the summaries), then the log and the hooks;
         from whichever thread made them, with no lock held."""
         for transition in transitions:
             with self._lock:
@@ -402,9 +411,16 @@ class AlarmHandler(Device):
                 self.push_change_event(transition.rule, int(transition.new), transition.time, quality)
                 self.push_archive_event(transition.rule, int(transition.new), transition.time, quality)
             self.notifier.tell(transition)
+        if summaries:
+            self._publish_summaries()
+
+    def _publish_summaries(self) -> None:
+        """The summaries of every alarm: from the loop, at most every SUMMARY_PERIOD (a flood of
+        transitions is one update of them, not one each)."""
+        table = self._table()
         self.push_change_event("summary", self._summary())
-        self.push_change_event("alarmTable", json.dumps(self._table()))
-        self.push_change_event("activeAlarms", self._active_lines())
+        self.push_change_event("alarmTable", json.dumps(table))
+        self.push_change_event("activeAlarms", _active_lines(table))
         self._report()
 
     def _log_transition(self, transition: Transition) -> None:
@@ -426,9 +442,6 @@ class AlarmHandler(Device):
         order = {state: n for n, state in enumerate(("UNACK", "ACKED", "ERROR", "RTNUN", "SHLVD", "DSUPR", "OOSRV", "NORM"))}
         return sorted(rows, key=lambda row: (order[row["state"]], -SEVERITIES.index(row["severity"]), row["name"]))
 
-    def _active_lines(self) -> list[str]:
-        return [f"{row['name']} {row['state']} {row['severity']}: {row['message']}" for row in self._table()
-                if row["state"] in ("UNACK", "ACKED")]
 
     def _summary(self) -> str:
         with self._lock:
@@ -450,6 +463,11 @@ class AlarmHandler(Device):
         refused = f"; {len(self.refused)} refused (refusedRules): {self.refused[0]}" if self.refused else ""
         self.set_state(DevState.ALARM if active else DevState.ON)
         self.set_status(f"{rules} rules: {self._summary()}{refused}")
+
+
+def _active_lines(table: list[dict[str, Any]]) -> list[str]:
+    return [f"{row['name']} {row['state']} {row['severity']}: {row['message']}" for row in table
+            if row["state"] in ("UNACK", "ACKED")]
 
 
 def _quality(alarm: Alarm) -> AttrQuality:
