@@ -16,7 +16,6 @@ PANIC alarm comes on average half a period after its cause.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess

@@ -42,6 +42,7 @@ ALARM_QUALITY = {"critical": AttrQuality.ATTR_ALARM, "alarm": AttrQuality.ATTR_A
 READ_TIMEOUT_MS = 3000
 BATCH = 0.01  # s at least between two passes of the loop: events that come meanwhile are taken at once
 SUMMARY_PERIOD = 0.2  # s at most between a transition and the summaries' events
+STOP_WAIT = 1.0  # s delete_device waits for the loop to end
 CHECK_QUIET = 0.25  # s between two looks for quiet sources (and for sources of new rules)
 
 
@@ -112,12 +113,14 @@ class AlarmHandler(Device):
         for line in self.refused:
             self.error_stream(f"refused: {line}")
         self._report()
-        self._thread = threading.Thread(target=self._watch, name="alarm handler", daemon=True)
+        self._thread = threading.Thread(target=self._watch, args=(self._stop,), name="alarm handler", daemon=True)
         self._thread.start()
 
     def delete_device(self) -> None:
+        """Without waiting long: Init runs under the device's monitor, which a push of the loop may
+        be waiting for; the loop then ends at its next look at its own stop."""
         self._stop.set()
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=STOP_WAIT)
         if self.intake is not None:
             self.intake.close()
         self._readers.shutdown(wait=False, cancel_futures=True)
@@ -288,18 +291,18 @@ class AlarmHandler(Device):
 
     # -- the loop: events, quiet sources, timers ----------------------------------------------
 
-    def _watch(self) -> None:
-        while tango.Util.instance().is_svr_starting() and not self._stop.is_set():
-            self._stop.wait(0.05)
+    def _watch(self, stop: threading.Event) -> None:
+        while tango.Util.instance().is_svr_starting() and not stop.is_set():
+            stop.wait(0.05)
         self.intake = Intake(by_callback=True)
         self._follow_sources()
         next_quiet_check = time.monotonic() + CHECK_QUIET
         summaries_due, last_pass = math.inf, 0.0
-        while not self._stop.is_set():
+        while not stop.is_set():
             with self._lock:
                 wake = min(self.engine.next_wake() - time.time(), summaries_due - time.monotonic())
             self.intake.wait(min(max(wake, 0.0), CHECK_QUIET))
-            self._stop.wait(max(0.0, last_pass + BATCH - time.monotonic()))  # what came meanwhile, in one pass
+            stop.wait(max(0.0, last_pass + BATCH - time.monotonic()))  # what came meanwhile, in one pass
             last_pass = time.monotonic()
             try:
                 self._take()
@@ -323,7 +326,7 @@ class AlarmHandler(Device):
                 self.set_state(DevState.FAULT)
                 self.set_status(f"the alarm loop failed: {type(exc).__name__}: {exc}; it goes on")
                 self.error_stream(self.get_status())
-                self._stop.wait(1.0)
+                stop.wait(1.0)
 
     def _follow_sources(self) -> None:
         """Subscribe the sources of rules added since; forget those of rules removed."""

@@ -79,8 +79,9 @@ class Notifier:
         self._queue.put(transition)
 
     def close(self) -> None:
+        """What was told is still sent; the caller does not wait for a slow mail server."""
         self._queue.put(None)
-        self._thread.join(timeout=2 * SMTP_TIMEOUT)
+        self._thread.join(timeout=1.0)
 
     def _run(self) -> None:
         while (transition := self._queue.get()) is not None:
