@@ -11,6 +11,7 @@ from taurus.external.qt import Qt
 from tangolab.lab_config import LabConfig
 
 from . import look
+from .alarms import AlarmsPanel
 from .device_panel import DevicePanel
 from .device_tree import DeviceTree
 from .messages import MessagesPanel
@@ -25,6 +26,7 @@ PANELS = {
     "Relay": RelayPanel,
     "Messages": MessagesPanel,
     "Trends": TrendsPanel,
+    "Alarms": AlarmsPanel,
 }
 DEFAULT_OPEN = ["panel:Temperatures", "panel:Stages", "panel:CCD heads", "panel:Messages"]
 
