@@ -215,7 +215,7 @@ class AlarmHandler(Device):
         except RuleError as exc:
             Except.throw_exception("BadRule", str(exc), "AlarmHandler.AddRule")
         with self._lock:
-            if rule.name in self.engine.alarms:
+            if rule.name.lower() in {name.lower() for name in self.engine.alarms}:  # as Tango's attribute names
                 Except.throw_exception("BadRule", f"a rule named {rule.name} exists: RemoveRule it first",
                                        "AlarmHandler.AddRule")
             self.engine.add(rule)
@@ -323,6 +323,8 @@ class AlarmHandler(Device):
                     summaries_due = math.inf
                     self._publish_summaries()
             except Exception as exc:  # noqa: BLE001 - a bug must show in the status, not end the alarms
+                if stop.is_set():
+                    return  # an Init replaced this loop while it pushed: the device is the new loop's
                 self.set_state(DevState.FAULT)
                 self.set_status(f"the alarm loop failed: {type(exc).__name__}: {exc}; it goes on")
                 self.error_stream(self.get_status())

@@ -19,6 +19,7 @@ evaluated: it is neither in alarm nor normal, and says why.
 from __future__ import annotations
 
 import enum
+import heapq
 import math
 import time
 from collections import deque
@@ -127,6 +128,7 @@ class Alarm:
     out_of_service: bool = False
     changing_since: float | None = None  # the evaluated condition differs from `condition` since then
     wake: float = math.inf  # when a timer of this alarm falls due
+    queued: float = math.inf  # the wake its entry in the engine's heap of timers holds
     detail: str = ""  # what the last evaluation adds to the message (a frozen reading)
     since: float = 0.0  # when it entered its present state
     added: float = 0.0
@@ -206,6 +208,7 @@ class Engine:
         self.alarms: dict[str, Alarm] = {}
         self._readers: dict[str, set[str]] = {}  # source (lower case) -> rules reading it
         self._dirty: set[str] = set()
+        self._timers: list[tuple[float, str]] = []  # heap of (wake, rule); an entry is stale once the alarm's wake moved
         self.transitions: deque[Transition] = deque(maxlen=HISTORY)  # for the figures
         #: sources to read now: a frozen reading is only said once a value read after its time confirms it
         self.reads_wanted: set[str] = set()
@@ -257,13 +260,25 @@ class Engine:
 
     def next_wake(self) -> float:
         """When a timer falls due (math.inf: none)."""
-        return min((alarm.wake for alarm in self.alarms.values()), default=math.inf)
+        timers = self._timers
+        while timers and self._stale(*timers[0]):
+            heapq.heappop(timers)
+        return timers[0][0] if timers else math.inf
+
+    def _stale(self, wake: float, name: str) -> bool:
+        alarm = self.alarms.get(name)
+        return alarm is None or alarm.wake != wake
 
     def step(self, now: float | None = None) -> list[Transition]:
         """Evaluate what changed or fell due; the transitions that came of it."""
         now = self.clock() if now is None else now
-        due = self._dirty | {name for name, alarm in self.alarms.items() if alarm.wake <= now}
-        self._dirty = set()
+        due, self._dirty = self._dirty, set()
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            wake, name = heapq.heappop(timers)
+            if not self._stale(wake, name):
+                self.alarms[name].queued = math.inf
+                due.add(name)
         transitions: list[Transition] = []
         for name in due:
             if (alarm := self.alarms.get(name)) is not None:
@@ -276,7 +291,7 @@ class Engine:
         moment = _Moment(self, rule, now)
         alarm.wake = math.inf
         if now < alarm.added + STARTUP_GRACE and not all(self.sources[s.lower()].ever for s in rule.sources):
-            alarm.wake = alarm.added + STARTUP_GRACE  # its sources are still being subscribed
+            self._set_wake(alarm, alarm.added + STARTUP_GRACE)  # its sources are still being subscribed
             return
         if alarm.shelved_until is not None:
             if alarm.shelved_until <= now:
@@ -292,7 +307,7 @@ class Engine:
             alarm.error = ""
         except Unevaluable as exc:
             alarm.error, alarm.changing_since = str(exc), None
-            alarm.wake = min(moment.wakes, default=math.inf)
+            self._set_wake(alarm, min(moment.wakes, default=math.inf))
             return
         alarm.detail = "; ".join(moment.details)
         if evaluated == alarm.condition:
@@ -309,7 +324,13 @@ class Engine:
             alarm.active, alarm.acked = True, False
         elif not alarm.condition and alarm.active and (alarm.acked or not rule.latch):
             alarm.active = False
-        alarm.wake = min(moment.wakes, default=math.inf)
+        self._set_wake(alarm, min(moment.wakes, default=math.inf))
+
+    def _set_wake(self, alarm: Alarm, wake: float) -> None:
+        alarm.wake = wake
+        if wake < math.inf and wake != alarm.queued:  # once in the heap is enough
+            alarm.queued = wake
+            heapq.heappush(self._timers, (wake, alarm.rule.name))
 
     def _settle(self, alarm: Alarm, now: float, transitions: list[Transition],
                 user: str = HANDLER, reason: str = "") -> None:
