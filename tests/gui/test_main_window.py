@@ -334,6 +334,7 @@ def test_the_alarms_panel_shows_active_alarms_first_in_colour_and_shelves_one_wi
         handler.Unshelve(["chiller_fault", "gui-test", "the test is over"])
     finally:
         handler.RemoveRule("gui_test")
+        window.close_panel("panel:Alarms")
 
 
 # -- never stale, never frozen ---------------------------------------------------------------------
