@@ -41,6 +41,7 @@ ACTIONS = ("list", "ack", "shelve", "unshelve", "disable", "enable", "report", "
 COMMANDS = {"ack": "Acknowledge", "unshelve": "Unshelve", "disable": "OutOfService", "enable": "InService"}
 QUALITIES = ("VALID", "INVALID", "ALARM", "CHANGING", "WARNING")
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+SEED_LOOKBACK = 86_400.0  # s before --since where replay looks for each source's value as it begins
 
 
 def add_alarms_command(subparsers: argparse._SubParsersAction) -> None:
@@ -220,7 +221,7 @@ def _replay(args: argparse.Namespace) -> int:
     rows: list[tuple[float, str, object, int]] = []
     for source in sorted({source for rule in rules for source in rule.sources}):
         try:
-            history = values(source, since, until, args.archive)
+            history = values(source, since - SEED_LOOKBACK, until, args.archive)
         except (ArchiveError, OSError) as error:
             raise CommandError(f"cannot read the archive: {error}", USAGE) from None
         except (LookupError, ValueError) as error:
@@ -228,8 +229,11 @@ def _replay(args: argparse.Namespace) -> int:
                   "without a value", file=sys.stderr)
             continue
         masked = np.ma.getmaskarray(history["value"])
-        rows += [(float(t), source, None if missing else value, int(q))
+        known = [(float(t), source, None if missing else value, int(q))
                  for (t, value, q), missing in zip(history.tolist(), masked)]
+        before = [row for row in known if row[0] < since]
+        rows += [(since, *before[-1][1:])] if before else []  # its value as the replay begins
+        rows += [row for row in known if row[0] >= since]
     rows.sort(key=lambda row: row[0])
     fired = 0
     for when, source, value, quality in [*rows, (until, "", None, 0)]:
