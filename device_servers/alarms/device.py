@@ -29,9 +29,9 @@ from tango import AttrQuality, AttrWriteType, DevState, Except
 from tango.server import Device, attribute, command, device_property
 
 from tangolab.alarms.engine import ACTIVE, Alarm, AlarmState, Engine, Transition
-from tangolab.alarms.figures import figures
+from tangolab.alarms.figures import Figures, figures
 from tangolab.alarms.rules import SEVERITIES, RuleError, parse_rule, parse_rules
-from tangolab.events import Intake, error_text, event_time, is_loss
+from tangolab.events import Feed, Intake, error_text, event_time, is_loss
 
 from ..core.server import serve
 from .notify import Notifier, parse_hooks
@@ -42,6 +42,7 @@ ALARM_QUALITY = {"critical": AttrQuality.ATTR_ALARM, "alarm": AttrQuality.ATTR_A
 READ_TIMEOUT_MS = 3000
 BATCH = 0.01  # s at least between two passes of the loop: events that come meanwhile are taken at once
 SUMMARY_PERIOD = 0.2  # s at most between a transition and the summaries' events
+FIGURES_PERIOD = 1.0  # s during which the figures, once computed, are served again
 STOP_WAIT = 1.0  # s delete_device waits for the loop to end
 CHECK_QUIET = 0.25  # s between two looks for quiet sources (and for sources of new rules)
 
@@ -89,9 +90,10 @@ class AlarmHandler(Device):
         self._heard: dict[str, float] = {}  # source (lower case) -> monotonic time of its last news
         self._reading: set[str] = set()  # sources being read now
         self.intake: Intake | None = None
-        self.feeds: dict = {}
+        self.feeds: dict[str, Feed] = {}  # source (lower case) -> its subscription
         self.refused: list[str] = []
         self._log_proxy: tango.DeviceProxy | None = None
+        self._figured: tuple[float, Figures] | None = None
         for name in ("summary", "alarmTable", "activeAlarms"):
             self.set_change_event(name, True, False)
         rules, refused = parse_rules(list(self.Rules))
@@ -456,10 +458,14 @@ class AlarmHandler(Device):
                 f"unacknowledged, {count(AlarmState.SHLVD)} shelved, {count(AlarmState.DSUPR)} suppressed, "
                 f"{count(AlarmState.OOSRV)} out of service, {count(AlarmState.ERROR)} in error")
 
-    def _figures(self):
-        with self._lock:
-            transitions = list(self.engine.transitions)
-        return figures(transitions, time.time())
+    def _figures(self) -> Figures:
+        """The review's figures, computed at most once a second (five attributes read them)."""
+        now = time.monotonic()
+        if self._figured is None or now - self._figured[0] >= FIGURES_PERIOD:
+            with self._lock:
+                transitions = list(self.engine.transitions)
+            self._figured = (now, figures(transitions, time.time()))
+        return self._figured[1]
 
     def _report(self) -> None:
         with self._lock:
