@@ -252,6 +252,9 @@ class AlarmHandler(Device):
         user = argin[-2].strip()
         if not user:
             Except.throw_exception("BadAlarmRequest", f"{origin}: say who (the user is empty)", f"AlarmHandler.{origin}")
+        if origin in ("Shelve", "OutOfService") and not argin[-1].strip():
+            Except.throw_exception("BadAlarmRequest", f"{origin}: say why (an alarm taken from the operators' "
+                                   "sight needs a reason in the log)", f"AlarmHandler.{origin}")
         return argin
 
     def _operate(self, act) -> None:

@@ -208,6 +208,8 @@ def test_bad_requests_are_refused_with_what_is_allowed_and_change_nothing(bench:
         ("Shelve", ["shelf", "-1", "ann", "x"], "above 0 and at most 30 days"),
         ("Acknowledge", ["warm", "ann"], "takes [rule, user, why], got 2 strings"),
         ("Acknowledge", ["warm", " ", "x"], "say who"),
+        ("Shelve", ["shelf", "60", "ann", ""], "say why"),
+        ("OutOfService", ["shelf", "ann", " "], "say why"),
     ):
         with pytest.raises(tango.DevFailed) as refused:
             bench.handler.command_inout(command, argin)
