@@ -11,6 +11,7 @@ from taurus.external.qt import Qt
 from tangolab.lab_config import LabConfig
 
 from . import look
+from .alarms import AlarmsPanel
 from .device_panel import DevicePanel
 from .device_tree import DeviceTree
 from .force_view import ForceCurvesPanel
@@ -28,6 +29,7 @@ PANELS = {
     "Messages": MessagesPanel,
     "Trends": TrendsPanel,
     "Force curves": ForceCurvesPanel,
+    "Alarms": AlarmsPanel,
 }
 DEFAULT_OPEN = ["panel:Temperatures", "panel:Stages", "panel:CCD heads", "panel:Messages"]
 

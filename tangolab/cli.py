@@ -13,6 +13,7 @@ from typing import TextIO
 
 import tango
 
+from .alarms.command import add_alarms_command
 from .commands import EXIT_CODES, add_commands
 from .discovery import add_discover_command
 from .history import add_history_command, run_history
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     add_web_command(commands)
 
     add_commands(commands)
+    add_alarms_command(commands)
 
     for sub in commands.choices.values():
         sub.add_argument("--run-dir", default="var", help="the lab's run folder: database, logs (default: %(default)s)")

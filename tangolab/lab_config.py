@@ -170,8 +170,15 @@ class LabConfig:
         return tuple(device for server in self.servers for device in server.devices)
 
     def dsconfig(self) -> dict[str, Any]:
-        """The part of the file that dsconfig applies to the Tango database."""
-        return {key: value for key, value in self.data.items() if key in ("servers", "classes")}
+        """The part of the file that dsconfig applies to the Tango database; the alarm rules
+        (`tangolab.alarms.rules`) as the `Rules` property of the lab's AlarmHandler."""
+        data = {key: value for key, value in self.data.items() if key in ("servers", "classes")}
+        if (rules := self._tangolab.get("alarms", {}).get("rules")) is not None:
+            data = copy.deepcopy(data)
+            for device in self.devices:
+                if device.tango_class == "AlarmHandler":
+                    _properties_of(data, device)["Rules"] = list(rules)
+        return data
 
     def with_properties(self, device: str, **properties: list[str]) -> LabConfig:
         """The same lab with some properties of one device replaced."""

@@ -348,6 +348,33 @@ def test_lab_messages_arrive_live_and_filter_by_level_and_source(window, lab, qt
     shot(window, tmp_path, "messages")
 
 
+def test_the_alarms_panel_shows_active_alarms_first_in_colour_and_shelves_one_with_a_reason(window, lab, qtbot,
+                                                                                           tmp_path):
+    from taurus.external.qt import Qt
+
+    from gui.alarms import SEVERITY_COLOURS
+
+    handler = lab.proxy("lab/alarms/1")
+    handler.AddRule("gui_test: lab/cryocon/1/temperatureA > 0; severity=warning; message=always on, for the test")
+    try:
+        panel = window.open_panel("Alarms")
+        qtbot.waitUntil(lambda: bool(panel.rows) and panel.rows[0]["name"] == "gui_test", timeout=60_000)
+        assert panel.rows[0]["state"] == "UNACK"
+        assert panel.table.item(0, 0).background().color() == Qt.QColor(SEVERITY_COLOURS["warning"][0])
+        row = next(n for n, alarm in enumerate(panel.rows) if alarm["name"] == "chiller_fault")
+        panel.table.selectRow(row)
+        panel.reason.setText("chiller serviced today")
+        panel.buttons["Shelve for"].click()
+        qtbot.waitUntil(lambda: any(a["name"] == "chiller_fault" and a["state"] == "SHLVD" for a in panel.rows),
+                        timeout=20_000)
+        assert "15 min" == panel.shelve_for.currentText() and panel.reason.text() == ""
+        shot(window, tmp_path, "alarms")
+        handler.Unshelve(["chiller_fault", "gui-test", "the test is over"])
+    finally:
+        handler.RemoveRule("gui_test")
+        window.close_panel("panel:Alarms")
+
+
 # -- never stale, never frozen ---------------------------------------------------------------------
 
 

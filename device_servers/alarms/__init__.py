@@ -1,0 +1,1 @@
+"""The alarm handler: the lab's alarm rules as a Tango device."""
