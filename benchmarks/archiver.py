@@ -5,7 +5,8 @@
 A lab is brought up by the same launcher as `tangolab up`: the embedded database, the Archiver
 and 20 `EventSource` servers (defined below, each its own process) pushing change events of one
 double attribute at a set rate. For each rate per source, it measures the values per second
-that reach the database, the largest write lag the Archiver reported, and the accounts of
+that reach the database, the write lag the Archiver reported (largest and median) beside how
+late the archive really ended (the last value stored after the last push), and the accounts of
 every pushed value: each source pushes the numbers after its previous count, so the archive is
 checked value by value (lost: pushed, never stored; twice: stored more than once). The same run measures the store's raw batched insert rate and the
 time of a one-million-point query, so the figures compare on this machine's present load.
@@ -115,7 +116,8 @@ def run_rate(lab: Lab, store: str, rate: float, seconds: float) -> dict[str, flo
     found, twice = found_twice
     return {"rate": found / elapsed, "stored": found, "lost": expected - found, "twice": twice,
             "written": archiver.rowsWritten - written_before, "seconds": elapsed,
-            "max lag": max(lags, default=0.0), "median lag": statistics.median(lags) if lags else 0.0}
+            "max lag": max(lags, default=0.0), "median lag": statistics.median(lags) if lags else 0.0,
+            "ended late": elapsed - seconds}
 
 
 def accounts(store: str, counts_before: list[int], per_source: int) -> tuple[int, int]:
@@ -152,7 +154,8 @@ def main() -> int:
                 print(f"  {rate * SOURCES:>8,.0f} values/s pushed for {args.seconds:g} s: {result['stored']:,} stored"
                       f" in {result['seconds']:.2f} s ({result['rate']:,.0f} values/s), lost {result['lost']:,},"
                       f" stored twice {result['twice']:,}, rows written {result['written']:,},"
-                      f" lag max {result['max lag']:.3f} s median {result['median lag']:.3f} s")
+                      f" lag max {result['max lag']:.3f} s median {result['median lag']:.3f} s,"
+                      f" the archive ended {result['ended late']:.2f} s after the last push")
         finally:
             lab.stop()
         with open_store(store) as reader:

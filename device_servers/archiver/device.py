@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import deque
 from datetime import datetime
 
 import tango
@@ -31,7 +32,8 @@ from .writer import Writer, WriterStats
 LEVELS = ("DEBUG", "INFO", "MESSAGE", "WARNING", "ERROR", "SUCCESS")
 DRAIN_PERIOD = 0.02  # seconds between two drains of the event queues
 STORE_RETRY_FIRST, STORE_RETRY_MAX = 1.0, 30.0  # seconds between tries to open the store
-NO_STATS = WriterStats(0, 0, 0, 0, 0, 0, 0.0, None, False)  # while the store is not open
+LAG_TREND = 5.0  # s over which the status tells whether the lag grows
+NO_STATS = WriterStats(0, 0, 0, 0, 0, 0, 0.0, 0.0, None, False)  # while the store is not open
 TANGO_LOG_LEVELS = {"FATAL": "ERROR", "ERROR": "ERROR", "WARN": "WARNING", "INFO": "INFO", "DEBUG": "DEBUG"}
 
 
@@ -53,6 +55,11 @@ class Archiver(Device):
     RetryPeriod = device_property(
         dtype=float, default_value=5.0, doc="Seconds between tries to reach an attribute whose device is down"
     )
+    LagAlarm = device_property(
+        dtype=float, default_value=5.0,
+        doc="Seconds late (writeLag) at which the archive is falling behind: the archiver turns ALARM, with the "
+        "figure in its status, long before a queue would overflow",
+    )
     NewHistory = device_property(
         dtype=bool, default_value=False,
         doc="Keep this TANGO_HOST's attributes under its own name, rather than continuing the history the "
@@ -71,6 +78,7 @@ class Archiver(Device):
         self._store_retry = (0.0, 0.0)  # (monotonic time of the next try to open the store, delay)
         self._new_archive = ""
         self._last_message = ""
+        self._lags: deque[tuple[float, float]] = deque()  # (monotonic time, writeLag) of the last LAG_TREND s
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.set_change_event("lastMessage", True, False)
@@ -128,7 +136,8 @@ class Archiver(Device):
         return self._stats().queue_depth
 
     @attribute(dtype=float, unit="s", format="%6.3f", max_warning=1.0,
-               doc="How long the oldest value not yet in the archive has waited, now (0: all written)")
+               doc="How late the archive is, now: from a value's own time stamp to when it is stored, whatever "
+               "queue it waited in (the oldest value waiting, or those stored in the last second; 0: all written)")
     def writeLag(self) -> float:
         return self._stats().lag
 
@@ -323,12 +332,18 @@ class Archiver(Device):
 
     def _report(self) -> None:
         stats = self._stats()
+        trend = self._lag_trend(stats.lag)
         failing = [a for a in self.archived.values() if a.error]
         if stats.failing:
             self.set_state(DevState.FAULT)
             self.set_status(
                 f"writing to {self._store_shown} fails ({stats.queue_depth} values wait): {stats.last_error}"
             )
+        elif (lag := stats.lag) >= self.LagAlarm:
+            self.set_state(DevState.ALARM)
+            self.set_status(f"falling behind: values reach the archive {lag:.1f} s after their time stamps "
+                            f"({stats.queue_depth} wait to be written){trend}; ALARM from "
+                            f"{self.LagAlarm:g} s (LagAlarm)")
         elif failing:
             self.set_state(DevState.ALARM)
             self.set_status(f"{len(failing)} of {len(self.archived)} attributes in error, e.g. "
@@ -336,6 +351,18 @@ class Archiver(Device):
         else:
             self.set_state(DevState.ON)
             self.set_status(f"archiving {len(self.archived)} attributes into {self._store_shown}{self._new_archive}")
+
+    def _lag_trend(self, lag: float) -> str:
+        """How the lag moved over the last LAG_TREND s, for the status."""
+        now = time.monotonic()
+        self._lags.append((now, lag))
+        while now - self._lags[0][0] > LAG_TREND:
+            self._lags.popleft()
+        then, old = self._lags[0]
+        if now - then < 0.5:
+            return ""
+        rate = (lag - old) / (now - then)
+        return f", {'later' if rate > 0 else 'catching up'} by {abs(rate):.2f} s each second"
 
     def _store_message(self, when: float, level: str, source: str, text: str, origin: str) -> None:
         if self.store is None:

@@ -171,6 +171,7 @@ class ArchivedAttribute:
 
     def poll(self) -> None:
         """Read the attribute once (for attributes that push no events); store it if it is due."""
+        asked = time.time()
         try:
             reading = self.proxy().read_attribute(self.attribute)
         except tango.DevFailed as exc:
@@ -181,7 +182,7 @@ class ArchivedAttribute:
         now = (row[1], row[2], row[4])
         if self.thresholds.due(self._last, now):
             self._last = now
-            self.writer.put_many([row])
+            self.writer.put_many([row], born=max(row[1], asked))  # a device's cached reading is not late
 
     def drain(self) -> int:
         """Take the events received since the last drain to the writer; returns how many."""
@@ -197,8 +198,8 @@ class ArchivedAttribute:
             else:
                 self.error = None
                 rows.append(self._row(event.attr_value))
-        if rows:
-            self.writer.put_many(rows)
+        if rows:  # late from its own time stamp, or from the subscription that brought an older value
+            self.writer.put_many(rows, born=max(rows[0][1], feed.since))
         return len(events)
 
     def _row(self, reading: tango.DeviceAttribute) -> tuple:
