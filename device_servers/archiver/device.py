@@ -11,6 +11,7 @@ themselves. It is also a Tango log consumer: a device whose logging target is
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -422,7 +423,16 @@ class Archiver(Device):
 def main() -> None:
     # ZeroMQ drops events beyond its queue without a word (1000 by default): let bursts wait instead
     os.environ.setdefault("TANGO_EVENT_BUFFER_HWM", "100000")
+    collect_seldom()
     serve(Archiver)
+
+
+def collect_seldom() -> None:
+    """Events and rows are many short-lived objects without cycles, and a backlog holds a million
+    of them: Python's default cyclic collection (every 700 allocations, the old ones scanned
+    again and again) took a fifth of the time spent taking events at 80,000 values/s."""
+    gc.freeze()  # what start-up made is never scanned
+    gc.set_threshold(50_000, 20, 100)
 
 
 if __name__ == "__main__":
