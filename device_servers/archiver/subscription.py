@@ -9,7 +9,8 @@ failing) becomes exactly one error row, at the time it started as far as anyone 
 server's end at the moment its supervisor saw it); the next good value ends it.
 
 Events come through the archiver's `tangolab.events.Intake` (queues taken in batches by
-`drain()`, subscriptions renewed when a server restarts, the late joiner's value read back).
+`drain()`, subscriptions renewed when a server restarts, the late joiner's value read back), or
+through one of its intake processes (intake.py), which sends the rows of each take to `accept`.
 """
 
 from __future__ import annotations
@@ -24,13 +25,12 @@ import numpy as np
 import tango
 
 from tangolab.archive import INVALID
-from tangolab.events import NOT_OFFERED, Feed, Intake, attribute_name, event_time, is_loss
+from tangolab.events import NOT_OFFERED, Feed, Intake, attribute_name
 
+from .intake import EVENT_KINDS, ProcessIntake, archive_row, archive_rows
 from .writer import Writer
 
-MODES = ("archive events", "change events", "polling")
-EVENT_KINDS = (tango.EventType.ARCHIVE_EVENT, tango.EventType.CHANGE_EVENT)  # MODES' first two
-INVALID_QUALITY = tango.AttrQuality.ATTR_INVALID
+MODES = ("archive events", "change events", "polling")  # the first two: EVENT_KINDS'
 QUEUE_SIZE = 200_000  # events held per subscription between two drains
 PERIOD_TOLERANCE = 0.98  # a poll a little early for archive_period still counts, as polling jitters
 
@@ -115,7 +115,7 @@ class ArchivedAttribute:
     TANGO_HOST the archive keeps under the name of an earlier one).
     """
 
-    def __init__(self, name: str, device: str, writer: Writer, intake: Intake) -> None:
+    def __init__(self, name: str, device: str, writer: Writer, intake: Intake | ProcessIntake) -> None:
         self.name = name  # full: tango://host:port/domain/family/member/attribute
         self.device = device
         self.attribute = name.rpartition("/")[2]
@@ -131,6 +131,8 @@ class ArchivedAttribute:
         self._last: tuple[float, Any, int] | None = None  # the last polled reading stored
         self._proxy: tango.DeviceProxy | None = None
         self._feed: Feed | None = None
+        self._remote_losses: int | None = None  # subscribed in an intake process: the losses it counted
+        self._earlier_losses = 0  # counted by intake processes that ended since
         self._lock = threading.Lock()
 
     def proxy(self) -> tango.DeviceProxy:
@@ -159,9 +161,15 @@ class ArchivedAttribute:
         proxy.ping()
         if not self._configured:
             self.configure(proxy.get_attribute_config(self.attribute))
+        name = attribute_name(self.device, self.attribute)
         try:
-            self._feed = self.intake.add(attribute_name(self.device, self.attribute), EVENT_KINDS)
-            self.mode = MODES[EVENT_KINDS.index(self._feed.kind)]
+            if isinstance(self.intake, ProcessIntake):
+                kind = self.intake.add(self.conf_id, name, self.is_state, self.writable, self.accept, self._intake_ended)
+                self._remote_losses = 0
+            else:
+                self._feed = self.intake.add(name, EVENT_KINDS)
+                kind = self._feed.kind
+            self.mode = MODES[EVENT_KINDS.index(kind)]
             return
         except tango.DevFailed as exc:
             if not NOT_OFFERED & {error.reason for error in exc.args}:
@@ -178,7 +186,7 @@ class ArchivedAttribute:
             self.failed(exc.args[0].desc)
             return
         self.error = None
-        row = self._row(reading)
+        row = archive_row(reading, self.conf_id, self.is_state, self.writable)
         now = (row[1], row[2], row[4])
         if self.thresholds.due(self._last, now):
             self._last = now
@@ -189,36 +197,35 @@ class ArchivedAttribute:
         feed = self._feed
         if feed is None:
             return 0
-        events = feed.take()
-        if not events:
-            return 0
-        row = self._row
-        rows = [row(event.attr_value) for event in events if not event.err]
-        if len(rows) == len(events):
-            self.error = None
-        else:  # an outage or a loss among them: told in order (lost events are counted by the feed)
-            for event in events:
-                if not event.err:
-                    self.error = None
-                elif not is_loss(event):
-                    self.failed(event.errors[0].desc, event_time(event))
-        if rows:  # late from its own time stamp, or from the subscription that brought an older value
-            self.writer.put_many(rows, born=max(rows[0][1], feed.since))
+        if events := feed.take():
+            self.accept(*archive_rows(events, self.conf_id, self.is_state, self.writable), feed.since)
         return len(events)
 
-    def _row(self, reading: tango.DeviceAttribute) -> tuple:
-        """The archive row of one reading: the hot path of the archiver, every access counts (a
-        pytango property costs a microsecond: each is read once)."""
-        quality = reading.quality
-        stamp = reading.time
-        if quality is INVALID_QUALITY:
-            value = None
-        elif self.is_state:
-            value = int(reading.value)  # HDB++ keeps states as their numbers
-        else:
-            value = reading.value
-        return (self.conf_id, stamp.tv_sec + stamp.tv_usec * 1e-6, value,
-                reading.w_value if self.writable else None, int(quality), None)
+    def accept(self, rows: list[tuple], errors: bool, since: float, losses: int | None = None) -> None:
+        """The rows of one take of events (`archive_rows`), taken here or in an intake process, to
+        the writer: an error row begins an outage (stored once), a reading ends it. `since`: when
+        the subscription began, as what it read first may be older news."""
+        if errors:
+            values = []
+            for row in rows:
+                if row[5] is None:
+                    self.error = None
+                    values.append(row)
+                else:
+                    self.failed(row[5], row[1])
+            rows = values
+        elif rows:
+            self.error = None
+        if rows:  # late from its own time stamp, or from the subscription that brought an older value
+            self.writer.put_many(rows, born=max(rows[0][1], since))
+        if losses is not None:
+            self._remote_losses = losses
+
+    def _intake_ended(self, reason: str) -> None:
+        """Its intake process ended: an outage from now, until it is subscribed again."""
+        self._earlier_losses += self._remote_losses or 0
+        self.mode, self._remote_losses = None, None
+        self.failed(reason)
 
     def failed(self, reason: str, when: float | None = None) -> None:
         """Record the start of an outage once, at `when` (default now); repeated errors of the same
@@ -234,9 +241,13 @@ class ArchivedAttribute:
     @property
     def losses(self) -> int:
         """Reports of events lost before they reached the archiver (Tango's missed events, a full queue)."""
-        return self._feed.losses if self._feed is not None else 0
+        if self._remote_losses is not None:
+            return self._earlier_losses + self._remote_losses
+        return self._earlier_losses + (self._feed.losses if self._feed is not None else 0)
 
     def disconnect(self) -> None:
         feed, self._feed = self._feed, None
         if feed is not None:
             self.intake.remove(feed)
+        elif isinstance(self.intake, ProcessIntake) and self.conf_id is not None:
+            self.intake.remove(self.conf_id)
