@@ -146,7 +146,7 @@ class Archiver(Device):
 
     @attribute(dtype=float, unit="s", format="%6.3f", max_warning=1.0,
                doc="How late the archive is, now: from a value's own time stamp to when it is stored, whatever "
-               "queue it waited in (the oldest value waiting, or those stored in the last second; 0: all written)")
+               "queue it waited in (the oldest value waiting, else the last stored, for as long as they were late)")
     def writeLag(self) -> float:
         return self._stats().lag
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from typing import Any
 import tango
 
 from tangolab.archive import INVALID
+from tangolab.archive.writing import plain
 from tangolab.events import Intake, event_time, is_loss
 from tangolab.processes import NAME_MARK, RUN_DIR_MARK
 
@@ -219,6 +221,11 @@ class _IntakeProcess:
                 f"{time.strftime('%H:%M:%S')}; subscribing again")
 
 
+def _plain(row: tuple) -> tuple:
+    conf_id, t, value_r, value_w, quality, error = row
+    return (conf_id, t, plain(value_r), plain(value_w), quality, error)
+
+
 def _dev_error(reason: str, desc: str) -> tango.DevError:
     error = tango.DevError()
     error.reason, error.desc, error.origin, error.severity = reason, desc, "Archiver intake", tango.ErrSeverity.ERR
@@ -264,7 +271,10 @@ def serve(connection: Connection, queue_size: int) -> None:
                     rows, errors = archive_rows(events, conf_id, is_state, writable)
                     taken.append((conf_id, rows, errors, feed.since, feed.losses))
             if taken:
-                send(("rows", taken))
+                try:
+                    send(("rows", taken))
+                except (pickle.PicklingError, TypeError, AttributeError):  # a value of a type of pytango's own
+                    send(("rows", [(conf_id, [_plain(row) for row in rows], *rest) for conf_id, rows, *rest in taken]))
     except (EOFError, OSError):
         pass  # the archiver went away
     os._exit(0)  # at once: cppTango's exit handlers can hang with subscriptions left

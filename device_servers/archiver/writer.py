@@ -27,7 +27,7 @@ from tangolab.archive import Row, Store
 log = logging.getLogger(__name__)
 
 RETRY_FIRST, RETRY_MAX = 0.5, 10.0  # seconds between attempts at a held batch
-LAG_MEMORY = 1.0  # s: the lag of stored values counts this long after their commit
+LAG_MEMORY = 1.0  # s: the lag of stored values counts this long after their commit, or as long as itself
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class WriterStats:
     failed: int  # rows of batches the store refused (see last_error)
     dropped: int  # values refused because the queue was full
     queue_depth: int  # rows waiting, a held batch included
-    lag: float  # s: how late the archive is, now (the oldest value waiting, or those stored within LAG_MEMORY)
+    lag: float  # s: how late the archive is, now (the oldest value waiting, or those stored last, for a while)
     stored_lag: float  # s from the birth of the oldest value of the last committed batch to its commit
     last_error: str | None  # the most recent failure, kept after the store recovers
     failing: bool  # whether the last batch failed
@@ -115,7 +115,8 @@ class Writer:
         with self._count_lock:
             waiting = [self._taken_born, self._queue[0][0] if self._queue else None]
         oldest = min((t for t in waiting if t is not None), default=None)
-        recent = self._stored_lag if _time.monotonic() - self._stored_at < LAG_MEMORY else 0.0
+        # values stored L s late: the next may be as late, unseen upstream, for as long (a source gone quiet: 0 then)
+        recent = self._stored_lag if _time.monotonic() - self._stored_at < max(LAG_MEMORY, self._stored_lag) else 0.0
         return WriterStats(
             received=self._received,
             skipped=self._skipped,
