@@ -20,7 +20,7 @@ from tangolab.events import QUEUE_FULL, SERVER_ENDED, Intake, Notice
 from tangolab.scripting import wait_until
 
 NAME = "tango://archive-host:10000/lab/test/1/level"
-T0 = time.time() - 60.0  # a minute ago: the rows are that late
+T0 = float(int(time.time()) - 60)  # a minute ago (whole seconds: TimeVal keeps microseconds): that late
 
 
 def reading(value: float | None, when: float) -> Notice:
