@@ -128,7 +128,9 @@ class _IntakeProcess:
     def add(self, conf_id: int, name: str, is_state: bool, writable: bool, accept: Accept, ended: Ended
             ) -> tango.EventType:
         with self._answered:
-            if self._popen is None or self._popen.poll() is not None:
+            if self._popen is not None and self._popen.poll() is not None:
+                self._answered.wait_for(lambda: self._gone, ANSWER_TIMEOUT)  # its attributes told first
+            if self._popen is None or self._gone:
                 self._start()
             self._answers.pop(conf_id, None)
             self.shares[conf_id] = (accept, ended)
@@ -154,7 +156,10 @@ class _IntakeProcess:
         """The end of its connection tells the process to end (and wakes the thread receiving)."""
         self._closing = True
         if self._socket is not None:
-            self._socket.shutdown(socket.SHUT_RDWR)
+            try:
+                self._socket.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # closed: the process had ended
 
     def wait(self) -> None:
         """Until the process has ended; killed if it lingers."""
@@ -164,9 +169,6 @@ class _IntakeProcess:
             except subprocess.TimeoutExpired:
                 self._popen.kill()
                 self._popen.wait()
-        if self._socket is not None:
-            self._connection.close()
-            self._socket.close()
 
     def _start(self) -> None:
         """A new process (the old one, if any, has ended); not a lab program of its own: no lab
@@ -179,12 +181,8 @@ class _IntakeProcess:
         )
         theirs.close()
         self._gone = False
-        if self._socket is not None:
-            self._connection.close()
-            self._socket.close()
         self._socket, self._connection = ours, Connection(os.dup(ours.fileno()))
-        connection = self._connection
-        threading.Thread(target=self._receive, args=(connection,), name=f"intake process {self.number}",
+        threading.Thread(target=self._receive, args=(ours, self._connection), name=f"intake process {self.number}",
                          daemon=True).start()
 
     def _send(self, message: tuple) -> None:
@@ -194,7 +192,8 @@ class _IntakeProcess:
             except (OSError, AttributeError):
                 pass  # it ended: the receiving thread says so to every attribute of its share
 
-    def _receive(self, connection: Connection) -> None:
+    def _receive(self, ours: socket.socket, connection: Connection) -> None:
+        """Until the process ends: its rows to their attributes, its answers to `add`."""
         try:
             while True:
                 message = connection.recv()
@@ -209,9 +208,13 @@ class _IntakeProcess:
                         self._answered.notify_all()
         except (EOFError, OSError):
             pass
+        finally:
+            connection.close()
+            ours.close()
         if self._closing:
             return
-        code = self._popen.wait() if self._popen is not None else None
+        self.wait()  # ended, or made to
+        code = self._popen.returncode
         with self._answered:
             ended, self.shares = list(self.shares.values()), {}
             self._gone = True
