@@ -133,6 +133,7 @@ class ArchivedAttribute:
         self._feed: Feed | None = None
         self._remote_losses: int | None = None  # subscribed in an intake process: the losses it counted
         self._earlier_losses = 0  # counted by intake processes that ended since
+        self._newest = 0.0  # time stamp of the newest value taken
         self._lock = threading.Lock()
 
     def proxy(self) -> tango.DeviceProxy:
@@ -216,10 +217,21 @@ class ArchivedAttribute:
             rows = values
         elif rows:
             self.error = None
-        if rows:  # late from its own time stamp, or from the subscription that brought an older value
-            self.writer.put_many(rows, born=max(rows[0][1], since))
+        if rows:
+            self.writer.put_many(rows, born=self._born(rows, since))
         if losses is not None:
             self._remote_losses = losses
+
+    def _born(self, rows: list[tuple], since: float) -> float | None:
+        """When the oldest news among rows came into being: its time stamp, or when its subscription
+        began (what a subscription reads first may be older news); a value stamped before one
+        already taken is a repeat (Tango re-subscribing by itself reads the value again), no news.
+        None: no news (late by nothing)."""
+        newest, first = self._newest, rows[0][1]
+        self._newest = max(newest, rows[-1][1])
+        if first <= newest:
+            first = next((row[1] for row in rows if row[1] > newest), None)
+        return None if first is None else max(first, since)
 
     def _intake_ended(self, reason: str) -> None:
         """Its intake process ended: an outage from now, until it is subscribed again."""

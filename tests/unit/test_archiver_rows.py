@@ -84,3 +84,14 @@ def test_what_a_subscription_read_first_is_late_only_from_the_subscription(archi
     attribute.accept(*archive_rows([reading(5.0, T0)], attribute.conf_id, False, False), since=subscribed)
     wait_until(lambda: writer.stats().written == 1, 30, what="the value stored")
     assert writer.stats().stored_lag < 30.0
+
+
+def test_a_value_read_again_is_no_late_news(archived) -> None:
+    """Tango re-subscribing by itself reads the last value again, with its old time stamp."""
+    _, writer, attribute = archived
+    attribute.accept(*archive_rows([reading(5.0, T0)], attribute.conf_id, False, False), since=0.0)
+    wait_until(lambda: writer.stats().written == 1, 30, what="the value stored")
+    assert writer.stats().stored_lag >= 60.0  # it was news, a minute late
+    attribute.accept(*archive_rows([reading(5.0, T0)], attribute.conf_id, False, False), since=0.0)
+    wait_until(lambda: writer.stats().skipped == 1, 30, what="the repeat seen")
+    assert writer.stats().stored_lag < 30.0
