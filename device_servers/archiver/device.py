@@ -91,6 +91,8 @@ class Archiver(Device):
         if self.IntakeProcesses > 1:
             self.intake: Intake | ProcessIntake = ProcessIntake(self.IntakeProcesses, QUEUE_SIZE)
         else:
+            if self.IntakeProcesses < 1:
+                self.warn_stream(f"IntakeProcesses {self.IntakeProcesses} taken as 1: events are taken in this process")
             self.intake = Intake(queue_size=QUEUE_SIZE)
         self._open_store()
         self._threads = [
