@@ -1,21 +1,29 @@
-"""Sustained archiving rate: 20 device servers push events, the Archiver stores them.
+"""Sustained archiving rate, honest lag and CPU per value: 20 device servers push events, the Archiver stores them.
 
-    python benchmarks/archiver.py [--rates 1000,1500,2000] [--seconds 10] [--postgres URL]
+    python benchmarks/archiver.py [--rates 4000] [--seconds 10] [--intake 1,2] [--postgres URL]
 
 A lab is brought up by the same launcher as `tangolab up`: the embedded database, the Archiver
 and 20 `EventSource` servers (defined below, each its own process) pushing change events of one
-double attribute at a set rate. For each rate per source, it measures the values per second
-that reach the database, the largest write lag the Archiver reported, and the accounts of
-every pushed value: each source pushes the numbers after its previous count, so the archive is
-checked value by value (lost: pushed, never stored; twice: stored more than once). The same run measures the store's raw batched insert rate and the
-time of a one-million-point query, so the figures compare on this machine's present load.
+double attribute at a set rate. For each rate per source, first the floor: a bare Python
+process (`drain` below) subscribes to the same attributes and only takes their events, without
+storing them, and its CPU seconds per 100,000 events are measured. Then, for each number of
+intake processes (the Archiver's `IntakeProcesses`), the values per second that reach the
+database, the write lag the Archiver reported (largest and median) beside how late the archive
+really ended (the last value stored after the last push), the Archiver's CPU seconds (its
+intake processes included) per 100,000 values stored and its ratio to the floor, and the
+accounts of every pushed value: each source pushes the numbers after its previous count, so
+the archive is checked value by value (lost: pushed, never stored; twice: stored more than
+once). The same run measures the store's raw batched insert rate and the time of a
+one-million-point query, so the figures compare on this machine's present load.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -27,12 +35,15 @@ import tango
 from archiver_store import insert_rate, query_time  # beside this file
 from tango.server import Device, attribute, command
 
+from device_servers.archiver.subscription import QUEUE_SIZE
 from tangolab.archive import open_store
 from tangolab.lab_config import LabConfig, free_port
 from tangolab.launcher import Lab
 from tangolab.scripting import wait_until
 
 SOURCES = 20
+ARCHIVER = "bench/archiver/1"
+DRAIN_PERIOD = 0.02  # s between two drains, as the Archiver's
 
 
 class EventSource(Device):
@@ -79,43 +90,126 @@ class EventSource(Device):
 
 def bench_lab(folder: str, store: str) -> LabConfig:
     sources = {f"bench{i}": {"EventSource": {f"bench/source/{i}": {}}} for i in range(1, SOURCES + 1)}
-    archived = [f"bench/source/{i}/value" for i in range(1, SOURCES + 1)]
     return LabConfig({
         "servers": {  # the launcher starts them in this order
             "EventSource": sources,
-            "Archiver": {"bench": {"Archiver": {"bench/archiver/1": {"properties": {
-                "Store": [store], "ArchivedAttributes": archived}}}}},
+            "Archiver": {"bench": {"Archiver": {ARCHIVER: {"properties": {"Store": [store]}}}}},
         },
         "tangolab": {"commands": {"EventSource": [sys.executable, str(Path(__file__).resolve()), "serve"]}},
     })
 
 
+def push(sources: list[tango.DeviceProxy], rate: float, seconds: float) -> list[int]:
+    """Start every source pushing; returns their counts before."""
+    counts_before = [source.pushedCount for source in sources]
+    for source in sources:
+        source.command_inout("Push", [rate, seconds])
+    return counts_before
+
+
+def pushed_all(sources: list[tango.DeviceProxy], counts_before: list[int], per_source: int) -> None:
+    wait_until(lambda: all(source.state() == tango.DevState.ON for source in sources), 60)
+    assert [source.pushedCount - before for source, before in zip(sources, counts_before)] == [per_source] * SOURCES
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU of a process, and of its children (the Archiver's intake processes)."""
+    own = children = 0.0
+    for proc in Path("/proc").iterdir():
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        if proc.name == str(pid):
+            own += seconds
+        elif fields[1] == str(pid):  # its parent
+            children += seconds
+    return own, children
+
+
+def floor_round(lab: Lab, rate: float, seconds: float) -> dict[str, float]:
+    """A bare process drains the events of one round without storing them: its CPU per event."""
+    sources = [lab.proxy(f"bench/source/{i}") for i in range(1, SOURCES + 1)]
+    expected = int(rate * seconds) * SOURCES
+    drainer = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "drain", lab.tango_host, str(expected), str(seconds * 10 + 60)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert drainer.stdout.readline().strip() == "ready"
+        counts_before = push(sources, rate, seconds)
+        result = json.loads(drainer.stdout.readline())
+        drainer.wait(30)
+    finally:
+        if drainer.poll() is None:
+            drainer.kill()
+            drainer.wait()
+    pushed_all(sources, counts_before, int(rate * seconds))
+    return {"events": result["events"], "cpu per 100k": result["cpu"] / max(result["events"], 1) * 1e5}
+
+
+def drain(tango_host: str, expected: int, timeout: float) -> None:
+    """The floor: take the sources' events as the Archiver does (queues, every DRAIN_PERIOD), nothing more."""
+    proxies = [tango.DeviceProxy(f"tango://{tango_host}/bench/source/{i}") for i in range(1, SOURCES + 1)]
+    ids = [proxy.subscribe_event("value", tango.EventType.CHANGE_EVENT, QUEUE_SIZE) for proxy in proxies]
+    first = [0] * SOURCES  # the value each subscription reads first is not the round's
+
+    def read_first() -> bool:
+        for n, (proxy, event_id) in enumerate(zip(proxies, ids)):
+            first[n] += len(proxy.get_events(event_id))
+        return min(first) > 0
+
+    wait_until(read_first, 10, interval=DRAIN_PERIOD)
+    print("ready", flush=True)
+    taken, start, deadline = 0, time.process_time(), time.monotonic() + timeout
+    while taken < expected and time.monotonic() < deadline:
+        time.sleep(DRAIN_PERIOD)
+        for proxy, event_id in zip(proxies, ids):
+            taken += len(proxy.get_events(event_id))
+    print(json.dumps({"events": taken, "cpu": time.process_time() - start}), flush=True)
+    os._exit(0)  # cppTango's exit handlers are slow with subscriptions left
+
+
 def run_rate(lab: Lab, store: str, rate: float, seconds: float) -> dict[str, float]:
     """Push `rate` events/s from every source for `seconds`; time until the archive has them all."""
-    archiver = lab.proxy("bench/archiver/1")
+    archiver = lab.proxy(ARCHIVER)
     sources = [lab.proxy(f"bench/source/{i}") for i in range(1, SOURCES + 1)]
-    counts_before = [source.pushedCount for source in sources]
+    pid = lab.pid("Archiver/bench")
     written_before = archiver.rowsWritten
     per_source = int(rate * seconds)
     expected = per_source * SOURCES
     lags: list[float] = []
+    cpu_before = cpu_seconds(pid)
     start = time.perf_counter()
-    for source in sources:
-        source.command_inout("Push", [rate, seconds])
-    deadline = start + seconds * 4 + 30
+    counts_before = push(sources, rate, seconds)
+    deadline = start + seconds * 10 + 60  # a loaded machine takes long, but the accounts need it all
     while archiver.rowsWritten - written_before < expected and time.perf_counter() < deadline:
         lags.append(archiver.writeLag)
         time.sleep(0.1)
     elapsed = time.perf_counter() - start
-    wait_until(lambda: all(source.state() == tango.DevState.ON for source in sources), 60)
-    assert [source.pushedCount - before for source, before in zip(sources, counts_before)] == [per_source] * SOURCES
+    own, children = (after - before for after, before in zip(cpu_seconds(pid), cpu_before))
+    pushed_all(sources, counts_before, per_source)
     settle = time.monotonic() + 10  # the last drain may still be on its way: the accounts wait for it
     while (found_twice := accounts(store, counts_before, per_source))[0] < expected and time.monotonic() < settle:
         time.sleep(0.5)
     found, twice = found_twice
     return {"rate": found / elapsed, "stored": found, "lost": expected - found, "twice": twice,
             "written": archiver.rowsWritten - written_before, "seconds": elapsed,
-            "max lag": max(lags, default=0.0), "median lag": statistics.median(lags) if lags else 0.0}
+            "max lag": max(lags, default=0.0), "median lag": statistics.median(lags) if lags else 0.0,
+            "ended late": elapsed - seconds, "cpu per 100k": (own + children) / max(found, 1) * 1e5,
+            "own cpu per 100k": own / max(found, 1) * 1e5}
+
+
+def use_intake(lab: Lab, processes: int) -> None:
+    """The Archiver with that many intake processes, every source archived and subscribed."""
+    archiver = lab.proxy(ARCHIVER)
+    lab.database.put_device_property(ARCHIVER, {"IntakeProcesses": [str(processes)]})
+    archiver.Init()
+    for i in range(1, SOURCES + 1):
+        if not any(name.endswith(f"/bench/source/{i}/value") for name in archiver.AttributeList):
+            archiver.AttributeAdd(f"bench/source/{i}/value")
+    wait_until(lambda: archiver.state() == tango.DevState.ON, 60, what="archiver subscribed")
 
 
 def accounts(store: str, counts_before: list[int], per_source: int) -> tuple[int, int]:
@@ -132,8 +226,9 @@ def accounts(store: str, counts_before: list[int], per_source: int) -> tuple[int
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rates", default="500,1000,1500,2000", help="events per second per source")
+    parser.add_argument("--rates", default="4000", help="events per second per source")
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds of pushing per rate")
+    parser.add_argument("--intake", default="1,2", help="numbers of intake processes to measure")
     parser.add_argument("--postgres", help="postgresql:// URL of a scratch database (default: SQLite)")
     args = parser.parse_args()
 
@@ -145,19 +240,31 @@ def main() -> int:
         lab = Lab(bench_lab(folder, store), folder, f"127.0.0.1:{free_port()}")
         lab.start(timeout=180)
         try:
-            archiver = lab.proxy("bench/archiver/1")
-            wait_until(lambda: archiver.state() == tango.DevState.ON, 60, what="archiver subscribed")
+            archiver = lab.proxy(ARCHIVER)
             for rate in (float(r) for r in args.rates.split(",")):
-                result = run_rate(lab, store, rate, args.seconds)
-                print(f"  {rate * SOURCES:>8,.0f} values/s pushed for {args.seconds:g} s: {result['stored']:,} stored"
-                      f" in {result['seconds']:.2f} s ({result['rate']:,.0f} values/s), lost {result['lost']:,},"
-                      f" stored twice {result['twice']:,}, rows written {result['written']:,},"
-                      f" lag max {result['max lag']:.3f} s median {result['median lag']:.3f} s")
+                for name in archiver.AttributeList:  # the floor drains alone
+                    archiver.AttributeRemove(name)
+                floor = floor_round(lab, rate, args.seconds)
+                print(f"  {rate * SOURCES:>8,.0f} values/s pushed for {args.seconds:g} s: the floor, a bare process "
+                      f"taking the same events without storing them: {floor['cpu per 100k']:.2f} s CPU per 100,000 "
+                      f"({floor['events']:,} taken)")
+                for processes in (int(n) for n in args.intake.split(",")):
+                    use_intake(lab, processes)
+                    result = run_rate(lab, store, rate, args.seconds)
+                    print(f"    {processes} intake process{'es' if processes > 1 else ''}: {result['stored']:,} stored"
+                          f" in {result['seconds']:.2f} s ({result['rate']:,.0f} values/s), lost {result['lost']:,},"
+                          f" stored twice {result['twice']:,}, rows written {result['written']:,};"
+                          f" lag max {result['max lag']:.2f} s median {result['median lag']:.2f} s, the archive ended"
+                          f" {result['ended late']:.2f} s after the last push; Archiver CPU"
+                          f" {result['cpu per 100k']:.2f} s per 100,000 values"
+                          f" ({result['cpu per 100k'] / floor['cpu per 100k']:.1f} x the floor;"
+                          f" {result['own cpu per 100k']:.2f} s in its own process)")
         finally:
             lab.stop()
         with open_store(store) as reader:
             print(f"query of 1,000,000 points of one attribute: median {query_time(reader) * 1e3:.0f} ms")
-        print("targets (SQLite): 30,000 values/s, none lost, lag < 1 s; 1,000,000 points in < 500 ms")
+        print("targets (SQLite): 30,000 values/s, none lost, lag < 1 s; CPU per value at most 2 x the floor; "
+              "1,000,000 points in < 500 ms")
     return 0
 
 
@@ -165,5 +272,8 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["serve"]:
         os.environ.setdefault("TANGO_DS_EVENT_BUFFER_HWM", "100000")  # bursts queue, not drop
         tango.server.run((EventSource,), args=["EventSource", *sys.argv[2:]], raises=True)
+    elif sys.argv[1:2] == ["drain"]:
+        os.environ.setdefault("TANGO_EVENT_BUFFER_HWM", "100000")  # as the Archiver
+        drain(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
     else:
         sys.exit(main())

@@ -165,6 +165,7 @@ class Feed:
         self.kind: tango.EventType | None = None
         self.polled = False
         self.event_id: int | None = None
+        self.since = 0.0  # epoch time the current subscription began: what it reads first may be older news
         self.received = 0  # events Tango delivered
         self.losses = 0  # reports of lost events (Tango's missed events, a full queue)
         self.failures = 0  # error events (the device away, a read failing, a server's end)
@@ -402,7 +403,7 @@ class Intake:
             feed._seq = self._seq
         feed._since, feed._end_heard, feed._rereads, feed._retry = 0, False, 0, 0.0
         feed._arrived, feed.event_id, feed.kind, feed.polled = arrived, event_id, kind, False
-        feed._subscribed_at = time.monotonic()
+        feed._subscribed_at, feed.since = time.monotonic(), time.time()
         feed._due = feed._subscribed_at + REREAD_AFTER[0]
 
     def _unsubscribe(self, feed: Feed) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import deque
 from datetime import datetime
 
 import tango
@@ -25,13 +26,15 @@ from tangolab.events import Intake
 from tangolab.processes import RUN_DIR_MARK
 
 from ..core.server import serve
+from .intake import ProcessIntake, collect_seldom
 from .subscription import QUEUE_SIZE, ArchivedAttribute, not_archivable
 from .writer import Writer, WriterStats
 
 LEVELS = ("DEBUG", "INFO", "MESSAGE", "WARNING", "ERROR", "SUCCESS")
 DRAIN_PERIOD = 0.02  # seconds between two drains of the event queues
 STORE_RETRY_FIRST, STORE_RETRY_MAX = 1.0, 30.0  # seconds between tries to open the store
-NO_STATS = WriterStats(0, 0, 0, 0, 0, 0, 0.0, None, False)  # while the store is not open
+LAG_TREND = 5.0  # s over which the status tells whether the lag grows
+NO_STATS = WriterStats(0, 0, 0, 0, 0, 0, 0.0, 0.0, None, False)  # while the store is not open
 TANGO_LOG_LEVELS = {"FATAL": "ERROR", "ERROR": "ERROR", "WARN": "WARNING", "INFO": "INFO", "DEBUG": "DEBUG"}
 
 
@@ -53,6 +56,16 @@ class Archiver(Device):
     RetryPeriod = device_property(
         dtype=float, default_value=5.0, doc="Seconds between tries to reach an attribute whose device is down"
     )
+    LagAlarm = device_property(
+        dtype=float, default_value=5.0,
+        doc="Seconds late (writeLag) at which the archive is falling behind: the archiver turns ALARM, with the "
+        "figure in its status, long before a queue would overflow",
+    )
+    IntakeProcesses = device_property(
+        dtype=int, default_value=1,
+        doc="Processes that take the events, each its share of the attributes (1: the archiver's own; more where "
+        "one core cannot keep up); the archiver's process stores what they take",
+    )
     NewHistory = device_property(
         dtype=bool, default_value=False,
         doc="Keep this TANGO_HOST's attributes under its own name, rather than continuing the history the "
@@ -71,10 +84,16 @@ class Archiver(Device):
         self._store_retry = (0.0, 0.0)  # (monotonic time of the next try to open the store, delay)
         self._new_archive = ""
         self._last_message = ""
+        self._lags: deque[tuple[float, float]] = deque()  # (monotonic time, writeLag) of the last LAG_TREND s
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.set_change_event("lastMessage", True, False)
-        self.intake = Intake(queue_size=QUEUE_SIZE)
+        if self.IntakeProcesses > 1:
+            self.intake: Intake | ProcessIntake = ProcessIntake(self.IntakeProcesses, QUEUE_SIZE)
+        else:
+            if self.IntakeProcesses < 1:
+                self.warn_stream(f"IntakeProcesses {self.IntakeProcesses} taken as 1: events are taken in this process")
+            self.intake = Intake(queue_size=QUEUE_SIZE)
         self._open_store()
         self._threads = [
             threading.Thread(target=self._maintain, name="archiver connections", daemon=True),
@@ -128,7 +147,8 @@ class Archiver(Device):
         return self._stats().queue_depth
 
     @attribute(dtype=float, unit="s", format="%6.3f", max_warning=1.0,
-               doc="How long the oldest value not yet in the archive has waited, now (0: all written)")
+               doc="How late the archive is, now: from a value's own time stamp to when it is stored, whatever "
+               "queue it waited in (the oldest value waiting, else the last stored, for as long as they were late)")
     def writeLag(self) -> float:
         return self._stats().lag
 
@@ -319,12 +339,18 @@ class Archiver(Device):
 
     def _report(self) -> None:
         stats = self._stats()
+        trend = self._lag_trend(stats.lag)
         failing = [a for a in self.archived.values() if a.error]
         if stats.failing:
             self.set_state(DevState.FAULT)
             self.set_status(
                 f"writing to {self._store_shown} fails ({stats.queue_depth} values wait): {stats.last_error}"
             )
+        elif (lag := stats.lag) >= self.LagAlarm:
+            self.set_state(DevState.ALARM)
+            self.set_status(f"falling behind: values reach the archive {lag:.1f} s after their time stamps "
+                            f"({stats.queue_depth} wait to be written){trend}; ALARM from "
+                            f"{self.LagAlarm:g} s (LagAlarm)")
         elif failing:
             self.set_state(DevState.ALARM)
             self.set_status(f"{len(failing)} of {len(self.archived)} attributes in error, e.g. "
@@ -332,6 +358,18 @@ class Archiver(Device):
         else:
             self.set_state(DevState.ON)
             self.set_status(f"archiving {len(self.archived)} attributes into {self._store_shown}{self._new_archive}")
+
+    def _lag_trend(self, lag: float) -> str:
+        """How the lag moved over the last LAG_TREND s, for the status."""
+        now = time.monotonic()
+        self._lags.append((now, lag))
+        while now - self._lags[0][0] > LAG_TREND:
+            self._lags.popleft()
+        then, old = self._lags[0]
+        if now - then < 0.5:
+            return ""
+        rate = (lag - old) / (now - then)
+        return f", {'later' if rate > 0 else 'catching up'} by {abs(rate):.2f} s each second"
 
     def _store_message(self, when: float, level: str, source: str, text: str, origin: str) -> None:
         if self.store is None:
@@ -391,6 +429,7 @@ class Archiver(Device):
 def main() -> None:
     # ZeroMQ drops events beyond its queue without a word (1000 by default): let bursts wait instead
     os.environ.setdefault("TANGO_EVENT_BUFFER_HWM", "100000")
+    collect_seldom()
     serve(Archiver)
 
 

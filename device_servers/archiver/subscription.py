@@ -9,7 +9,8 @@ failing) becomes exactly one error row, at the time it started as far as anyone 
 server's end at the moment its supervisor saw it); the next good value ends it.
 
 Events come through the archiver's `tangolab.events.Intake` (queues taken in batches by
-`drain()`, subscriptions renewed when a server restarts, the late joiner's value read back).
+`drain()`, subscriptions renewed when a server restarts, the late joiner's value read back), or
+through one of its intake processes (intake.py), which sends the rows of each take to `accept`.
 """
 
 from __future__ import annotations
@@ -24,13 +25,12 @@ import numpy as np
 import tango
 
 from tangolab.archive import INVALID, tango_type
-from tangolab.events import NOT_OFFERED, Feed, Intake, attribute_name, event_time, is_loss
+from tangolab.events import NOT_OFFERED, Feed, Intake, attribute_name
 
+from .intake import EVENT_KINDS, ProcessIntake, archive_row, archive_rows
 from .writer import Writer
 
-MODES = ("archive events", "change events", "polling")
-EVENT_KINDS = (tango.EventType.ARCHIVE_EVENT, tango.EventType.CHANGE_EVENT)  # MODES' first two
-INVALID_QUALITY = tango.AttrQuality.ATTR_INVALID
+MODES = ("archive events", "change events", "polling")  # the first two: EVENT_KINDS'
 QUEUE_SIZE = 200_000  # events held per subscription between two drains
 PERIOD_TOLERANCE = 0.98  # a poll a little early for archive_period still counts, as polling jitters
 
@@ -129,7 +129,7 @@ class ArchivedAttribute:
     TANGO_HOST the archive keeps under the name of an earlier one).
     """
 
-    def __init__(self, name: str, device: str, writer: Writer, intake: Intake) -> None:
+    def __init__(self, name: str, device: str, writer: Writer, intake: Intake | ProcessIntake) -> None:
         self.name = name  # full: tango://host:port/domain/family/member/attribute
         self.device = device
         self.attribute = name.rpartition("/")[2]
@@ -145,6 +145,9 @@ class ArchivedAttribute:
         self._last: tuple[float, Any, int] | None = None  # the last polled reading stored
         self._proxy: tango.DeviceProxy | None = None
         self._feed: Feed | None = None
+        self._remote_losses: int | None = None  # subscribed in an intake process: the losses it counted
+        self._earlier_losses = 0  # counted by intake processes that ended since
+        self._newest = 0.0  # time stamp of the newest value taken
         self._lock = threading.Lock()
 
     def proxy(self) -> tango.DeviceProxy:
@@ -176,9 +179,15 @@ class ArchivedAttribute:
         proxy.ping()
         if not self._configured:
             self.configure(proxy.get_attribute_config(self.attribute))
+        name = attribute_name(self.device, self.attribute)
         try:
-            self._feed = self.intake.add(attribute_name(self.device, self.attribute), EVENT_KINDS)
-            self.mode = MODES[EVENT_KINDS.index(self._feed.kind)]
+            if isinstance(self.intake, ProcessIntake):
+                kind = self.intake.add(self.conf_id, name, self.is_state, self.writable, self.accept, self._intake_ended)
+                self._remote_losses = 0
+            else:
+                self._feed = self.intake.add(name, EVENT_KINDS)
+                kind = self._feed.kind
+            self.mode = MODES[EVENT_KINDS.index(kind)]
             return
         except tango.DevFailed as exc:
             if not NOT_OFFERED & {error.reason for error in exc.args}:
@@ -188,45 +197,64 @@ class ArchivedAttribute:
 
     def poll(self) -> None:
         """Read the attribute once (for attributes that push no events); store it if it is due."""
+        asked = time.time()
         try:
             reading = self.proxy().read_attribute(self.attribute)
         except tango.DevFailed as exc:
             self.failed(exc.args[0].desc)
             return
         self.error = None
-        row = self._row(reading)
+        row = archive_row(reading, self.conf_id, self.is_state, self.writable)
         now = (row[1], row[2], row[4])
         if self.thresholds.due(self._last, now):
             self._last = now
-            self.writer.put_many([row])
+            self.writer.put_many([row], born=max(row[1], asked))  # a device's cached reading is not late
 
     def drain(self) -> int:
         """Take the events received since the last drain to the writer; returns how many."""
         feed = self._feed
         if feed is None:
             return 0
-        events = feed.take()
-        rows: list[tuple] = []
-        for event in events:
-            if event.err:
-                if not is_loss(event):  # lost events are counted by the feed, not an outage
-                    self.failed(event.errors[0].desc, event_time(event))
-            else:
-                self.error = None
-                rows.append(self._row(event.attr_value))
-        if rows:
-            self.writer.put_many(rows)
+        if events := feed.take():
+            self.accept(*archive_rows(events, self.conf_id, self.is_state, self.writable), feed.since)
         return len(events)
 
-    def _row(self, reading: tango.DeviceAttribute) -> tuple:
-        """The archive row of one reading: the hot path of the archiver, every access counts."""
-        quality = reading.quality
-        stamp = reading.time
-        value = None if quality == INVALID_QUALITY else reading.value
-        if self.is_state and value is not None:
-            value = int(value)  # HDB++ keeps states as their numbers
-        written = reading.w_value if self.writable else None
-        return (self.conf_id, stamp.tv_sec + stamp.tv_usec * 1e-6, value, written, int(quality), None)
+    def accept(self, rows: list[tuple], errors: bool, since: float, losses: int | None = None) -> None:
+        """The rows of one take of events (`archive_rows`), taken here or in an intake process, to
+        the writer: an error row begins an outage (stored once), a reading ends it. `since`: when
+        the subscription began, as what it read first may be older news."""
+        if errors:
+            values = []
+            for row in rows:
+                if row[5] is None:
+                    self.error = None
+                    values.append(row)
+                else:
+                    self.failed(row[5], row[1])
+            rows = values
+        elif rows:
+            self.error = None
+        if rows:
+            self.writer.put_many(rows, born=self._born(rows, since))
+        if losses is not None:
+            self._remote_losses = losses
+
+    def _born(self, rows: list[tuple], since: float) -> float | None:
+        """When the oldest news among rows came into being: its time stamp, or when its subscription
+        began (what a subscription reads first may be older news); a value stamped before one
+        already taken is a repeat (Tango re-subscribing by itself reads the value again), no news.
+        None: no news (late by nothing)."""
+        newest, first = self._newest, rows[0][1]
+        self._newest = max(newest, rows[-1][1])
+        if first <= newest:
+            first = next((row[1] for row in rows if row[1] > newest), None)
+        return None if first is None else max(first, since)
+
+    def _intake_ended(self, reason: str) -> None:
+        """Its intake process ended: an outage from now, until it is subscribed again."""
+        self._earlier_losses += self._remote_losses or 0
+        self.mode, self._remote_losses = None, None
+        self.failed(reason)
 
     def failed(self, reason: str, when: float | None = None) -> None:
         """Record the start of an outage once, at `when` (default now); repeated errors of the same
@@ -242,9 +270,13 @@ class ArchivedAttribute:
     @property
     def losses(self) -> int:
         """Reports of events lost before they reached the archiver (Tango's missed events, a full queue)."""
-        return self._feed.losses if self._feed is not None else 0
+        if self._remote_losses is not None:
+            return self._earlier_losses + self._remote_losses
+        return self._earlier_losses + (self._feed.losses if self._feed is not None else 0)
 
     def disconnect(self) -> None:
         feed, self._feed = self._feed, None
         if feed is not None:
             self.intake.remove(feed)
+        elif isinstance(self.intake, ProcessIntake) and self.conf_id is not None:
+            self.intake.remove(self.conf_id)

@@ -7,6 +7,10 @@ transaction, which is what makes tens of thousands of values a second affordable
 
 A batch the database cannot take now (its server is down) is held and written again, with
 back-off, while new values queue behind it; a batch the database refuses is counted and dropped.
+
+The lag is counted from when each value came into being (the time stamp its source gave it, as
+the caller says with `born`), not from when it reached this queue: values that waited in Tango's
+queues, or in an intake process, count as late as they are.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from tangolab.archive import Row, Store
 log = logging.getLogger(__name__)
 
 RETRY_FIRST, RETRY_MAX = 0.5, 10.0  # seconds between attempts at a held batch
+LAG_MEMORY = 1.0  # s: the lag of stored values counts this long after their commit, or as long as itself
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,8 @@ class WriterStats:
     failed: int  # rows of batches the store refused (see last_error)
     dropped: int  # values refused because the queue was full
     queue_depth: int  # rows waiting, a held batch included
-    lag: float  # seconds the oldest value not yet stored has waited here, now; 0 when all are stored
+    lag: float  # s: how late the archive is, now (the oldest value waiting, or those stored last, for a while)
+    stored_lag: float  # s from the birth of the oldest value of the last committed batch to its commit
     last_error: str | None  # the most recent failure, kept after the store recovers
     failing: bool  # whether the last batch failed
 
@@ -53,7 +59,7 @@ class Writer:
         self.batch_size = batch_size
         self.period = period
         self.max_queue = max_queue
-        # (arrival, rows): one hop per batch of rows; a deque (thread-safe at both ends) shows its oldest
+        # (born, rows): one hop per batch of rows; a deque (thread-safe at both ends) shows its oldest
         self._queue: deque[tuple[float, list[Row]]] = deque()
         self._queued = 0  # rows in the queue
         self._stopping = threading.Event()
@@ -61,7 +67,9 @@ class Writer:
         self._count_lock = threading.Lock()
         self._received = self._written = self._skipped = self._failed = self._dropped = 0
         self._held: list[Row] = []  # a batch to write again once the database answers
-        self._taken_at: float | None = None  # arrival of the batch being written or held
+        self._taken_born: float | None = None  # birth of the oldest value of the batch being written or held
+        self._stored_lag = 0.0
+        self._stored_at = -LAG_MEMORY  # monotonic time of the last commit
         self._last_error: str | None = None
         self._failing = False
 
@@ -81,10 +89,11 @@ class Writer:
         """Queue one value (time in epoch seconds); never blocks. An error text makes an error row."""
         self.put_many([(conf_id, time, value, value_w, quality, error)])
 
-    def put_many(self, rows: list[Row]) -> None:
+    def put_many(self, rows: list[Row], born: float | None = None) -> None:
         """Queue rows (conf_id, time, value_r, value_w, quality, error) at once; never blocks.
 
-        One queue hop for a whole drain of events: per-value queueing was a fifth of the
+        `born`: epoch time the oldest of them came into being, which the lag counts from (default
+        now). One queue hop for a whole drain of events: per-value queueing was a fifth of the
         archiver's time at 30 000 values/s.
         """
         with self._count_lock:
@@ -93,7 +102,7 @@ class Writer:
                 self._dropped += len(rows)
                 return
             self._queued += len(rows)
-            self._queue.append((_time.monotonic(), rows))
+            self._queue.append((_time.time() if born is None else born, rows))
 
     def stop(self, timeout: float | None = 30.0) -> None:
         """Write everything queued so far, then end the thread."""
@@ -104,8 +113,10 @@ class Writer:
     def stats(self) -> WriterStats:
         held = self._held
         with self._count_lock:
-            waiting = [self._taken_at, self._queue[0][0] if self._queue else None]
+            waiting = [self._taken_born, self._queue[0][0] if self._queue else None]
         oldest = min((t for t in waiting if t is not None), default=None)
+        # values stored L s late: the next may be as late, unseen upstream, for as long (a source gone quiet: 0 then)
+        recent = self._stored_lag if _time.monotonic() - self._stored_at < max(LAG_MEMORY, self._stored_lag) else 0.0
         return WriterStats(
             received=self._received,
             skipped=self._skipped,
@@ -113,7 +124,8 @@ class Writer:
             failed=self._failed,
             dropped=self._dropped,
             queue_depth=self._queued + len(held),
-            lag=0.0 if oldest is None else max(0.0, _time.monotonic() - oldest),
+            lag=max(recent, 0.0 if oldest is None else _time.time() - oldest),
+            stored_lag=self._stored_lag,
             last_error=self._last_error,
             failing=self._failing,
         )
@@ -126,12 +138,12 @@ class Writer:
 
     def _take(self) -> list[Row]:
         batch: list[Row] = []
-        with self._count_lock:  # the arrival of what is taken is known before it leaves the queue
+        with self._count_lock:  # the birth of what is taken is known before it leaves the queue
             try:
                 while len(batch) < self.batch_size:
-                    arrival, rows = self._queue.popleft()
-                    if not batch:
-                        self._taken_at = arrival
+                    born, rows = self._queue.popleft()
+                    if not batch or born < self._taken_born:
+                        self._taken_born = born
                     batch += rows
             except IndexError:
                 pass
@@ -154,11 +166,13 @@ class Writer:
             self._failing = True
             log.error("archiving %d values failed: %s", len(batch), self._last_error)
         else:
+            self._stored_lag = max(0.0, _time.time() - self._taken_born) if self._taken_born else 0.0
+            self._stored_at = _time.monotonic()
             self._written += stored
             self._skipped += len(batch) - stored
             self._failing = False  # the store works (again)
         self._held = []
-        self._taken_at = None
+        self._taken_born = None
         return True
 
     def _run(self) -> None:
@@ -179,6 +193,6 @@ class Writer:
                 reachable = False
                 self._failed += len(batch)
                 self._held = []
-                self._taken_at = None
+                self._taken_born = None
         if not reachable:
             log.error("archive unreachable at stop: values not archived: %s", self._last_error)

@@ -72,6 +72,11 @@ class Attribute(NamedTuple):
         return self.data_format != "SCALAR"
 
     @property
+    def is_plain(self) -> bool:
+        """Whether its rows can go in as they come: a scalar that is no enum (whose labels go beside)."""
+        return self.data_format == "SCALAR" and self.data_type != "DevEnum"
+
+    @property
     def columns(self) -> tuple[str, ...]:
         """The data columns written for this attribute, in the order of its rows."""
         return DATA_COLUMNS + (LABEL_COLUMNS if self.data_type == "DevEnum" else ())

@@ -33,10 +33,12 @@ from .connection import locked
 from .hosts import split_name
 from .registry import Registry
 
+PLAIN = frozenset({float, int, str, bool, type(None)})  # types of values the database drivers take as they are
+
 
 def plain(value: Any) -> Any:
     """A value the database drivers take: numpy data and Tango enums become Python numbers and lists."""
-    if value is None or type(value) in (float, int, str, bool):
+    if type(value) in PLAIN:
         return value
     if isinstance(value, np.ndarray):
         return value.tolist()
@@ -108,21 +110,35 @@ class Writing(Registry):
         the number of rows stored: one whose attribute already has a value at that time is skipped
         (a re-subscription repeats the last value).
         """
+        by_attribute: dict[int, list[tuple]] = defaultdict(list)
+        for row in rows:
+            by_attribute[row[0]].append(row)
         tables: dict[str, list[tuple]] = defaultdict(list)
         atts: dict[str, Attribute] = {}
         with self._transaction():
-            for conf_id, t, value_r, value_w, quality, error in rows:
+            for conf_id, group in by_attribute.items():
                 att = self._attributes.get(conf_id) or self._attribute(conf_id)
-                value_r, value_w = plain(value_r), plain(value_w)
-                labels = self._labels(att, value_r, value_w) if att.data_type == "DevEnum" else ()
-                if att.is_array:
-                    value_r, value_w, *labels = (
-                        None if v is None else self._encode_array(v) for v in (value_r, value_w, *labels)
-                    )
-                error_id = None if error is None else self._text_id("att_error_desc", str(error)[:MAX_ERROR])
-                tables[att.table].append((conf_id, t, value_r, value_w, int(quality), error_id, *labels))
                 atts[att.table] = att
+                if att.is_plain and all(
+                    error is None and type(value_r) in PLAIN and type(value_w) in PLAIN and type(quality) is int
+                    for _, _, value_r, value_w, quality, error in group
+                ):  # the archiver's usual rows, as the table takes them: no conversion per value
+                    tables[att.table] += group
+                    continue
+                tables[att.table] += [self._table_row(att, *row) for row in group]
             return sum(self._insert_rows(atts[table], table_rows) for table, table_rows in tables.items())
+
+    def _table_row(self, att: Attribute, conf_id: int, t: float, value_r: Any, value_w: Any, quality: int,
+                   error: str | None) -> tuple:
+        """A row as att's table takes it: plain values, spectra encoded, enum labels, the error's id."""
+        value_r, value_w = plain(value_r), plain(value_w)
+        labels = self._labels(att, value_r, value_w) if att.data_type == "DevEnum" else ()
+        if att.is_array:
+            value_r, value_w, *labels = (
+                None if v is None else self._encode_array(v) for v in (value_r, value_w, *labels)
+            )
+        error_id = None if error is None else self._text_id("att_error_desc", str(error)[:MAX_ERROR])
+        return (conf_id, t, value_r, value_w, int(quality), error_id, *labels)
 
     def _labels(self, att: Attribute, *values: Any) -> tuple:
         """The labels of DevEnum values (lists of labels for a spectrum), None where there is none."""
