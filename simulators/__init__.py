@@ -4,6 +4,7 @@
 """
 
 from .apt import AptSimulator
+from .archon import ArchonSimulator
 from .core import LineProtocolSimulator, Running, Simulator, run_in_thread
 from .cryocon import CryoConSimulator
 from .esp301 import Esp301Simulator
@@ -34,12 +35,14 @@ SIMULATORS: dict[str, type[Simulator]] = {
         MinitrendSimulator,
         HuberSimulator,
         TtiSimulator,
+        ArchonSimulator,
     )
 }
 
 __all__ = [
     "SIMULATORS",
     "AptSimulator",
+    "ArchonSimulator",
     "CryoConSimulator",
     "Esp301Simulator",
     "HuberSimulator",
