@@ -4,7 +4,10 @@ The poll reads STATUS (power, rails, temperatures) and drains the controller's l
 device's log. `Expose` is a long operation (device_servers/core/operations.py): it returns at
 once, the device is RUNNING with progress and time left through the exposure, the readout and
 the transfer, and `Abort` (or `Stop`) ends it at once, even during the readout or the transfer.
-A finished frame becomes `image` (an IMAGE of uint16, announced by a data-ready event carrying
+A finished frame becomes a FITS file when `FitsFolder` is set (`tangolab/fits.py`: `run0001.fits`, ...,
+complete or absent) whose header holds the exposure's keywords and the lab's state as the
+shutter opened (`FitsKeywords`: `KEYWORD = device/attribute` lines, read from the live
+devices), and `image` (an IMAGE of uint16, announced by a data-ready event carrying
 the frame counter; read it on that event), `preview` (binned to at most `PreviewSize` pixels a
 side, with change events: what screens draw) and `frameCounter`. A transfer cut short fails
 the exposure: FAULT with the reason, and no image.
@@ -16,11 +19,14 @@ from __future__ import annotations
 
 import math
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 from tango import AttrQuality, AttrWriteType, DevState, Except
 from tango.server import attribute, command, device_property
+
+from tangolab.fits import Keyword, lab_keywords, parse_sources, write_frame
 
 from ..core.errors import LinkError, for_tango
 from ..core.hardware import polled
@@ -54,6 +60,14 @@ class CcdController(LongOperationDevice):
     framing = LINES
 
     PreviewSize = device_property(dtype=int, default_value=256, doc="Longest side of `preview`, pixels")
+    FitsFolder = device_property(dtype=str, default_value="",
+                                 doc="Folder each frame is written to as runNNNN.fits; empty: no files")
+    FitsKeywords = device_property(
+        dtype=(str,), default_value=[],
+        doc="FITS keywords read from the lab as the shutter opens, one `KEYWORD = domain/family/member/attribute` "
+        "a line (CCDTEMP = lab/tec/1/objectTemperature); a configured keyword replaces the device's own",
+    )
+    Detector = device_property(dtype=str, default_value="STA Archon CCD", doc="The DETECTOR keyword of the files")
 
     power = polled(dtype=str, doc="The controller's power: ON, OFF, STANDBY, NOT_CONFIGURED, ...")
     powerGood = polled(dtype=bool, doc="Whether every supply rail is within its range while the power is on")
@@ -68,6 +82,11 @@ class CcdController(LongOperationDevice):
     frameCounter = attribute(
         dtype=int, fget=lambda device: device._frames, change_event_implemented=True, change_event_detect=False,
         doc="Frames this device has received since it started (its own count: valid while the link is down)",
+    )
+
+    lastFile = attribute(
+        dtype=str, fget=lambda device: device._last_file, change_event_implemented=True, change_event_detect=False,
+        doc="The FITS file of the last frame (empty before the first)",
     )
 
     @attribute(dtype=(str,), max_dim_x=len(RAILS), doc="Names of the supply rails of `railVoltages`")
@@ -97,6 +116,7 @@ class CcdController(LongOperationDevice):
     def init_device(self) -> None:
         self._exposure_time = 1.0
         self._frames = 0
+        self._last_file = ""
         self._images: dict[str, tuple[np.ndarray, float]] = {}
         super().init_device()
         self.set_data_ready_event("image", True)
@@ -156,14 +176,27 @@ class CcdController(LongOperationDevice):
                 "PowerOff", for_tango(f"Expose refused: the controller's power is {power or 'unknown'}; run PowerOn"),
                 f"{self.get_name()} Expose",
             )
+        try:
+            sources = parse_sources(self.FitsKeywords)
+        except ValueError as exc:
+            Except.throw_exception("BadFitsKeywords", for_tango(f"Expose refused: FitsKeywords {exc}"),
+                                   f"{self.get_name()} Expose")
         seconds = self._exposure_time
+        own = [Keyword("EXPTIME", seconds, "exposure time [s]"), Keyword("DETECTOR", self.Detector)]
+        ccd, _, quality = self.cached("ccdTemperature")
+        if quality == VALID:
+            own.append(Keyword("CCDTEMP", ccd, "CCD temperature, controller [degC]"))
         timing: Timing = self.call_driver(self.driver.timing)
         before = self.call_driver(self.driver.frame)
         started = time.time()
         self.call_driver(self.driver.start_exposure, seconds)
+        date = datetime.fromtimestamp(started, UTC).isoformat(timespec="milliseconds").removesuffix("+00:00")
+        own.insert(0, Keyword("DATE-OBS", date, "UTC of the shutter opening"))
         expected = seconds + timing.readout_s + BLOCK_S * timing.width * timing.height * 2 / 1024
-        self.run_operation(f"exposing {seconds:g} s", lambda op: self._expose(op, seconds, timing, before, started),
-                           expected)
+        self.run_operation(
+            f"exposing {seconds:g} s",
+            lambda op: self._expose(op, seconds, timing, before, started, own, sources), expected,
+        )
 
     def halt(self, immediate: bool) -> None:
         if self.running is not None:
@@ -171,7 +204,11 @@ class CcdController(LongOperationDevice):
 
     # -- the exposure's work -------------------------------------------------------------------
 
-    def _expose(self, op: Running, seconds: float, timing: Timing, before: Any, started: float) -> None:
+    def _expose(
+        self, op: Running, seconds: float, timing: Timing, before: Any, started: float, own: list[Keyword],
+        sources: dict[str, str],
+    ) -> None:
+        lab = lab_keywords(sources) if self.FitsFolder else []  # the lab's state as the shutter opens
         number = before.write_buffer
         old_frame = before.buffers[number].frame
         readout = timing.readout_s
@@ -201,6 +238,18 @@ class CcdController(LongOperationDevice):
         self.push_change_event("frameCounter", self._frames)
         self.push_change_event("preview", *self._images["preview"], VALID)
         self.push_data_ready_event("image", self._frames)
+        if self.FitsFolder:
+            self._save(image, [*own, Keyword("FRAMENUM", self._frames, "frame counter of the device")], lab)
+
+    def _save(self, image: np.ndarray, own: list[Keyword], lab: list[Keyword]) -> None:
+        configured = {card.name for card in lab}
+        cards = [card for card in own if card.name not in configured] + lab
+        try:
+            path = write_frame(self.FitsFolder, image, cards)
+        except OSError as exc:
+            raise OperationFailed(f"frame {self._frames} taken but not saved in {self.FitsFolder}: {exc}") from None
+        self._last_file = str(path)
+        self.push_change_event("lastFile", self._last_file)
 
     def _image_reading(self, name: str) -> tuple[np.ndarray, float, AttrQuality]:
         if name not in self._images:

@@ -4,15 +4,20 @@ data-ready event, Abort during the readout, a transfer cut short, the controller
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tango
+from astropy.io import fits
 from tango.test_context import DeviceTestContext
 
 from device_servers.archiver.subscription import not_archivable
 from device_servers.archon.device import CcdController
 from simulators import run_in_thread
 from simulators.archon import BIAS_ADU, ArchonSimulator
+from tangolab.lab_config import free_port
 from tangolab.scripting import wait_until
 
 ON, OFF, RUNNING, FAULT, ALARM = (tango.DevState.ON, tango.DevState.OFF, tango.DevState.RUNNING,
@@ -27,9 +32,21 @@ def simulator():
 
 
 @pytest.fixture(scope="module")
-def device(simulator):
-    properties = {"Url": simulator.url, "PollPeriod": 0.2, "Timeout": 1.0, "PreviewSize": 128}
-    with DeviceTestContext(CcdController, properties=properties, process=True, timeout=30) as proxy:
+def folder(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("frames")
+
+
+@pytest.fixture(scope="module")
+def device(simulator, folder):
+    port = free_port()
+    own = f"tango://127.0.0.1:{port}/test/nodb/ccdcontroller"
+    properties = {
+        "Url": simulator.url, "PollPeriod": 0.2, "Timeout": 1.0, "PreviewSize": 128, "FitsFolder": str(folder),
+        "FitsKeywords": [f"BACKTEMP = {own}/backplaneTemperature#dbase=no",
+                         "PRESSURE = tango://127.0.0.1:1/lab/gauge/1/pressure#dbase=no"],
+    }
+    with DeviceTestContext(CcdController, properties=properties, process=True, timeout=30, host="127.0.0.1",
+                           port=port) as proxy:
         wait_until(lambda: proxy.state() in (ON, OFF), 30, what="device connected")
         proxy.PowerOn()
         wait_until(lambda: proxy.state() == ON, 10, what="ON after PowerOn")
@@ -49,7 +66,7 @@ def expose(device: tango.DeviceProxy, seconds: float) -> None:
     device.Expose()
 
 
-def test_an_exposure_runs_with_progress_and_its_dark_level_rises_with_exposure_time(device):
+def test_an_exposure_runs_with_progress_and_its_dark_level_rises_with_exposure_time(device, folder):
     ready: list[int] = []
     subscription = device.subscribe_event("image", tango.EventType.DATA_READY_EVENT,
                                           lambda event: event.err or ready.append(event.ctr))
@@ -72,6 +89,21 @@ def test_an_exposure_runs_with_progress_and_its_dark_level_rises_with_exposure_t
         assert levels[0] + 20 < levels[1]  # 51 e/s at 20 degC over 1.8 s more: ~61 ADU
         preview = device.read_attribute("preview").value
         assert preview.shape == (HEIGHT // 5, WIDTH // 5)  # bins of 5 keep each side within 128
+        assert device.read_attribute("lastFile").value == str(folder / "run0002.fits")
+        for name, seconds, level in (("run0001.fits", 0.2, levels[0]), ("run0002.fits", 2.0, levels[1])):
+            with fits.open(folder / name) as hdul:
+                header, data = hdul[0].header, hdul[0].data
+                assert data.shape == (HEIGHT, WIDTH) and float(np.median(data[:, : WIDTH - OVERSCAN])) == level
+                assert header["EXPTIME"] == seconds and header["CCDTEMP"] == 20.0
+                assert header["DETECTOR"] == "STA Archon CCD" and header["FRAMENUM"] >= 1
+                assert 20 < header["BACKTEMP"] < 60
+                assert header.comments["BACKTEMP"] == "[degC] test/nodb/ccdcontroller/backplaneTempera"
+                assert "PRESSURE" in header and header["PRESSURE"] is None  # undefined, not a number
+                assert header.comments["PRESSURE"].startswith("unreadable: ")
+                notes = "".join(header["COMMENT"]).replace(" ", "")  # the whole reason, over several cards
+                assert "PRESSURE:tango://127.0.0.1:1/lab/gauge/1/pressure#dbase=nounreadable:" in notes
+                opened = datetime.fromisoformat(header["DATE-OBS"]).replace(tzinfo=UTC)
+                assert abs((datetime.now(UTC) - opened).total_seconds()) < 600
     finally:
         device.unsubscribe_event(subscription)
 
@@ -97,7 +129,7 @@ def test_abort_during_the_readout_ends_the_exposure_at_once(device, simulator):
             sim.handle(b">E3LOADPARAMS\n")
 
 
-def test_a_transfer_cut_short_is_a_fault_with_the_reason_and_no_image(device, simulator):
+def test_a_transfer_cut_short_is_a_fault_with_the_reason_and_no_image(device, simulator, folder):
     counter = device.read_attribute("frameCounter").value
     simulator.simulator.faults.add("fetchcut")
     expose(device, 0.1)
@@ -106,6 +138,8 @@ def test_a_transfer_cut_short_is_a_fault_with_the_reason_and_no_image(device, si
     assert outcome.startswith("failed: no image: frame transfer cut short after 0 of 544 blocks"), outcome
     assert device.state() == FAULT
     assert device.read_attribute("frameCounter").value == counter
+    files = sorted(folder.iterdir())  # no file for it, not even a part of one
+    assert files == [folder / f"run{n:04d}.fits" for n in range(1, counter + 1)], files
     simulator.simulator.clear()
     wait_until(lambda: device.read_attribute("power").quality == tango.AttrQuality.ATTR_VALID, 30,
                what="the link back")
@@ -113,6 +147,7 @@ def test_a_transfer_cut_short_is_a_fault_with_the_reason_and_no_image(device, si
     wait_until(lambda: device.state() == ON and device.read_attribute("outcome").value == "done", 30,
                what="a good exposure")
     assert device.read_attribute("frameCounter").value == counter + 1
+    assert device.read_attribute("lastFile").value == str(folder / f"run{counter + 1:04d}.fits")
 
 
 def test_power_not_good_is_a_fault_and_overheat_an_alarm_with_the_log_line(device, simulator):
