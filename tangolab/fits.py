@@ -36,8 +36,8 @@ _UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
 @dataclass(frozen=True)
 class Keyword:
     """One header card: `value` None is written as undefined (the reason then in `comment`).
-    A card's comment is cut at the card's 80 characters: `note`, when given, is written whole
-    as COMMENT cards (`NAME: note`)."""
+    A card's comment is cut at the card's 80 characters: `note`, when given and not all in the
+    comment, is written whole as COMMENT cards (`NAME: note`)."""
 
     name: str
     value: Any
@@ -120,14 +120,16 @@ def write_frame(folder: Path | str, image: np.ndarray, keywords: Sequence[Keywor
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     header = fits.Header()
+    notes = []
     for card in keywords:
         comment = _UNPRINTABLE.sub("?", card.comment)
         value = fits.card.UNDEFINED if card.value is None else card.value
         room = 80 - max(len(fits.Card(card.name, value).image.rstrip()), 30) - len(" / ")  # values fill to 30
         header[card.name] = (value, comment[: max(room, 0)])
-    for card in keywords:
-        if card.note:
-            header.add_comment(_UNPRINTABLE.sub("?", f"{card.name}: {card.note}"))
+        if card.note and card.note != comment[: max(room, 0)]:
+            notes.append(_UNPRINTABLE.sub("?", f"{card.name}: {card.note}"))
+    for note in notes:
+        header.add_comment(note)
     temporary = folder / f".{PREFIX}-{os.getpid()}-{id(image):x}.fits.part"
     try:
         with open(temporary, "wb") as stream:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,7 +62,8 @@ class CcdController(LongOperationDevice):
 
     PreviewSize = device_property(dtype=int, default_value=256, doc="Longest side of `preview`, pixels")
     FitsFolder = device_property(dtype=str, default_value="",
-                                 doc="Folder each frame is written to as runNNNN.fits; empty: no files")
+                                 doc="Folder each frame is written to as runNNNN.fits (relative: to the server's "
+                                 "working folder, a lab's run folder); empty: no files")
     FitsKeywords = device_property(
         dtype=(str,), default_value=[],
         doc="FITS keywords read from the lab as the shutter opens, one `KEYWORD = domain/family/member/attribute` "
@@ -245,7 +247,7 @@ class CcdController(LongOperationDevice):
         configured = {card.name for card in lab}
         cards = [card for card in own if card.name not in configured] + lab
         try:
-            path = write_frame(self.FitsFolder, image, cards)
+            path = write_frame(Path(self.FitsFolder).resolve(), image, cards)  # lastFile says where, whatever the cwd
         except OSError as exc:
             raise OperationFailed(f"frame {self._frames} taken but not saved in {self.FitsFolder}: {exc}") from None
         self._last_file = str(path)
