@@ -86,6 +86,10 @@ class CcdController(LongOperationDevice):
         doc="Frames this device has received since it started (its own count: valid while the link is down)",
     )
 
+    transferRate = attribute(
+        dtype=float, unit="MB/s", format="%.1f", fget=lambda device: device._transfer_rate,
+        doc="How fast the last frame came from the controller (its bytes over the time of its transfer)",
+    )
     lastFile = attribute(
         dtype=str, fget=lambda device: device._last_file, change_event_implemented=True, change_event_detect=False,
         doc="The FITS file of the last frame (empty before the first)",
@@ -119,6 +123,7 @@ class CcdController(LongOperationDevice):
         self._exposure_time = 1.0
         self._frames = 0
         self._last_file = ""
+        self._transfer_rate = 0.0
         self._images: dict[str, tuple[np.ndarray, float]] = {}
         super().init_device()
         self.set_data_ready_event("image", True)
@@ -224,6 +229,7 @@ class CcdController(LongOperationDevice):
             op.report(90 * done / max(seconds + readout, 1e-9), max(seconds + readout - done, 0.0))
         else:
             return  # Stop or Abort: halt() told the controller
+        transfer = time.perf_counter()
         try:
             image = self.driver.fetch_image(
                 number, buffer.width, buffer.height, keep_going=lambda: not op.stopping,
@@ -235,6 +241,7 @@ class CcdController(LongOperationDevice):
             raise OperationFailed(f"no image: the link failed during the transfer: {exc}") from None
         if image is None:
             return
+        self._transfer_rate = image.nbytes / 1e6 / max(time.perf_counter() - transfer, 1e-9)
         self._frames += 1
         self._images = {"image": (image, started), "preview": (binned(image, self.PreviewSize), started)}
         self.push_change_event("frameCounter", self._frames)
