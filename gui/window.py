@@ -14,7 +14,7 @@ from . import look
 from .device_panel import DevicePanel
 from .device_tree import DeviceTree
 from .messages import MessagesPanel
-from .panels import HeadsPanel, RelayPanel, StagesPanel, TemperaturesPanel, TrendsPanel
+from .panels import CamerasPanel, HeadsPanel, RelayPanel, StagesPanel, TemperaturesPanel, TrendsPanel
 from .watch import Background, LabWatch
 
 SETTINGS_ENV = "TANGOLAB_GUI_SETTINGS"
@@ -22,6 +22,7 @@ PANELS = {
     "Temperatures": TemperaturesPanel,
     "Stages": StagesPanel,
     "CCD heads": HeadsPanel,
+    "Cameras": CamerasPanel,
     "Relay": RelayPanel,
     "Messages": MessagesPanel,
     "Trends": TrendsPanel,

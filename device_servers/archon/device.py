@@ -126,6 +126,7 @@ class CcdController(LongOperationDevice):
         self._transfer_rate = 0.0
         self._images: dict[str, tuple[np.ndarray, float]] = {}
         super().init_device()
+        self.get_device_attr().get_w_attr_by_name("exposureTime").set_write_value(self._exposure_time)
         self.set_data_ready_event("image", True)
 
     def create_driver(self, link: Any) -> Archon:
