@@ -28,6 +28,9 @@ from astropy.io import fits
 
 PREFIX = "run"
 _NUMBERED = re.compile(rf"{PREFIX}(\d{{4,}})\.fits")
+#: The suffix of a file being written; `.run-<pid>-<id>.fits.part` names its writer's process.
+PART = ".fits.part"
+_PART = re.compile(rf"\.{PREFIX}-(\d+)-[0-9a-f]+{re.escape(PART)}")
 _KEYWORD = re.compile(r"[A-Z0-9_-]{1,8}")
 #: Characters a FITS header card's comment may hold (printable ASCII).
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
@@ -107,6 +110,23 @@ def _short(source: str) -> str:
     return path.split("/", 3)[3] if path.startswith("tango://") else path
 
 
+def _remove_orphans(folder: Path) -> None:
+    """Delete the partial files of writers that died while writing (a server killed mid-frame)."""
+    for path in folder.glob(f".{PREFIX}-*{PART}"):
+        if (match := _PART.fullmatch(path.name)) and not _alive(int(match[1])):
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def next_number(folder: Path) -> int:
     """One after the highest `runNNNN.fits` in `folder` (1 in an empty one)."""
     numbers = [int(match[1]) for path in folder.glob(f"{PREFIX}*.fits") if (match := _NUMBERED.fullmatch(path.name))]
@@ -119,6 +139,7 @@ def write_frame(folder: Path | str, image: np.ndarray, keywords: Sequence[Keywor
     a final name."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    _remove_orphans(folder)
     header = fits.Header()
     notes = []
     for card in keywords:
@@ -130,7 +151,7 @@ def write_frame(folder: Path | str, image: np.ndarray, keywords: Sequence[Keywor
             notes.append(_UNPRINTABLE.sub("?", f"{card.name}: {card.note}"))
     for note in notes:
         header.add_comment(note)
-    temporary = folder / f".{PREFIX}-{os.getpid()}-{id(image):x}.fits.part"
+    temporary = folder / f".{PREFIX}-{os.getpid()}-{id(image):x}{PART}"
     try:
         with open(temporary, "wb") as stream:
             fits.PrimaryHDU(image, header).writeto(stream)

@@ -3,6 +3,10 @@ complete or absent, undefined values with their reason; the keyword map's refusa
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -35,6 +39,17 @@ def test_an_unreadable_value_is_undefined_with_the_whole_reason(tmp_path):
     assert header.comments["PRESSURE"].startswith("unreadable: lab/gauge/1 is not exported")
     cards = "".join(header["COMMENT"])  # the whole reason, over as many cards as it needs
     assert cards.replace(" ", "") == f"PRESSURE: {reason}".replace(" ", "")
+
+
+def test_a_writer_killed_mid_file_leaves_no_frame_and_its_part_is_removed_by_the_next(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True, capture_output=True,
+                          text=True)
+    orphan = tmp_path / f".run-{int(dead.stdout)}-7f00.fits.part"  # what a writer killed mid-frame leaves
+    orphan.write_bytes(b"SIMPLE  =                    T")
+    living = tmp_path / f".run-{os.getpid()}-7f01.fits.part"  # a writer still at work
+    living.write_bytes(b"SIMPLE")
+    assert write_frame(tmp_path, IMAGE, []).name == "run0001.fits"
+    assert sorted(path.name for path in tmp_path.iterdir()) == [living.name, "run0001.fits"]
 
 
 def test_a_write_that_fails_leaves_no_file(tmp_path):
