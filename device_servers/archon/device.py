@@ -18,6 +18,7 @@ Images are never archived (the archiver refuses IMAGE attributes); the FITS writ
 from __future__ import annotations
 
 import math
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -216,7 +217,12 @@ class CcdController(LongOperationDevice):
         self, op: Running, seconds: float, timing: Timing, before: Any, started: float, own: list[Keyword],
         sources: dict[str, str],
     ) -> None:
-        lab = lab_keywords(sources) if self.FitsFolder else []  # the lab's state as the shutter opens
+        # the lab's state as the shutter opens, read beside the exposure: a slow device never delays an Abort
+        lab: list[Keyword] = []
+        reader = threading.Thread(target=lambda: lab.extend(lab_keywords(sources)), daemon=True,
+                                  name=f"lab state for {self.get_name()}")
+        if self.FitsFolder:
+            reader.start()
         number = before.write_buffer
         old_frame = before.buffers[number].frame
         readout = timing.readout_s
@@ -249,6 +255,7 @@ class CcdController(LongOperationDevice):
         self.push_change_event("preview", *self._images["preview"], VALID)
         self.push_data_ready_event("image", self._frames)
         if self.FitsFolder:
+            reader.join()  # bounded by the reads' time-outs
             self._save(image, [*own, Keyword("FRAMENUM", self._frames, "frame counter of the device")], lab)
 
     def _save(self, image: np.ndarray, own: list[Keyword], lab: list[Keyword]) -> None:
