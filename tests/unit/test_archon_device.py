@@ -18,16 +18,17 @@ from device_servers.archon.device import CcdController
 from simulators import run_in_thread
 from simulators.archon import BIAS_ADU, ArchonSimulator
 from tangolab.lab_config import free_port
-from tangolab.scripting import wait_until
+from tangolab.scripting import run, wait_until
 
 ON, OFF, RUNNING, FAULT, ALARM = (tango.DevState.ON, tango.DevState.OFF, tango.DevState.RUNNING,
                                   tango.DevState.FAULT, tango.DevState.ALARM)
 WIDTH, HEIGHT, OVERSCAN = 544, 512, 32
+TEMPERATURE = 20.0  # degC: a warm CCD's dark current shows in short exposures
 
 
 @pytest.fixture(scope="module")
 def simulator():
-    with run_in_thread(ArchonSimulator(seed=4, ccd_temperature=20.0)) as running:
+    with run_in_thread(ArchonSimulator(seed=4, ccd_temperature=TEMPERATURE)) as running:
         yield running
 
 
@@ -71,7 +72,7 @@ def test_an_exposure_runs_with_progress_and_its_dark_level_rises_with_exposure_t
     subscription = device.subscribe_event("image", tango.EventType.DATA_READY_EVENT,
                                           lambda event: event.err or ready.append(event.ctr))
     try:
-        levels = []
+        levels, files = [], []
         for seconds in (0.2, 2.0):
             counter = device.read_attribute("frameCounter").value
             expose(device, seconds)
@@ -86,15 +87,16 @@ def test_an_exposure_runs_with_progress_and_its_dark_level_rises_with_exposure_t
             assert image.shape == (HEIGHT, WIDTH) and image.dtype == np.uint16
             assert abs(float(np.mean(image[:, WIDTH - OVERSCAN:])) - BIAS_ADU) < 1  # overscan: bias only
             levels.append(float(np.median(image[:, : WIDTH - OVERSCAN])))
+            files.append(folder / f"run{counter + 1:04d}.fits")
+            assert device.read_attribute("lastFile").value == str(files[-1])
         assert levels[0] + 20 < levels[1]  # 51 e/s at 20 degC over 1.8 s more: ~61 ADU
         preview = device.read_attribute("preview").value
         assert preview.shape == (HEIGHT // 5, WIDTH // 5)  # bins of 5 keep each side within 128
-        assert device.read_attribute("lastFile").value == str(folder / "run0002.fits")
-        for name, seconds, level in (("run0001.fits", 0.2, levels[0]), ("run0002.fits", 2.0, levels[1])):
-            with fits.open(folder / name) as hdul:
+        for path, seconds, level in zip(files, (0.2, 2.0), levels):
+            with fits.open(path) as hdul:
                 header, data = hdul[0].header, hdul[0].data
                 assert data.shape == (HEIGHT, WIDTH) and float(np.median(data[:, : WIDTH - OVERSCAN])) == level
-                assert header["EXPTIME"] == seconds and header["CCDTEMP"] == 20.0
+                assert header["EXPTIME"] == seconds and header["CCDTEMP"] == TEMPERATURE
                 assert header["DETECTOR"] == "STA Archon CCD" and header["FRAMENUM"] >= 1
                 assert 20 < header["BACKTEMP"] < 60
                 assert header.comments["BACKTEMP"] == "[degC] test/nodb/ccdcontroller/backplaneTempera"
@@ -106,6 +108,29 @@ def test_an_exposure_runs_with_progress_and_its_dark_level_rises_with_exposure_t
                 assert abs((datetime.now(UTC) - opened).total_seconds()) < 600
     finally:
         device.unsubscribe_event(subscription)
+
+
+def test_a_series_of_darks_while_the_ccd_cools_gives_files_whose_dark_level_follows_the_temperature(
+        device, simulator):
+    files = {}
+    try:
+        for celsius in (10.0, -5.0, -20.0):
+            simulator.simulator.control(f"temperature {celsius}")
+            wait_until(lambda t=celsius: device.read_attribute("ccdTemperature").value == t, 10,
+                       what="the new temperature")
+            device.write_attribute("exposureTime", 1.0)
+            run(device, "Expose", timeout=60)
+            files[celsius] = device.read_attribute("lastFile").value
+    finally:
+        simulator.simulator.control(f"temperature {TEMPERATURE}")
+        wait_until(lambda: device.read_attribute("ccdTemperature").value == TEMPERATURE, 10, what="warm again")
+    darks = []
+    for celsius, name in files.items():
+        with fits.open(name) as hdul:
+            header, data = hdul[0].header, hdul[0].data
+            assert (header["CCDTEMP"], header["EXPTIME"]) == (celsius, 1.0)
+            darks.append(float(np.mean(data[:, : WIDTH - OVERSCAN])) - BIAS_ADU)
+    assert darks[0] > darks[1] > darks[2] > 0, darks  # 16, 2.9 and 0.5 electrons a second
 
 
 def test_abort_during_the_readout_ends_the_exposure_at_once(device, simulator):
