@@ -3,7 +3,8 @@
 The poll reads STATUS (power, rails, temperatures) and drains the controller's log into the
 device's log. `Expose` is a long operation (device_servers/core/operations.py): it returns at
 once, the device is RUNNING with progress and time left through the exposure, the readout and
-the transfer, and `Abort` (or `Stop`) ends it at once, even during the readout or the transfer.
+the transfer, and `Abort` ends it at once, even during the readout or the transfer (`Stop` too:
+an exposure cannot wind down gently; its outcome is then "stopped").
 A finished frame becomes a FITS file when `FitsFolder` is set (`tangolab/fits.py`: `run0001.fits`, ...,
 complete or absent) whose header holds the exposure's keywords and the lab's state as the
 shutter opened (`FitsKeywords`: `KEYWORD = device/attribute` lines, read from the live
