@@ -265,7 +265,7 @@ class ArchonSimulator(Simulator):
 
     def _fastloadparam(self, ref: int, argument: str) -> bytes | None:
         name, _, value = argument.strip().partition(" ")
-        if name not in self.parameters or not value.strip().lstrip("-").isdigit():
+        if name not in self.parameters or not value.strip().isdigit():
             return None
         number = int(value)
         if name == "Exposures" and number > 0 and self.power != 4:

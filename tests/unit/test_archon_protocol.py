@@ -131,6 +131,7 @@ def test_no_exposure_while_the_power_is_off(sim):
     assert answer(sim, b">60FASTLOADPARAM Exposures 1\n") == b"?60\n"
     assert answer(sim, b">61FETCHLOG\n") == b"<61Exposures refused: the power is not on\n"
     assert answer(sim, b">62FASTLOADPARAM NoSuchParameter 1\n") == b"?62\n"
+    assert answer(sim, b">63FASTLOADPARAM IntMS -5\n") == b"?63\n"
 
 
 def test_message_ids():
