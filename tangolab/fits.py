@@ -67,6 +67,33 @@ def parse_sources(lines: Iterable[str]) -> dict[str, str]:
     return sources
 
 
+def parse_keywords(lines: Iterable[str]) -> list[Keyword]:
+    """`KEYWORD = value` lines (a script's own keywords: `OBJECT = dark`, `NFRAMES = 10`) as cards,
+    numbers as numbers; ValueError saying which line is wrong."""
+    cards = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        name, equals, text = (part.strip() for part in line.partition("="))
+        name = name.upper()
+        if not equals or not _KEYWORD.fullmatch(name) or not text or _UNPRINTABLE.search(text):
+            raise ValueError(
+                f"line {number} {line!r} is not KEYWORD = value (a keyword of 1-8 characters A-Z 0-9 _ -, "
+                "a value of printable ASCII, e.g. OBJECT = dark)"
+            )
+        cards.append(Keyword(name, _typed(text), "set by a script"))
+    return cards
+
+
+def _typed(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def lab_keywords(sources: Mapping[str, str], timeout_ms: int = 1000) -> list[Keyword]:
     """The attributes of `sources` read now, as header cards with their units; those that cannot
     be read are undefined, with the reason."""

@@ -5,13 +5,14 @@ device's log. `Expose` is a long operation (device_servers/core/operations.py): 
 once, the device is RUNNING with progress and time left through the exposure, the readout and
 the transfer, and `Abort` ends it at once, even during the readout or the transfer (`Stop` too:
 an exposure cannot wind down gently; its outcome is then "stopped").
-A finished frame becomes a FITS file when `FitsFolder` is set (`tangolab/fits.py`: `run0001.fits`, ...,
-complete or absent) whose header holds the exposure's keywords and the lab's state as the
-shutter opened (`FitsKeywords`: `KEYWORD = device/attribute` lines, read from the live
-devices), and `image` (an IMAGE of uint16, announced by a data-ready event carrying
+
+A finished frame becomes `image` (an IMAGE of uint16, announced by a data-ready event carrying
 the frame counter; read it on that event), `preview` (binned to at most `PreviewSize` pixels a
-side, with change events: what screens draw) and `frameCounter`. A transfer cut short fails
-the exposure: FAULT with the reason, and no image.
+side, with change events: what screens draw) and `frameCounter`; and, when `FitsFolder` is set,
+a FITS file (`tangolab/fits.py`: `run0001.fits`, ..., complete or absent) whose header holds
+the exposure's keywords, the lab's state as the shutter opened (`FitsKeywords`: `KEYWORD =
+device/attribute` lines, read from the live devices) and the keywords a script set with
+`SetKeywords`. A transfer cut short fails the exposure: FAULT with the reason, and no image.
 
 Images are never archived (the archiver refuses IMAGE attributes); the FITS writer keeps them.
 """
@@ -29,7 +30,7 @@ import numpy as np
 from tango import AttrQuality, AttrWriteType, DevState, Except
 from tango.server import attribute, command, device_property
 
-from tangolab.fits import Keyword, lab_keywords, parse_sources, write_frame
+from tangolab.fits import Keyword, lab_keywords, parse_keywords, parse_sources, write_frame
 
 from ..core.errors import LinkError, for_tango
 from ..core.hardware import polled
@@ -126,6 +127,7 @@ class CcdController(LongOperationDevice):
         self._frames = 0
         self._last_file = ""
         self._transfer_rate = 0.0
+        self._script_keywords: list[Keyword] = []
         self._images: dict[str, tuple[np.ndarray, float]] = {}
         super().init_device()
         self.get_device_attr().get_w_attr_by_name("exposureTime").set_write_value(self._exposure_time)
@@ -192,7 +194,8 @@ class CcdController(LongOperationDevice):
             Except.throw_exception("BadFitsKeywords", for_tango(f"Expose refused: FitsKeywords {exc}"),
                                    f"{self.get_name()} Expose")
         seconds = self._exposure_time
-        own = [Keyword("EXPTIME", seconds, "exposure time [s]"), Keyword("DETECTOR", self.Detector)]
+        own = [Keyword("EXPTIME", seconds, "exposure time [s]"), Keyword("DETECTOR", self.Detector),
+               *self._script_keywords]
         ccd, _, quality = self.cached("ccdTemperature")
         if quality == VALID:
             own.append(Keyword("CCDTEMP", ccd, "CCD temperature, controller [degC]"))
@@ -207,6 +210,20 @@ class CcdController(LongOperationDevice):
             f"exposing {seconds:g} s",
             lambda op: self._expose(op, seconds, timing, before, started, own, sources), expected,
         )
+
+    @command(dtype_in=(str,), doc_in="`KEYWORD = value` lines; none: clear them")
+    def SetKeywords(self, lines: list[str]) -> None:
+        """Keywords written into every following frame's file until set again (a script's own:
+        OBJECT = dark, SERIES = 3)."""
+        try:
+            self._script_keywords = parse_keywords(lines)
+        except ValueError as exc:
+            Except.throw_exception("BadKeywords", for_tango(f"SetKeywords refused: {exc}; nothing changed"),
+                                   f"{self.get_name()} SetKeywords")
+
+    @attribute(dtype=(str,), max_dim_x=256, doc="The keywords `SetKeywords` set for the following frames")
+    def keywords(self) -> list[str]:
+        return [f"{card.name} = {card.value}" for card in self._script_keywords]
 
     def halt(self, immediate: bool) -> None:
         if self.running is not None:

@@ -175,6 +175,24 @@ def test_a_transfer_cut_short_is_a_fault_with_the_reason_and_no_image(device, si
     assert device.read_attribute("lastFile").value == str(folder / f"run{counter + 1:04d}.fits")
 
 
+def test_keywords_a_script_sets_go_into_the_following_files_and_bad_ones_are_refused(device):
+    device.SetKeywords(["OBJECT = flat field", "SERIES = 3", "LAMP = 1.5"])
+    assert list(device.read_attribute("keywords").value) == ["OBJECT = flat field", "SERIES = 3", "LAMP = 1.5"]
+    with pytest.raises(tango.DevFailed) as refused:
+        device.SetKeywords(["OBJECT = dark", "TOO_LONG_A_NAME = 1"])
+    assert refused.value.args[0].reason == "BadKeywords"
+    assert "line 2 'TOO_LONG_A_NAME = 1' is not KEYWORD = value" in refused.value.args[0].desc
+    assert len(device.read_attribute("keywords").value) == 3  # nothing changed
+    device.write_attribute("exposureTime", 0.0)
+    try:
+        run(device, "Expose", timeout=60)
+        header = fits.getheader(device.read_attribute("lastFile").value)
+        assert (header["OBJECT"], header["SERIES"], header["LAMP"]) == ("flat field", 3, 1.5)
+    finally:
+        device.SetKeywords([])
+    assert not device.read_attribute("keywords").value  # cleared
+
+
 def test_power_not_good_is_a_fault_and_overheat_an_alarm_with_the_log_line(device, simulator):
     simulator.simulator.control("powergood off")
     wait_until(lambda: device.state() == FAULT, 10, what="FAULT")
