@@ -54,6 +54,8 @@ DARK_DOUBLING_K = 6.0
 #: Cosmic-ray hits per million pixels per second of exposure, and their charge range (electrons).
 COSMICS_PER_MPIX_S = 20.0
 COSMIC_E = (500.0, 8000.0)
+#: The longest a read of the CCD temperature's attribute waits, seconds.
+FOLLOW_TIMEOUT_S = 1.0
 #: Ticks of the controller's TIMER a second (10 ns).
 TICKS_PER_S = 100_000_000
 
@@ -146,9 +148,7 @@ class ArchonSimulator(Simulator):
         self._exposure: tuple[float, float] = (0.0, 0.0)  # seconds, CCD temperature
         self._image: np.ndarray | None = None
         self._apply()
-        if temperature_attribute:
-            threading.Thread(target=self._follow_temperature, args=(temperature_attribute,),
-                             name="archon CCD temperature", daemon=True).start()
+        self.temperature_attribute = temperature_attribute
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -379,20 +379,37 @@ class ArchonSimulator(Simulator):
     def readings(self) -> dict[str, object]:
         return {"temperature": self.ccd_temperature}
 
-    def _follow_temperature(self, name: str) -> None:
+    async def serve(self, *args: object, **kwargs: object) -> None:
+        """Serve, following the CCD temperature's attribute meanwhile if one is named; the
+        follower is stopped and joined before serving ends, so that no thread is inside the
+        Tango client library as the process exits (cppTango then aborts it)."""
+        if not self.temperature_attribute:
+            return await super().serve(*args, **kwargs)
+        stop = threading.Event()
+        follower = threading.Thread(target=self._follow_temperature, args=(self.temperature_attribute, stop),
+                                    name="archon CCD temperature", daemon=True)
+        follower.start()
+        try:
+            return await super().serve(*args, **kwargs)
+        finally:
+            stop.set()
+            follower.join(FOLLOW_TIMEOUT_S + 1)
+
+    def _follow_temperature(self, name: str, stop: threading.Event) -> None:
         """Read the CCD temperature from a Tango attribute once a second; keep the last on failure."""
         import tango  # only for a simulator coupled to a lab
 
         proxy = None
-        while True:
+        while not stop.wait(1.0):
             try:
-                proxy = proxy or tango.AttributeProxy(name)
+                if proxy is None:
+                    proxy = tango.AttributeProxy(name)
+                    proxy.get_device_proxy().set_timeout_millis(int(FOLLOW_TIMEOUT_S * 1000))
                 value = proxy.read().value
                 with self.lock:
                     self.ccd_temperature = float(self.reading("temperature", value))
             except Exception:  # noqa: BLE001 - the lab may not be up yet: keep the last value
                 proxy = None
-            threading.Event().wait(1.0)
 
     # -- control port --------------------------------------------------------------------------
 
