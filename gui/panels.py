@@ -472,3 +472,84 @@ class VariablesListener(Qt.QObject):
         if rvalue is not None:
             self.names.emit([str(name) for name in rvalue])
 
+
+
+#: What makes a device a camera: a preview image to draw and an exposure to start.
+CAMERA_ATTRIBUTES = ("preview", "exposureTime", "frameCounter")
+CAMERA_DETAILS = ("State", "operation", "progress", "timeLeft", "exposureTime", "frameCounter",
+                  "ccdTemperature", "lastFile")
+CAMERA_COMMANDS = ("PowerOn", "Expose", "Abort", "PowerOff")
+
+
+class CamerasPanel(DevicesPanel):
+    """Each camera: its latest frame's preview (levels and colour bar), how the exposure goes,
+    and its commands. The preview is redrawn from its change events, on the GUI thread."""
+
+    def __init__(self, window, parent=None) -> None:
+        super().__init__(window, parent)
+        self.cameras: dict[str, Qt.QGroupBox] = {}
+        self.layout_ = Qt.QVBoxLayout(self)
+        self.layout_.addWidget(self.message)
+        self.start()
+
+    def wants(self, info: DeviceInfo) -> bool:
+        return all(info.attribute(name) is not None for name in CAMERA_ATTRIBUTES) and any(
+            command.cmd_name == "Expose" for command in info.commands)
+
+    def models(self, info: DeviceInfo) -> list[str]:
+        names = ["preview", *(name for name in CAMERA_DETAILS if name == "State" or info.attribute(name) is not None)]
+        return [f"{self.full(info.name)}/{name}" for name in names]
+
+    def add(self, info: DeviceInfo) -> list[Qt.QWidget]:
+        import pyqtgraph
+
+        model = self.full(info.name)
+        box = Qt.QGroupBox(info.name)
+        layout = Qt.QHBoxLayout(box)
+        box.view = pyqtgraph.ImageView()  # its histogram sets the levels and is the colour bar
+        box.view.ui.roiBtn.hide()
+        box.view.ui.menuBtn.hide()
+        box.view.setMinimumSize(420, 360)
+        layout.addWidget(box.view, 3)
+        side = Qt.QVBoxLayout()
+        box.form = GradualForm()
+        box.form.add_models(self.models(info)[1:])
+        side.addWidget(box.form, 1)
+        commands = {command.cmd_name: command for command in info.commands}
+        buttons = Qt.QHBoxLayout()
+        for name in CAMERA_COMMANDS:
+            if name in commands:
+                button = CommandButton(model, commands[name], self.background)
+                button.result.connect(lambda text, ok, device=info.name: self.say(f"{device}: {text}", ok))
+                buttons.addWidget(button)
+        side.addLayout(buttons)
+        layout.addLayout(side, 2)
+        self.layout_.insertWidget(self.place(info.name, self.cameras), box, 1)
+        self.cameras[info.name] = box
+        box.frames = 0
+        box.listener = ImageListener(lambda image: self._show(box, image))
+        self.keeper.attributes[f"{model}/preview".lower()].addListener(box.listener)
+        return [box]
+
+    @staticmethod
+    def _show(box, image) -> None:
+        box.view.setImage(image.T, autoLevels=box.frames == 0, autoRange=box.frames == 0, autoHistogramRange=False)
+        box.frames += 1
+
+
+class ImageListener(Qt.QObject):
+    """Turns the Taurus events of an image attribute into a Qt signal carrying a 2-D array."""
+
+    image = Qt.pyqtSignal(object)
+
+    def __init__(self, then: Callable[[object], None]) -> None:
+        super().__init__()
+        self.image.connect(then, Qt.Qt.QueuedConnection)
+
+    def eventReceived(self, src, evt_type, evt_value) -> None:
+        import numpy
+
+        rvalue = getattr(evt_value, "rvalue", None)
+        image = numpy.asarray(getattr(rvalue, "magnitude", rvalue)) if rvalue is not None else None
+        if image is not None and image.ndim == 2 and image.size:
+            self.image.emit(image)

@@ -16,7 +16,15 @@ from .device_panel import DevicePanel
 from .device_tree import DeviceTree
 from .force_view import ForceCurvesPanel
 from .messages import MessagesPanel
-from .panels import HeadsPanel, MonochromatorsPanel, RelayPanel, StagesPanel, TemperaturesPanel, TrendsPanel
+from .panels import (
+    CamerasPanel,
+    HeadsPanel,
+    MonochromatorsPanel,
+    RelayPanel,
+    StagesPanel,
+    TemperaturesPanel,
+    TrendsPanel,
+)
 from .watch import Background, LabWatch
 
 SETTINGS_ENV = "TANGOLAB_GUI_SETTINGS"
@@ -25,6 +33,7 @@ PANELS = {
     "Stages": StagesPanel,
     "CCD heads": HeadsPanel,
     "Monochromators": MonochromatorsPanel,
+    "Cameras": CamerasPanel,
     "Relay": RelayPanel,
     "Messages": MessagesPanel,
     "Trends": TrendsPanel,

@@ -5,6 +5,7 @@
 
 from .afg31000 import Afg31000Simulator
 from .apt import AptSimulator
+from .archon import ArchonSimulator
 from .arduino import ArduinoSimulator
 from .core import LineProtocolSimulator, Running, Simulator, run_in_thread
 from .cryocon import CryoConSimulator
@@ -50,6 +51,7 @@ SIMULATORS: dict[str, type[Simulator]] = {
         GpsSimulator,
         EpzSimulator,
         CornerstoneSimulator,
+        ArchonSimulator,
     )
 }
 
@@ -57,6 +59,7 @@ __all__ = [
     "SIMULATORS",
     "Afg31000Simulator",
     "AptSimulator",
+    "ArchonSimulator",
     "ArduinoSimulator",
     "CornerstoneSimulator",
     "CryoConSimulator",

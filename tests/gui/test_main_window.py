@@ -287,6 +287,20 @@ def test_the_monochromator_panel_shows_its_motions_and_its_stop_button_stops_the
     shot(window, tmp_path, "monochromators")
 
 
+def test_the_cameras_panel_draws_each_new_frame_of_the_camera(window, lab, qtbot, tmp_path):
+    panel = window.open_panel("Cameras")
+    qtbot.waitUntil(lambda: "lab/camera/1" in panel.cameras, timeout=30_000)
+    box = panel.cameras["lab/camera/1"]
+    camera = lab.proxy("lab/camera/1")
+    camera.PowerOn()
+    wait_until(lambda: camera.state() == tango.DevState.ON, 30, what="camera ON")
+    camera.exposureTime = 0.1
+    camera.Expose()
+    qtbot.waitUntil(lambda: box.frames >= 1, timeout=60_000)
+    assert box.view.getImageItem().image.shape[::-1] == camera.preview.shape  # drawn x by y
+    shot(window, tmp_path, "cameras")
+
+
 def test_the_temperatures_panel_trends_each_temperature_with_its_setpoint(window, qtbot, tmp_path):
     panel = window.open_panel("Temperatures")
     qtbot.waitUntil(lambda: "lab/cryocon/1" in panel.trends and "lab/tec/1" in panel.trends, timeout=30_000)
