@@ -109,6 +109,11 @@ class Rack(HardwareDevice):
                             min_alarm=2, min_warning=5, max_alarm=40,
                             doc="Cabinet temperature minus its dew point: condensation near when small")
 
+    def get_device_properties(self, ds_class: Any = None) -> None:
+        """The sources stand for the `Url` in the Status and the log ("Connecting to ...")."""
+        super().get_device_properties(ds_class)
+        self.Url = f"{self.Temperature}, {self.Humidity}"
+
     def create_link(self) -> SourceLine:
         return SourceLine({"temperature": self.Temperature, "humidity": self.Humidity}, timeout=self.Timeout)
 
@@ -123,7 +128,7 @@ class Rack(HardwareDevice):
 
     def operating_state(self, values: dict[str, Any]) -> tuple[DevState, str]:
         return DevState.ON, (f"{values['temperature']:.1f} °C, {values['humidity']:.0f} %, dew point "
-                             f"{values['dewPoint']:.1f} °C ({values['dewPointMargin']:.1f} °C below)")
+                             f"{values['dewPoint']:.1f} °C, margin {values['dewPointMargin']:.1f} °C")
 
 
 def main() -> None:
