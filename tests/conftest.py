@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import sys
@@ -81,8 +82,61 @@ def run_lab(config: LabConfig, folder: Path, **options: bool) -> Iterator[Lab]:
     assert not lab.leftovers(), "the lab left processes behind"
 
 
+#: Servers of the demo lab that the shared `lab` fixture leaves out, with the simulators only they use:
+#: each is started by tests of its own, and the whole lab file (some fifty processes) started by three
+#: workers at once on two cores took minutes to come up. The GUI's tests run the whole lab file.
+OWN_TESTS = {
+    "StandaStage": ("standa",), "FunctionGenerator": ("afg31000",), "OwonSupply": ("owon",),
+    "EnvironmentBox": ("arduino",), "GpsReceiver": ("gps",), "ForceSpectrometer": ("epz",),
+    "Monochromator": ("monochromator",), "CcdController": ("archon",), "AlarmHandler": (),
+    "HostMonitor": (), "Rack": (),
+}
+
+
+def shared_lab(config: LabConfig | None = None) -> LabConfig:
+    """The demo lab without the servers of OWN_TESTS and the web monitor: what they archive, plot,
+    level and simulate goes with them."""
+    config = config or LabConfig.load()
+    data = copy.deepcopy(config.data)
+    gone = set()
+    for executable in OWN_TESTS:
+        for classes in data["servers"].pop(executable, {}).values():
+            for devices in classes.values():
+                gone |= {device.lower() for device in devices}
+
+    def kept(names: list[str]) -> list[str]:
+        return [name for name in names if name.lower().rpartition("/")[0] not in gone]
+
+    for classes in data["servers"].get("Archiver", {}).values():
+        for devices in classes.values():
+            for spec in devices.values():
+                properties = spec.get("properties", {})
+                if "ArchivedAttributes" in properties:
+                    properties["ArchivedAttributes"] = kept(properties["ArchivedAttributes"])
+    ours = data.get("tangolab", {})
+    unused = {name for simulators in OWN_TESTS.values() for name in simulators}
+    ours["simulators"] = {name: spec for name, spec in ours.get("simulators", {}).items() if name not in unused}
+    ours["levels"] = {server: level for server, level in ours.get("levels", {}).items()
+                      if server.partition("/")[0] not in OWN_TESTS}
+    trends = ours.get("gui", {}).get("trends", {})
+    for title, names in list(trends.items()):
+        trends[title] = kept(names)
+        if not trends[title]:
+            del trends[title]
+    ours.pop("alarms", None)
+    ours.pop("web", None)
+    return LabConfig(data, config.path)
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """The demo lab on free ports, in a folder of its own."""
+    """The demo lab as `shared_lab` trims it, on free ports, in a folder of its own."""
+    with run_lab(shared_lab().with_free_ports(), tmp_path_factory.mktemp("lab")) as lab:
+        yield lab
+
+
+@pytest.fixture(scope="module")
+def whole_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """The whole demo lab of the lab file on free ports, in a folder of its own."""
     with run_lab(LabConfig.load().with_free_ports(), tmp_path_factory.mktemp("lab")) as lab:
         yield lab

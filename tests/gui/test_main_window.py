@@ -96,6 +96,12 @@ class StallMeter:
 
 
 @pytest.fixture(scope="module")
+def lab(whole_lab):
+    """The whole lab file: the window has a panel for every kind of device in it."""
+    return whole_lab
+
+
+@pytest.fixture(scope="module")
 def window(lab, qapp, tmp_path_factory):
     proxy = lab.proxy("lab/cryocon/1")
     wait_until(lambda: proxy.state() in (tango.DevState.ON, tango.DevState.RUNNING), 60, what="cryocon up")

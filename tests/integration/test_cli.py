@@ -19,6 +19,7 @@ from tangolab.lab_config import LabConfig, free_port
 from tangolab.launcher import STATE_FILE
 from tangolab.processes import lab_processes, terminate
 from tangolab.scripting import wait_until
+from tests.conftest import shared_lab
 from tests.wire import Wire
 
 TANGOLAB = [sys.executable, "-m", "tangolab"]
@@ -30,7 +31,7 @@ def tangolab(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
 
 def lab_file(folder: Path) -> Path:
     path = folder / "lab.json"
-    path.write_text(json.dumps(LabConfig.load().with_free_ports().data))
+    path.write_text(json.dumps(shared_lab().with_free_ports().data))
     return path
 
 

@@ -13,7 +13,7 @@ from tangolab.launcher import host_name
 from tangolab.processes import lab_log
 from tangolab.scripting import wait_until
 from tangolab.starter import STARTER_EXECUTABLE, StarterClient
-from tests.conftest import run_lab
+from tests.conftest import run_lab, shared_lab
 
 pytestmark = pytest.mark.skipif(not os.access(STARTER_EXECUTABLE, os.X_OK),
                                 reason=f"Tango's Starter is not installed ({STARTER_EXECUTABLE})")
@@ -34,7 +34,7 @@ def renamed(config: LabConfig, instance: str) -> LabConfig:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    config = renamed(LabConfig.load().with_free_ports(), INSTANCE)
+    config = renamed(shared_lab().with_free_ports(), INSTANCE)
     with run_lab(config, tmp_path_factory.mktemp("starter"), use_starter=True) as lab:
         yield lab
 

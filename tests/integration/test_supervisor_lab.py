@@ -20,7 +20,7 @@ from tangolab.lab_config import LabConfig
 from tangolab.processes import lab_log, log_path, supervisor_name
 from tangolab.scripting import wait_until
 from tangolab.spy import Spy
-from tests.conftest import run_lab
+from tests.conftest import run_lab, shared_lab
 
 CRYOCON = "TemperatureController/lab"
 BROKEN = "TangoTest/broken"
@@ -32,7 +32,7 @@ NO_HARDWARE = "no hardware on /dev/ttyUSB9"
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """The demo lab, a short silence before a hung server is restarted, and one server that cannot start."""
-    data = LabConfig.load().with_free_ports().data
+    data = shared_lab().with_free_ports().data
     data["servers"]["TangoTest"] = {"broken": {"TangoTest": {"lab/broken/1": {}}}}
     tangolab = data["tangolab"]
     tangolab["commands"] = {"TangoTest": [sys.executable, "-c", f"print({NO_HARDWARE!r}); raise SystemExit(3)"]}
