@@ -268,7 +268,9 @@ def test_a_stage_shows_its_unit_from_the_property(slide):
     assert units == ["um", "um/s", "um/s\u00b2"]
     with pytest.raises(tango.DevFailed) as failure:
         slide.write_attribute("Position", 60_000.0)
-    assert "allowed 0 to 50000 um" in failure.value.args[0].desc
+    assert failure.value.args[0].reason == "API_WAttrOutsideLimit"  # Position's min/max: the travel, in um
+    config = slide.get_attribute_config("Position")
+    assert (float(config.min_value), float(config.max_value)) == (0.0, 50_000.0)
     assert slide.read_attribute("outcome").value == "done"  # the homing's
 
 
