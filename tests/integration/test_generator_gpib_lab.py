@@ -23,7 +23,8 @@ def bus_lab() -> LabConfig:
     config = LabConfig.load()
     data = copy.deepcopy(config.data)
     servers = data["servers"]
-    data["servers"] = {name: servers[name] for name in ("GpibBus", "Picoammeter", "FunctionGenerator")}
+    data["servers"] = {name: servers[name] for name in ("GpibBus", "Picoammeter")}
+    data["servers"]["FunctionGenerator"] = {"lab": servers["FunctionGenerator"]["lab"]}  # the GPIB one
     for server in data["servers"].values():
         for classes in server.values():
             for devices in classes.values():
