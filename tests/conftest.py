@@ -21,9 +21,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # process, fixed when its first proxy was made: set them before that (a server stop 5.4 -> 1.4 s).
 os.environ.setdefault("ORBscanGranularity", "1")
 #: xdist workers per core for `-n auto`. Most tests wait, but a lab they wait on polls its instruments
-#: (an idle demo lab keeps a third of a core busy): on 2 cores, 3 workers ran the suite in 9:19 with
-#: 571 CPU-s; 4 workers in 10:03 to 13:13 with 661-957 CPU-s (their labs crowding each other).
-WORKERS_PER_CORE = 1.5
+#: (an idle demo lab keeps 0.4 of a core busy, the whole lab file's some fifty processes more): on
+#: 2 cores, 3 workers starting labs at once starved each other into time-outs (lab start-ups of
+#: 50-150 s); earlier, with a smaller lab, 3 workers took 9:19 and 4 workers 10:03 to 13:13.
+WORKERS_PER_CORE = 1.0
 _exit_status = 0
 
 
