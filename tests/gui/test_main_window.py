@@ -431,7 +431,7 @@ def test_a_panel_opened_while_its_server_is_down_fills_in_when_it_starts(window,
     assert not panel.built
     shot(window, tmp_path, "flow_down")
     lab.start_program("FlowMonitor/lab")
-    qtbot.waitUntil(lambda: panel.built and not panel.banner.isVisible(), timeout=60_000)
+    qtbot.waitUntil(lambda: panel.built and not panel.banner.isVisible(), timeout=120_000)  # a server start, loaded
     pen = panel.value_widget("pen1").readWidget()
     qtbot.waitUntil(lambda: number_in(pen) is not None, timeout=30_000)
     shot(window, tmp_path, "flow_filled_in")

@@ -42,6 +42,8 @@ def small_lab_file(folder: Path) -> Path:
     tangolab = data["tangolab"]
     tangolab["simulators"] = {"cryocon": tangolab["simulators"]["cryocon"]}
     tangolab["levels"] = {"Relay/lab": 1}
+    tangolab.pop("web", None)  # no web monitor, no alarm rules: nothing the relay and cryocon do not need
+    tangolab.pop("alarms", None)
     path = folder / "small-lab.json"
     path.write_text(json.dumps(data))
     return path
