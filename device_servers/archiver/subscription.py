@@ -138,6 +138,7 @@ class ArchivedAttribute:
         self.conf_id: int | None = writer.store.conf_id(name)  # known when archived before
         self.mode: str | None = None
         self.error: str | None = None
+        self._outage_began = 0.0  # when the current outage began (its error row's time)
         self.is_state = False
         self.writable = False
         self.thresholds = ArchiveThresholds()
@@ -227,13 +228,13 @@ class ArchivedAttribute:
             values = []
             for row in rows:
                 if row[5] is None:
-                    self.error = None
+                    self._ended_by(row[1])
                     values.append(row)
                 else:
                     self.failed(row[5], row[1])
             rows = values
         elif rows:
-            self.error = None
+            self._ended_by(rows[-1][1])
         if rows:
             self.writer.put_many(rows, born=self._born(rows, since))
         if losses is not None:
@@ -256,16 +257,26 @@ class ArchivedAttribute:
         self.mode, self._remote_losses = None, None
         self.failed(reason)
 
+    def _ended_by(self, stamp: float) -> None:
+        """A reading ends an outage if it was taken after the outage began: one stamped before (queued
+        before the server died, delivered after its death was heard) does not, or the next error of
+        the same outage (the event channel's) would be stored as a second outage."""
+        if stamp > self._outage_began:
+            self.error = None
+
     def failed(self, reason: str, when: float | None = None) -> None:
         """Record the start of an outage once, at `when` (default now); repeated errors of the same
         outage add nothing."""
+        when = time.time() if when is None else when
         with self._lock:
             starting = self.error is None
             self.error = reason.strip() or "unknown error"
+            if starting:
+                self._outage_began = when
         if starting:
             self._last = None  # the first reading after the outage is stored
             if self.conf_id is not None:
-                self.writer.put(self.conf_id, time.time() if when is None else when, None, INVALID, error=self.error)
+                self.writer.put(self.conf_id, when, None, INVALID, error=self.error)
 
     @property
     def losses(self) -> int:
