@@ -31,6 +31,7 @@ from .intake import EVENT_KINDS, ProcessIntake, archive_row, archive_rows
 from .writer import Writer
 
 MODES = ("archive events", "change events", "polling")  # the first two: EVENT_KINDS'
+EVENT_CHANNEL_QUIET = "Event channel is not responding"  # Tango's keep-alive's error, API_EventTimeout
 QUEUE_SIZE = 200_000  # events held per subscription between two drains
 PERIOD_TOLERANCE = 0.98  # a poll a little early for archive_period still counts, as polling jitters
 
@@ -230,7 +231,7 @@ class ArchivedAttribute:
                 if row[5] is None:
                     self._ended_by(row[1])
                     values.append(row)
-                else:
+                elif not self._answers_despite(row[5]):
                     self.failed(row[5], row[1])
             rows = values
         elif rows:
@@ -256,6 +257,18 @@ class ArchivedAttribute:
         self._earlier_losses += self._remote_losses or 0
         self.mode, self._remote_losses = None, None
         self.failed(reason)
+
+    def _answers_despite(self, reason: str) -> bool:
+        """Whether the attribute answers a read although its events said their channel went quiet:
+        Tango's keep-alive can say so seconds late, after the server was restarted and its events
+        resumed, which would store an outage that is not."""
+        if self.error is not None or not reason.startswith(EVENT_CHANNEL_QUIET):
+            return False
+        try:
+            self.proxy().read_attribute(self.attribute)
+        except tango.DevFailed:
+            return False
+        return True
 
     def _ended_by(self, stamp: float) -> None:
         """A reading ends an outage if it was taken after the outage began: one stamped before (queued
