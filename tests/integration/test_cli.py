@@ -266,7 +266,7 @@ def foreground(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
 def stopped_everything(process: subprocess.Popen, run_dir: Path) -> list:
     """Wait for the foreground `up` to end; what of its lab is left (then stopped by PID)."""
     try:
-        process.wait(timeout=90)
+        process.wait(timeout=180)  # stopping a lab's programs one by one, beside other busy labs
     finally:
         if process.poll() is None:
             process.kill()
