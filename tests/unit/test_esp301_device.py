@@ -13,14 +13,12 @@ import time
 
 import pytest
 import tango
-from tango.test_context import MultiDeviceTestContext
 
 from device_servers.esp301.device import NewportAxis
 from simulators import run_in_thread
 from simulators.esp301 import Esp301Simulator
 from tangolab.scripting import wait_until
-
-NAMES = ("lab/esp301/1", "lab/esp301/2", "lab/esp301/3")
+from tests.unit.esp301_axes import three_axes
 
 
 @pytest.fixture(scope="module")
@@ -31,15 +29,7 @@ def simulator():
 
 @pytest.fixture(scope="module")
 def arms(simulator):
-    common = {"Url": simulator.url, "PollPeriod": 0.3, "Timeout": 0.5, "MoveTimeMargin": 1.0}
-    devices_info = [{
-        "class": NewportAxis,
-        "devices": [{"name": name, "properties": {**common, "Axis": n}} for n, name in enumerate(NAMES, 1)],
-    }]
-    with MultiDeviceTestContext(devices_info, process=True, timeout=30) as context:
-        proxies = [context.get_device(name) for name in NAMES]
-        for proxy in proxies:
-            wait_until(lambda p=proxy: p.state() == tango.DevState.ON, 30, what="axis ON")
+    with three_axes(simulator.url, poll_period=0.3) as proxies:
         yield proxies
 
 
