@@ -17,6 +17,7 @@ following error, or it overruns its expected time) until the next move or Home.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -111,6 +112,9 @@ class Stage(LongOperationDevice):
     def init_device(self) -> None:
         self._motion: Motion | None = None
         self._travel_shown: tuple[float, float] | None = None
+        # the unit is shown here, the travel from the poll thread: one at a time, or one change's
+        # read-modify-write undoes the other's
+        self._config_lock = threading.Lock()
         super().init_device()
         self._show_unit()
 
@@ -224,21 +228,23 @@ class Stage(LongOperationDevice):
         travel = tuple(sorted((self.driver.travel.low / scale, self.driver.travel.high / scale)))
         if travel == self._travel_shown:
             return
-        attribute = self.get_device_attr().get_attr_by_name("Position")
-        config = attribute.get_properties()
-        config.min_value, config.max_value = (repr(limit) for limit in travel)
-        attribute.set_properties(config)
+        low, high = (repr(limit) for limit in travel)
+        self._configure("Position", min_value=low, max_value=high)
         self._travel_shown = travel
 
     def _show_unit(self) -> None:
         """Position, Velocity and Acceleration in the `Unit` property's unit."""
-        attributes = self.get_device_attr()
         for name, unit in (("Position", self.Unit), ("Velocity", f"{self.Unit}/s"),
                            ("Acceleration", f"{self.Unit}/s²")):
-            attribute = attributes.get_attr_by_name(name)
+            self._configure(name, unit=unit)
+
+    def _configure(self, name: str, **changes: str) -> None:
+        with self._config_lock:
+            attribute = self.get_device_attr().get_attr_by_name(name)
             config = attribute.get_properties()
-            if config.unit != unit:
-                config.unit = unit
+            if any(getattr(config, key) != value for key, value in changes.items()):
+                for key, value in changes.items():
+                    setattr(config, key, value)
                 attribute.set_properties(config)
 
 

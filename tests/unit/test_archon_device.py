@@ -17,7 +17,6 @@ from device_servers.archiver.subscription import not_archivable
 from device_servers.archon.device import CcdController
 from simulators import run_in_thread
 from simulators.archon import BIAS_ADU, ArchonSimulator
-from tangolab.lab_config import free_port
 from tangolab.scripting import run, wait_until
 
 ON, OFF, RUNNING, FAULT, ALARM = (tango.DevState.ON, tango.DevState.OFF, tango.DevState.RUNNING,
@@ -39,15 +38,14 @@ def folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def device(simulator, folder):
-    port = free_port()
-    own = f"tango://127.0.0.1:{port}/test/nodb/ccdcontroller"
     properties = {
         "Url": simulator.url, "PollPeriod": 0.2, "Timeout": 1.0, "PreviewSize": 128, "FitsFolder": str(folder),
-        "FitsKeywords": [f"BACKTEMP = {own}/backplaneTemperature#dbase=no",
+        # the device's own attribute by its short name (the test context resolves it to itself); an
+        # explicit port is not taken by a server forked from a process whose ORB already runs
+        "FitsKeywords": ["BACKTEMP = test/nodb/ccdcontroller/backplaneTemperature",
                          "PRESSURE = tango://127.0.0.1:1/lab/gauge/1/pressure#dbase=no"],
     }
-    with DeviceTestContext(CcdController, properties=properties, process=True, timeout=30, host="127.0.0.1",
-                           port=port) as proxy:
+    with DeviceTestContext(CcdController, properties=properties, process=True, timeout=30) as proxy:
         wait_until(lambda: proxy.state() in (ON, OFF), 30, what="device connected")
         proxy.PowerOn()
         wait_until(lambda: proxy.state() == ON, 10, what="ON after PowerOn")

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 PROBE = (
-    "import device_servers, tango; from tango import _telemetry; "
-    "print(_telemetry._telemetry_runtime.runtime_available())"
+    "import device_servers, tango; from tango._internal import telemetry; "
+    "print(telemetry._telemetry_runtime.runtime_available())"
 )
 
 
@@ -24,6 +24,6 @@ def test_a_server_imports_tango_without_telemetry_patching_unless_telemetry_is_e
 
 
 def test_the_test_session_itself_runs_without_it():
-    from tango import _telemetry
+    from tango._internal import telemetry
 
-    assert not _telemetry._telemetry_runtime.runtime_available()
+    assert not telemetry._telemetry_runtime.runtime_available()
