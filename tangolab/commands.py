@@ -48,9 +48,9 @@ UNREACHABLE_REASONS = (
 )
 # Tango's reasons, and those of tangolab's devices (the archiver's AttributeAdd/AttributeRemove, the supervisor's)
 NOT_FOUND_REASONS = ("API_AttrNotFound", "API_CommandNotFound", "DB_DeviceNotDefined", "API_AttributeNotFound",
-                     "NoSuchDevice", "NoSuchAttribute", "NotArchived", "UnknownProgram")
+                     "NoSuchDevice", "NoSuchAttribute", "NotArchived", "UnknownProgram", "NoSuchRule")
 USAGE_REASONS = ("API_IncompatibleArgumentType", "API_IncompatibleCmdArgumentType", "BadMessage",
-                 "API_WAttrOutsideLimit", "BadAttributeName")
+                 "API_WAttrOutsideLimit", "BadAttributeName", "BadAlarmRequest")
 
 
 class CommandError(Exception):

@@ -12,15 +12,19 @@ used); `ForceClamp(seconds)` holds the force at `setpoint` with the feedback; `R
 feedback off and brings the piezo back to 0 V. The board's own triggers stop its ramp.
 
 The stream (device_servers/core/stream.py): the board's binary blocks, channels deflection,
-dac, height, sum (V) and the save flag; a stream that stops makes the device FAULT. An
+dac, height, sum (V) and the save flag; a stream that stops makes the device FAULT. The force
+curve of the last `ViewSeconds` (`curveDistance` in nm, `curveForce` in pN) comes from the views,
+with their events, for screens. An
 overloaded deflection input is ALARM with the reason.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from tango import AttrWriteType, DevState, Except
+import numpy as np
+from tango import AttrQuality, AttrWriteType, DevState, Except
 from tango.server import attribute, command, device_property
 
 from ..core.errors import for_tango
@@ -34,6 +38,9 @@ from . import protocol
 from .driver import DAC_RANGE, BlockSource, Calibration, EpzBoard
 
 GAIN = Limits(0.0, 1.0)
+CHANNEL_INDEX = {name: index for index, name in enumerate(protocol.CHANNELS)}
+#: The most points of the force curve (ViewPixels at most)
+MAX_CURVE = 100_000
 #: How often a running operation asks the board how far its ramp got.
 FOLLOW_S = 0.05
 
@@ -115,10 +122,25 @@ class ForceSpectrometer(Streaming, LongOperationDevice):
 
     # -- the device -----------------------------------------------------------------------------
 
+    @attribute(dtype=(float,), max_dim_x=MAX_CURVE, unit="nm", format="%.1f",
+               doc="The force curve of the last ViewSeconds: distance from where the piezo was nearest the "
+               "surface, one point per view pixel (with curveForce)")
+    def curveDistance(self) -> np.ndarray:
+        return self._force_curve()[0]
+
+    @attribute(dtype=(float,), max_dim_x=MAX_CURVE, unit="pN", format="%.1f",
+               doc="The force curve of the last ViewSeconds: the force at each point of curveDistance")
+    def curveForce(self) -> np.ndarray:
+        return self._force_curve()[1]
+
+    # -- the device -----------------------------------------------------------------------------
+
     def init_device(self) -> None:
         self._settings = {"pullSpeed": 500.0, "pullDistance": 400.0, "contactForce": 300.0,
                           "forceTrigger": 0.0, "timeTrigger": 0.0}
         super().init_device()
+        for name in ("curveDistance", "curveForce"):
+            self.set_change_event(name, True, False)
 
     def create_driver(self, link: ZmqLink) -> EpzBoard:
         self.calibration = Calibration(self.Sensitivity, self.Stiffness, self.PiezoSensitivity)
@@ -161,6 +183,27 @@ class ForceSpectrometer(Streaming, LongOperationDevice):
 
     def halt(self, immediate: bool) -> None:
         self.call_driver(self.driver.halt)
+
+    # -- the force curve, from the views --------------------------------------------------------
+
+    def _push_views(self) -> None:
+        super()._push_views()
+        distance, force = self._force_curve()
+        now = time.time()
+        self.push_change_event("curveDistance", distance, now, AttrQuality.ATTR_VALID)
+        self.push_change_event("curveForce", force, now, AttrQuality.ATTR_VALID)
+
+    def _force_curve(self) -> tuple[np.ndarray, np.ndarray]:
+        """The middle of each view pixel of deflection and height, in pN and nm."""
+        view, cal = self._view, self.calibration
+        deflection, height = (CHANNEL_INDEX[name] for name in ("deflection", "height"))
+        mins, maxs = view.mins, view.maxs  # the stream thread replaces them, never changes them
+        count = min(mins.shape[1], maxs.shape[1])
+        if not count:
+            return np.empty(0), np.empty(0)
+        middles = (mins[:, -count:] + maxs[:, -count:]) / 2
+        heights = middles[height]
+        return (heights.max() - heights) * cal.piezo, cal.force(middles[deflection])
 
     # -- long operations ------------------------------------------------------------------------
 

@@ -19,7 +19,6 @@ Images are never archived (the archiver refuses IMAGE attributes); the FITS writ
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from tango import AttrQuality, AttrWriteType, DevState, Except
 from tango.server import attribute, command, device_property
 
 from tangolab.fits import Keyword, lab_keywords, parse_keywords, parse_sources, write_frame
+from tangolab.images import binned
 
 from ..core.errors import LinkError, for_tango
 from ..core.hardware import polled
@@ -47,15 +47,6 @@ LOG_LINES_PER_POLL = 10
 BLOCK_S = 1e-4
 MAX_SIDE = 8192
 VALID, INVALID = AttrQuality.ATTR_VALID, AttrQuality.ATTR_INVALID
-
-
-def binned(image: np.ndarray, largest: int) -> np.ndarray:
-    """`image` averaged in square bins so that no side exceeds `largest` (edges that do not
-    fill a bin are left out)."""
-    factor = max(1, math.ceil(max(image.shape) / largest))
-    height, width = image.shape[0] // factor, image.shape[1] // factor
-    cropped = image[: height * factor, : width * factor].astype(np.float32)
-    return cropped.reshape(height, factor, width, factor).mean(axis=(1, 3))
 
 
 class CcdController(LongOperationDevice):

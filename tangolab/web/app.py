@@ -32,6 +32,9 @@ from .settings import WebSettings
 HERE = Path(__file__).parent
 KEEPALIVE = 15.0  # s between two comments on a quiet event stream (proxies close silent ones)
 VERBS = ("get", "set", "call", "put", "message", "devices", "history")  # what the command line page runs
+#: What a person does to an alarm on the page or through the API, and the AlarmHandler's command for it
+ALARM_ACTIONS = {"acknowledge": "Acknowledge", "shelve": "Shelve", "unshelve": "Unshelve",
+                 "disable": "OutOfService", "enable": "InService"}
 
 
 class Service:
@@ -51,6 +54,10 @@ class Service:
             self.access.message("info", f"web:{user}", what)
         except ApiError:  # no archiver in this lab, or it is down: the lab log has it
             pass
+
+    def one_of(self, tango_class: str) -> str | None:
+        """The lab's device of a class it has one of (its Supervisor, its AlarmHandler), if any."""
+        return next((d["device"] for d in self.access.devices() if d["class"] == tango_class), None)
 
 
 def create_app(settings: WebSettings) -> FastAPI:
@@ -87,8 +94,13 @@ def create_app(settings: WebSettings) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def dashboard(request: Request):
-        devices = _grouped(lab.access.devices())
-        return page(request, "dashboard.html", groups=devices, title="Dashboard")
+        devices = lab.access.devices()
+        handler = next((d["device"] for d in devices if d["class"] == "AlarmHandler"), None)
+        return page(request, "dashboard.html", groups=_grouped(devices), handler=handler, title="Dashboard")
+
+    @app.get("/alarms", response_class=HTMLResponse, include_in_schema=False)
+    def alarms_page(request: Request):
+        return page(request, "alarms.html", handler=lab.one_of("AlarmHandler"), title="Alarms")
 
     @app.get("/devices/{domain}/{family}/{member}", response_class=HTMLResponse, include_in_schema=False)
     def device_page(request: Request, domain: str, family: str, member: str):
@@ -210,6 +222,15 @@ def create_app(settings: WebSettings) -> FastAPI:
         """The lab at a time: every archived attribute's last value then."""
         return lab.access.state_at(time)
 
+    @app.get("/api/alarms", tags=["alarms"])
+    def alarms(user: Reader) -> list[dict]:
+        """Every alarm of the lab's AlarmHandler, active ones first: name, state (ISA-18.2), severity,
+        since, message, values, expression, shelved_until."""
+        reading = lab.access.read(_alarm_handler(lab), ["alarmTable"])[0]
+        if reading.get("error"):
+            raise ApiError(503, "AlarmHandlerDown", f"the alarm handler does not answer: {reading['error']}")
+        return json.loads(reading["value"])
+
     @app.get("/api/supervisor", tags=["service"])
     def supervisor(user: Reader) -> list[dict]:
         """Every program of the lab: name, level, phase, pid, uptime (s), restarts."""
@@ -277,6 +298,22 @@ def create_app(settings: WebSettings) -> FastAPI:
         lab.access.message(level, f"web:{user}", text)
         lab.log.info("%s: message %s: %s", user, level, text)
         return {"level": level, "source": f"web:{user}", "text": text}
+
+    @app.post("/api/alarms/{rule}/{action}", tags=["alarms"])
+    def alarm_action(rule: str, action: str, user: Writer, why: Annotated[str, Body()],
+                     seconds: Annotated[float | None, Body()] = None) -> dict:
+        """Acknowledge, shelve (for `seconds`), unshelve, disable (out of service) or enable an
+        alarm; `why` is required, the user is the one logged in."""
+        command = ALARM_ACTIONS.get(action.lower())
+        if command is None:
+            raise ApiError(404, "NoSuchAction", f"{action!r}: give {', '.join(ALARM_ACTIONS)}")
+        if command == "Shelve" and seconds is None:
+            raise ApiError(422, "BadAlarmRequest", "shelve: give seconds (the alarm returns by itself after them)")
+        argument = [rule, *([] if command != "Shelve" else [repr(seconds)]), user, why]
+        lab.access.call(_alarm_handler(lab), command, argument)
+        lab.changed(user, f"{action.lower()} alarm {rule}" + (f" for {seconds:g} s" if command == "Shelve" else "")
+                    + f": {why}")
+        return {"alarm": rule, "action": action.lower(), "user": user}
 
     @app.post("/api/supervisor/{action}", tags=["service"])
     def supervise(action: str, user: Writer, program: Annotated[str, Body(embed=True)]) -> dict:
@@ -352,11 +389,16 @@ def _grouped(devices: list[dict]) -> list[tuple[str, list[dict]]]:
     return sorted(groups.items(), key=lambda item: (item[0] in ("Supervisor", "Archiver", "Relay"), item[0]))
 
 
+def _alarm_handler(lab: Service) -> str:
+    if (handler := lab.one_of("AlarmHandler")) is None:
+        raise ApiError(404, "NoAlarmHandler", "this lab has no AlarmHandler")
+    return handler
+
+
 def _supervisor(lab: Service) -> str:
-    found = [d["device"] for d in lab.access.devices() if d["class"] == "Supervisor"]
-    if not found:
+    if (supervisor := lab.one_of("Supervisor")) is None:
         raise ApiError(404, "NoSupervisor", "this lab has no supervisor")
-    return found[0]
+    return supervisor
 
 
 def _programs(lab: Service) -> list[dict]:

@@ -16,14 +16,17 @@ import threading
 import time
 from collections.abc import Iterable
 
+import numpy as np
 import tango
 
 from ..events import Intake, error_text, event_time
+from ..images import binned
 from ..spy import json_value, quality_name
 
 KINDS = (tango.EventType.CHANGE_EVENT, tango.EventType.PERIODIC_EVENT)
 PUMP_PERIOD = 0.02  # s between two takes from the intake
 MAX_ELEMENTS = 2000  # a longer spectrum is sent as its shape: pages show values, not data sets
+IMAGE_SIDE = 128  # an image goes to pages averaged in square bins, this many pixels a side at most
 
 
 class Watcher:
@@ -168,7 +171,11 @@ class Hub:
 
 
 def plain(value: object, labels: tuple[str, ...] = ()) -> object:
-    """A Tango value for JSON; a spectrum too long for a page as its size."""
+    """A Tango value for JSON: a numeric image binned for a page (`{"image": rows, "shape":
+    [height, width]}`, the shape the device's), a spectrum too long for a page as its size."""
+    if isinstance(value, np.ndarray) and value.ndim == 2 and value.dtype.kind in "iuf" and value.size:
+        small = np.nan_to_num(binned(value, IMAGE_SIDE).astype(float)).round(2)
+        return {"image": small.tolist(), "shape": list(value.shape)}
     size = getattr(value, "size", None)
     if size is not None and size > MAX_ELEMENTS:
         return {"shape": list(value.shape)}

@@ -33,10 +33,11 @@ from tangolab.scripting import wait_until
 from tangolab.web.app import create_app
 from tangolab.web.settings import WebSettings
 from tests.conftest import run_lab
-from tests.integration.web_lab import PASSWORD, USER, add_user, address, call, web_lab
+from tests.integration.web_lab import PASSWORD, SETPOINT_ALARM, USER, add_user, address, call, web_lab
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 CRYOCON = "lab/cryocon/1"
+CAMERA, AFM = "lab/camera/1", "lab/afm/1"
 SERVER = "TemperatureController/lab"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"  # Debian's, of one release
 
@@ -126,6 +127,65 @@ def test_a_setpoint_written_from_the_device_page_reaches_the_device(lab, browser
     wait_until(lambda: text_of(browser, f'[data-attr="{CRYOCON}/setpoint2"]') == "33.500", 30,
                what="the new set-point live on the page")
     browser.save_screenshot(shots / "device-written.png")
+
+
+def test_an_alarm_shows_on_the_dashboard_and_is_acknowledged_on_the_alarms_page_with_a_reason(lab, browser, web,
+                                                                                                 shots):
+    cryocon = lab.proxy(CRYOCON)  # the browser is logged in (the test before)
+    before = cryocon.read_attribute("setpoint1").value
+    row = f'tr[data-alarm="{SETPOINT_ALARM}"]'
+    browser.get(f"{web}/alarms")
+    wait_until(lambda: "NORM" in text_of(browser, row), 60, what="the alarm listed, NORM")
+    cryocon.write_attribute("setpoint1", 330.0)
+    try:
+        wait_until(lambda: "UNACK" in text_of(browser, row), 30, what="the alarm UNACK on the page")
+        assert "loop 1 set-point above 320 K" in text_of(browser, row)
+        browser.find_element(By.CSS_SELECTOR, f'{row} button[data-action="acknowledge"]').click()
+        wait_until(lambda: "say why" in text_of(browser, "#alarm-outcome"), 30, what="an acknowledgement without why refused")
+        assert "UNACK" in text_of(browser, row)
+        browser.find_element(By.CSS_SELECTOR, '#why input[name="why"]').send_keys("warming on purpose")
+        browser.find_element(By.CSS_SELECTOR, f'{row} button[data-action="acknowledge"]').click()
+        wait_until(lambda: "ACKED" in text_of(browser, row), 30, what="the alarm ACKED on the page")
+        browser.save_screenshot(shots / "alarms.png")
+        browser.get(f"{web}/")
+        wait_until(lambda: SETPOINT_ALARM in text_of(browser, "#rule-alarms"), 30, what="the alarm on the dashboard")
+        assert "ACKED critical" in text_of(browser, "#rule-alarms")
+        browser.save_screenshot(shots / "dashboard-alarm.png")
+    finally:
+        cryocon.write_attribute("setpoint1", before)
+    wait_until(lambda: not text_of(browser, "#rule-alarms"), 30, what="the alarm gone from the dashboard")
+    status, said = call("GET", f"{web}/api/messages?source=web:{USER}&since=1h")
+    assert status == 200 and any(f"acknowledge alarm {SETPOINT_ALARM}: warming on purpose" in m["text"]
+                                 for m in said), said
+
+
+def test_the_camera_preview_and_the_force_curve_are_drawn(lab, browser, web, shots):
+    camera, afm = lab.proxy(CAMERA), lab.proxy(AFM)
+    wait_until(lambda: camera.state() in (tango.DevState.ON, tango.DevState.OFF), 60, what="the camera connected")
+    if camera.state() == tango.DevState.OFF:
+        camera.PowerOn()
+        wait_until(lambda: camera.state() == tango.DevState.ON, 30, what="the camera ON")
+    browser.get(f"{web}/devices/{CAMERA}")
+    camera.exposureTime = 0.2
+    camera.Expose()
+    info = f'[data-info="{CAMERA}/preview"]'
+    wait_until(lambda: "pixels" in text_of(browser, info), 60, what="the preview drawn")
+    assert "image: not on the page" in browser.find_element(By.CSS_SELECTOR, "table.attributes").text  # the frame
+    greys = browser.execute_script(
+        "const c = document.querySelector('canvas.image'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        "const g = new Set(); for (let i = 0; i < d.length; i += 4) g.add(d[i]); return g.size;")
+    assert greys > 10, f"a flat picture: {greys} grey levels"  # a dark frame's noise spans the grey scale
+    browser.save_screenshot(shots / "camera.png")
+
+    wait_until(lambda: afm.state() == tango.DevState.ON, 60, what="the force spectrometer ON")
+    browser.get(f"{web}/devices/{AFM}")
+    afm.pullDistance = 300.0
+    for command in ("Approach", "Pull"):
+        afm.command_inout(command)
+        wait_until(lambda: afm.operation == "", 60, what=f"{command} ended")
+    script = "return document.getElementById('force-curve').dataset.points || '0'"
+    wait_until(lambda: int(browser.execute_script(script)) > 100, 30, what="the force curve drawn")
+    browser.save_screenshot(shots / "force-curve.png")
 
 
 def test_a_killed_server_greys_and_returns(lab, browser, web, shots):
@@ -309,6 +369,30 @@ def test_one_subscription_per_attribute_whatever_the_number_of_browsers(web):
             stream.close()
     wait_until(lambda: call("GET", f"{web}/api/health")[1]["subscriptions"] == before, 30,
                what="nobody watching: the subscriptions end")
+
+
+def test_alarm_actions_need_a_login_a_known_alarm_and_a_reason(web, token):
+    url = f"{web}/api/alarms/{SETPOINT_ALARM}"
+    status, alarms = call("GET", f"{web}/api/alarms")
+    assert status == 200 and SETPOINT_ALARM in [a["name"] for a in alarms], alarms
+    assert call("POST", f"{url}/shelve", {"why": "night", "seconds": 600})[0] == 401
+    status, answer = call("POST", f"{web}/api/alarms/no_such_alarm/acknowledge", {"why": "x"}, _bearer(token))
+    assert (status, answer["reason"]) == (404, "NoSuchRule") and SETPOINT_ALARM in answer["message"], answer
+    status, answer = call("POST", f"{url}/shelve", {"why": "night"}, _bearer(token))
+    assert (status, answer["reason"]) == (422, "BadAlarmRequest"), answer
+    status, answer = call("POST", f"{url}/shelve", {"why": "", "seconds": 600}, _bearer(token))
+    assert (status, answer["reason"]) == (422, "BadAlarmRequest") and "say why" in answer["message"], answer
+    status, answer = call("POST", f"{url}/shelve", {"why": "a night's work on the loop", "seconds": 600}, _bearer(token))
+    assert status == 200, answer
+    try:
+        assert _alarm_state(web, SETPOINT_ALARM) == "SHLVD"
+    finally:
+        assert call("POST", f"{url}/unshelve", {"why": "done"}, _bearer(token))[0] == 200
+    assert _alarm_state(web, SETPOINT_ALARM) == "NORM"
+
+
+def _alarm_state(web: str, name: str) -> str:
+    return next(alarm["state"] for alarm in call("GET", f"{web}/api/alarms")[1] if alarm["name"] == name)
 
 
 def test_supervisor_actions_need_a_login_and_name_a_program(lab, web, token):

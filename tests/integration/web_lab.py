@@ -1,5 +1,6 @@
-"""The lab the web tests run: the lab file's archiver, relay and lab/cryocon/1 (with its simulator)
-and its web monitor, on free ports; one user who may change things."""
+"""The lab the web tests run: the lab file's archiver, relay, alarm handler, lab/cryocon/1, the
+camera lab/camera/1 and the force spectrometer lab/afm/1 (with their simulators) and its web
+monitor, on free ports; one user who may change things."""
 
 from __future__ import annotations
 
@@ -18,12 +19,25 @@ USER, PASSWORD = "ada", "correct-horse"  # as the README's API examples log in
 FAST = 4  # bcrypt rounds of test users: each login checks the hash, at 12 rounds ~0.3 s
 
 
+#: The web lab's alarm: one a test raises at will by writing loop 1's set-point (latched: it waits for
+#: an acknowledgement after the set-point comes back)
+SETPOINT_ALARM = "setpoint1_high"
+ALARM_RULES = [(f"{SETPOINT_ALARM}: lab/cryocon/1/setpoint1 > 320; deadband=1; latch; severity=critical; "
+                "message=loop 1 set-point above 320 K")]
+
+
 def web_lab() -> LabConfig:
     config = LabConfig.load()
-    relay = {"Relay": copy.deepcopy(config.data["servers"]["Relay"])}
-    data = copy.deepcopy(cryocon_lab(config, relay).data)
+    extra = {name: copy.deepcopy(config.data["servers"][name])
+             for name in ("Relay", "AlarmHandler", "CcdController", "ForceSpectrometer")}
+    data = copy.deepcopy(cryocon_lab(config, extra).data)
+    simulators = config.data["tangolab"]["simulators"]
+    data["tangolab"]["simulators"].update({name: copy.deepcopy(simulators[name]) for name in ("archon", "epz")})
+    data["tangolab"]["simulators"]["archon"].pop("temperature_attribute", None)  # no TEC in this lab
     data["tangolab"]["web"]["plots"] = {"Temperatures": {
         "attributes": ["lab/cryocon/1/temperatureA", "lab/cryocon/1/setpoint1"], "window": "5m"}}
+    cryocon_rules = [rule for rule in data["tangolab"]["alarms"]["rules"] if "lab/cryocon/1/" in rule]  # the README's
+    data["tangolab"]["alarms"] = {"rules": cryocon_rules + ALARM_RULES}
     return LabConfig(data, config.path).with_free_ports()
 
 

@@ -152,6 +152,29 @@ def _contour_lengths_at_the_peaks(force: np.ndarray, height: np.ndarray) -> np.n
     return np.array(lengths)
 
 
+def test_the_force_curve_of_a_pull_comes_as_events_in_pn_and_nm(afm):
+    assert (afm.get_attribute_config("curveForce").unit, afm.get_attribute_config("curveDistance").unit) == ("pN", "nm")
+    afm.pullSpeed, afm.contactForce, afm.forceTrigger, afm.timeTrigger = 1000.0, 300.0, 0.0, 0.0
+    afm.pullDistance = 300.0
+    assert _finish(afm, "Approach") == "done"
+    curves: dict[str, list[np.ndarray]] = {"curveForce": [], "curveDistance": []}
+
+    def keep(name: str):
+        return lambda event: event.err or curves[name].append(np.asarray(event.attr_value.value, dtype=float))
+
+    subscriptions = [afm.subscribe_event(name, tango.EventType.CHANGE_EVENT, keep(name)) for name in curves]
+    try:
+        assert _finish(afm, "Pull") == "done"
+        # the saw-tooth's tension peaks (beyond -60 pN) and the 300 nm retract, within one view
+        wait_until(lambda: any(curve.size and curve.min() < -60 for curve in list(curves["curveForce"])), 10,
+                   what="a curve with the unfolding's tension")
+        wait_until(lambda: any(curve.size and curve.max() > 250 for curve in list(curves["curveDistance"])), 10,
+                   what="a curve spanning the pull")
+    finally:
+        for subscription in subscriptions:
+            afm.unsubscribe_event(subscription)
+
+
 def test_stop_ends_a_pull_at_once_with_the_outcome_stopped(afm):
     afm.pullSpeed = 100.0
     afm.pullDistance = 1000.0

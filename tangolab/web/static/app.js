@@ -9,6 +9,9 @@ const tangolab = (() => {
 
   // -- numbers as the device's format says (%7.3f, %9.2e, %g, %d) --------------------------------
   function formatted(value, format) {
+    if (Array.isArray(value) && value.length > 16 && value.every(v => typeof v === "number")) {
+      return `${value.length} values, ${formatted(Math.min(...value), format)} … ${formatted(Math.max(...value), format)}`;
+    }
     if (typeof value !== "number") return value === null || value === undefined ? "" :
       typeof value === "object" ? JSON.stringify(value) : String(value);
     const m = /^%[-+ 0#]*\d*(?:\.(\d+))?(l?[dfeEgG])$/.exec(format || "");
@@ -46,6 +49,8 @@ const tangolab = (() => {
   function show(element, update) {
     const how = element.dataset.show;
     element.classList.toggle("stale", !!update.error);
+    if (how === "none") return;  // a page's own handler draws it
+    if (how === "image") { if (!update.error) drawImage(element, update.value); return; }
     element.title = update.error || `${stamp(update.time)} ${update.quality}`;
     if (how === "bar") { element.style.width = `${Math.max(0, Math.min(100, Number(update.value) || 0))}%`; return; }
     if (update.error) {
@@ -56,6 +61,49 @@ const tangolab = (() => {
     element.dataset.quality = update.quality;
     element.textContent = how === "text" ? String(update.value ?? "") : formatted(update.value, element.dataset.format);
     if (element.classList.contains("badge")) element.dataset.value = String(update.value);
+  }
+
+  // -- pictures: an image attribute (binned by the service) and an x-y curve ----------------------
+  function drawImage(canvas, value) {
+    const rows = value && value.image, height = rows ? rows.length : 0, width = height ? rows[0].length : 0;
+    if (!width) return;
+    const sorted = rows.flat().sort((a, b) => a - b);  // grey from the 1st to the 99.5th percentile
+    const low = sorted[Math.floor(0.01 * (sorted.length - 1))], high = sorted[Math.floor(0.995 * (sorted.length - 1))];
+    const span = high > low ? high - low : 1;
+    canvas.width = width; canvas.height = height;
+    const context = canvas.getContext("2d"), picture = context.createImageData(width, height);
+    rows.forEach((row, y) => row.forEach((v, x) => {
+      const grey = Math.max(0, Math.min(255, Math.round(255 * (v - low) / span))), at = 4 * (y * width + x);
+      picture.data.set([grey, grey, grey, 255], at);
+    }));
+    context.putImageData(picture, 0, 0);
+    const info = document.querySelector(`[data-info="${CSS.escape(canvas.dataset.attr)}"]`);
+    if (info) info.textContent = `${value.shape[1]} × ${value.shape[0]} pixels (shown ${width} × ${height}), ` +
+      `grey from ${formatted(low, "%.1f")} to ${formatted(high, "%.1f")}`;
+  }
+
+  function drawCurve(canvas, xs, ys, xLabel, yLabel) {
+    const context = canvas.getContext("2d"), width = canvas.width, height = canvas.height;
+    const left = 64, right = 12, top = 12, bottom = 40;
+    const count = Math.min(xs.length, ys.length);
+    context.clearRect(0, 0, width, height);
+    context.font = "12px system-ui, sans-serif"; context.fillStyle = "#9aa4b2"; context.strokeStyle = "#2a313c";
+    context.strokeRect(left, top, width - left - right, height - top - bottom);
+    context.fillText(xLabel, left + (width - left - right) / 2 - 40, height - 6);
+    context.save(); context.translate(14, top + (height - top - bottom) / 2 + 30); context.rotate(-Math.PI / 2);
+    context.fillText(yLabel, 0, 0); context.restore();
+    if (!count) return;
+    const bounds = values => { let lo = Math.min(...values), hi = Math.max(...values); if (hi === lo) { lo -= 1; hi += 1; } return [lo, hi]; };
+    const [x0, x1] = bounds(xs.slice(0, count)), [y0, y1] = bounds(ys.slice(0, count));
+    const px = x => left + (x - x0) / (x1 - x0) * (width - left - right);
+    const py = y => height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom);
+    context.fillText(tick(x0), left, height - bottom + 14); context.fillText(tick(x1), width - right - 40, height - bottom + 14);
+    context.fillText(tick(y1), 4, top + 10); context.fillText(tick(y0), 4, height - bottom);
+    if (y0 < 0 && y1 > 0) { context.beginPath(); context.moveTo(left, py(0)); context.lineTo(width - right, py(0)); context.stroke(); }
+    context.strokeStyle = "#4aa3ff"; context.lineWidth = 1.2; context.beginPath();
+    for (let i = 0; i < count; i++) (i ? context.lineTo : context.moveTo).call(context, px(xs[i]), py(ys[i]));
+    context.stroke();
+    canvas.dataset.points = String(count);
   }
 
   // -- answers of the API ------------------------------------------------------------------------
@@ -80,7 +128,26 @@ const tangolab = (() => {
   // -- pages -------------------------------------------------------------------------------------
   function dashboard() {
     const alarms = new Map();
+    const rules = document.getElementById("rule-alarms");
+    const showNone = () => {
+      const list = document.getElementById("alarms");
+      if (!alarms.size && !(rules && rules.children.length)) {
+        const none = document.createElement("li"); none.className = "none"; none.textContent = "none"; list.append(none);
+      }
+    };
     onUpdate(update => {
+      if (rules && update.name === rules.dataset.attr) {  // the AlarmHandler's: NAME STATE SEVERITY: message
+        rules.replaceChildren(...(update.error ? [] : update.value || []).map(line => {
+          const m = /^(\S+) (\S+) (\S+): ([\s\S]*)$/.exec(line) || [line, line, "", "", ""];
+          const item = document.createElement("li"); item.className = "sev-" + m[3];
+          const a = document.createElement("a"); a.href = "/alarms"; a.textContent = m[1];
+          item.append(a, ` ${m[2]} ${m[3]}: ${m[4]}`);
+          return item;
+        }));
+        document.querySelectorAll("#alarms .none").forEach(e => e.remove());
+        showNone();
+        return;
+      }
       if (!update.name.endsWith("/state")) return;
       const device = update.name.slice(0, -"/state".length);
       const answer = document.querySelector(`[data-answer="${CSS.escape(device)}"]`);
@@ -98,12 +165,60 @@ const tangolab = (() => {
         item.append(a, " " + what);
         return item;
       }));
-      if (!alarms.size) { const none = document.createElement("li"); none.className = "none"; none.textContent = "none"; list.append(none); }
+      showNone();
+    });
+    live();
+  }
+
+  // -- alarms: the AlarmHandler's table, live; actions for those logged in -----------------------
+  const ALARM_ACTIONS = {UNACK: ["acknowledge", "shelve", "disable"], RTNUN: ["acknowledge", "disable"],
+                         ACKED: ["shelve", "disable"], ERROR: ["shelve", "disable"], SHLVD: ["unshelve"],
+                         OOSRV: ["enable"], DSUPR: ["disable"], NORM: ["disable"]};
+
+  function alarms(handler, loggedIn) {
+    const body = document.getElementById("alarm-rows"), form = document.getElementById("why");
+    const cell = (text, cls = "") => { const td = document.createElement("td"); td.textContent = text; td.className = cls; return td; };
+    onUpdate(update => {
+      if (update.name !== body.dataset.attr || update.error) return;
+      body.replaceChildren(...JSON.parse(update.value).map(alarm => {
+        const row = document.createElement("tr");
+        row.className = `alarm sev-${alarm.severity} state-${alarm.state}`;
+        row.dataset.alarm = alarm.name;
+        const badge = document.createElement("span"); badge.className = "badge"; badge.dataset.value = alarm.state;
+        badge.textContent = alarm.state;
+        const state = cell(""); state.append(badge);
+        const shelved = alarm.state === "SHLVD" && alarm.shelved_until ? `\nshelved until ${stamp(alarm.shelved_until)}` : "";
+        row.append(cell(alarm.name, "name"), state, cell(alarm.severity, "severity"),
+                   cell(alarm.since ? stamp(alarm.since) : "", "since"), cell(alarm.message + shelved, "message"),
+                   cell(alarm.values.split(", ").join("\n"), "values"));
+        const actions = cell("", "actions");
+        if (loggedIn) for (const action of ALARM_ACTIONS[alarm.state] || []) {
+          const button = document.createElement("button"); button.type = "button"; button.textContent = action;
+          button.dataset.action = action;
+          button.onclick = async () => {
+            const why = form.elements.why.value.trim();
+            try {
+              await api("POST", `/api/alarms/${encodeURIComponent(alarm.name)}/${action}`,
+                        {why, seconds: action === "shelve" ? Number(form.elements.seconds.value) : null});
+              outcome(form, `${alarm.name}: ${action} done`, false);
+            } catch (error) { outcome(form, `${alarm.name}: ${error.message}`, true); }
+          };
+          actions.append(button);
+        }
+        row.append(actions);
+        return row;
+      }));
     });
     live();
   }
 
   function devicePage(device) {
+    const curve = document.getElementById("force-curve"), latest = {};
+    if (curve) onUpdate(update => {
+      if (update.name !== curve.dataset.x && update.name !== curve.dataset.y) return;
+      latest[update.name] = Array.isArray(update.value) ? update.value : [];
+      drawCurve(curve, latest[curve.dataset.x] || [], latest[curve.dataset.y] || [], "distance (nm)", "force (pN)");
+    });
     onUpdate(update => {
       if (update.name === `${device}/state`) {
         document.body.classList.toggle("away", !!update.error);
@@ -130,7 +245,7 @@ const tangolab = (() => {
         outcome(form, done.result === null ? "done" : JSON.stringify(done.result), false);
       } catch (error) { outcome(form, error.message, true); }
     }));
-    live([`${device}/state`, `${device}/status`]);
+    live([`${device}/state`, `${device}/status`, ...(curve ? [curve.dataset.x, curve.dataset.y] : [])]);
   }
 
   // -- plots: history from the archive, then live ------------------------------------------------
@@ -291,5 +406,5 @@ const tangolab = (() => {
     return false;
   }
 
-  return {dashboard, devicePage, plots, messages, supervisor, logout, formatted, STATES};
+  return {dashboard, devicePage, plots, messages, alarms, supervisor, logout, formatted, STATES};
 })();
