@@ -164,7 +164,7 @@ class ForceCurvesPanel(DevicesPanel):
                 box.curve.setData([], [])
             box.operation = value
             return
-        box.values[name] = np.asarray(value, dtype=float)
+        box.values[name] = np.asarray(getattr(value, "magnitude", value), dtype=float)  # Taurus gives a Quantity
         pairs = box.values[name].reshape(-1, 2)
         steps = np.repeat(np.arange(pairs.shape[0]), 2)
         box.raw[name].setData(steps, pairs.ravel(), connect="pairs")

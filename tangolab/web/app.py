@@ -307,6 +307,8 @@ def create_app(settings: WebSettings) -> FastAPI:
         command = ALARM_ACTIONS.get(action.lower())
         if command is None:
             raise ApiError(404, "NoSuchAction", f"{action!r}: give {', '.join(ALARM_ACTIONS)}")
+        if not why.strip():
+            raise ApiError(422, "BadAlarmRequest", f"{action.lower()}: say why (the lab log keeps it with your name)")
         if command == "Shelve" and seconds is None:
             raise ApiError(422, "BadAlarmRequest", "shelve: give seconds (the alarm returns by itself after them)")
         argument = [rule, *([] if command != "Shelve" else [repr(seconds)]), user, why]

@@ -141,7 +141,11 @@ class Hub:
                 events = feed.take()
                 if not events:
                     continue
-                update = json.dumps(self._update(name, feed, events[-1]))
+                try:
+                    update = json.dumps(self._update(name, feed, events[-1]))
+                except (TypeError, ValueError) as error:  # a value JSON cannot carry: said, the pump goes on
+                    update = json.dumps({"name": name, "value": None, "quality": "INVALID", "time": time.time(),
+                                         "error": f"cannot be shown on a page: {error}"})
                 self._latest[name] = update
                 with self._lock:
                     watchers = list(self._watchers.get(name, ()))
@@ -172,7 +176,10 @@ class Hub:
 
 def plain(value: object, labels: tuple[str, ...] = ()) -> object:
     """A Tango value for JSON: a numeric image binned for a page (`{"image": rows, "shape":
-    [height, width]}`, the shape the device's), a spectrum too long for a page as its size."""
+    [height, width]}`, the shape the device's), a spectrum too long for a page as its size, an
+    encoded block as its format and size."""
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], (bytes, bytearray, memoryview)):
+        return {"encoded": value[0], "bytes": len(value[1])}  # a DevEncoded block: its format and size
     if isinstance(value, np.ndarray) and value.ndim == 2 and value.dtype.kind in "iuf" and value.size:
         small = np.nan_to_num(binned(value, IMAGE_SIDE).astype(float)).round(2)
         return {"image": small.tolist(), "shape": list(value.shape)}
