@@ -195,7 +195,8 @@ def test_watch_prints_values_as_they_change(lab):
     lines: list[str] = []
     read_lines(process, lines)
     try:
-        wait_until(lambda: lines, 150, what="the first value")  # a CLI started beside two busy labs
+        wait_until(lambda: lines or process.poll() is not None, 150, what="the first value")  # beside busy labs
+        assert lines, f"the watch ended ({process.returncode}) without a value: {process.stderr.read()}"
         alternate = alternating(lab.proxy("lab/cryocon/1"), "setpoint2", 76.0, 77.0)
         wait_until(lambda: alternate() or any("lab/cryocon/1/setpoint2  77" in line for line in lines), 30,
                    interval=0.5, what="the new value")
