@@ -381,11 +381,11 @@ def _watch(args: argparse.Namespace) -> int:
                 if record["kind"] == "unwatched":
                     polled.append((proxy, attribute, info, full))
                 else:
-                    _record(args, record)
+                    _watch_line(args, record)
         while True:
             batch = [record for spy in spies for record in spy.poll()]
             for record in sorted(batch, key=lambda r: r.get("time", "")):
-                _record(args, record)
+                _watch_line(args, record)
             if polled and time.monotonic() >= next_read:
                 next_read = time.monotonic() + args.period
                 for proxy, attribute, info, full in polled:
@@ -400,7 +400,7 @@ def _watch(args: argparse.Namespace) -> int:
             spy.stop()
 
 
-def _record(args: argparse.Namespace, record: dict) -> None:
+def _watch_line(args: argparse.Namespace, record: dict) -> None:
     """A spy record as a watch line."""
     if args.json:
         _out(args, "", record)
