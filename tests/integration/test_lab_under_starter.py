@@ -11,7 +11,7 @@ import pytest
 from tangolab.lab_config import LabConfig
 from tangolab.launcher import host_name
 from tangolab.processes import lab_log
-from tangolab.scripting import wait_until
+from tangolab.scripting import ConditionTimeout, wait_until
 from tangolab.starter import STARTER_EXECUTABLE, StarterClient
 from tests.conftest import run_lab, shared_lab
 
@@ -65,7 +65,14 @@ def test_a_killed_supervisor_is_restarted_by_its_watchdog_and_restarts_servers_t
     old = lab.own_pids()["supervisor"]
     os.kill(old, signal.SIGKILL)
     wait_until(lambda: lab.own_pids().get("supervisor", old) != old, 60, what="a new supervisor")
-    wait_until(lambda: all(p["phase"] == "running" for p in lab.programs()), 60, what="every program watched again")
+    def unwatched() -> list[str]:
+        return [f"{p['name']} {p['phase']}" for p in lab.programs() if p["phase"] != "running"]
+
+    try:
+        wait_until(lambda: not unwatched(), 60, what="every program watched again")
+    except ConditionTimeout:
+        raise AssertionError(f"not watched again after 60 s: {unwatched()}; the lab log says:\n"
+                             + "\n".join(lab_log(lab.run_dir).read_text().splitlines()[-40:])) from None
     pid = lab.pid(CRYOCON)
     os.kill(pid, signal.SIGKILL)
     wait_until(lambda: lab.pid(CRYOCON) not in (0, pid), 90, what="the server started again through Starter")

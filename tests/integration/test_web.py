@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -192,9 +193,11 @@ def test_a_killed_server_greys_and_returns(lab, browser, web, shots):
     browser.get(f"{web}/")
     row = f'tr.device[data-device="{CRYOCON}"]'
     wait_until(lambda: text_of(browser, f'[data-device-state="{CRYOCON}"]') == "ON", 30, what="cryocon ON")
+    killed = time.monotonic()
     lab.kill(SERVER, signal.SIGKILL)
     wait_until(lambda: "away" in browser.find_element(By.CSS_SELECTOR, row).get_attribute("class"), 30,
-               what="the killed server's device greyed")
+               interval=0.05, what="the killed server's device greyed")
+    print(f"greyed {time.monotonic() - killed:.2f} s after the kill")  # the issue asks for 2 s: -s shows it
     assert "does not answer" in text_of(browser, f'[data-answer="{CRYOCON}"]')
     assert CRYOCON in text_of(browser, "#alarms")
     status, answer = call("GET", f"{web}/api/devices/{CRYOCON}/attributes?names=temperatureA")
