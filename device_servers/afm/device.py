@@ -14,8 +14,7 @@ feedback off and brings the piezo back to 0 V. The board's own triggers stop its
 The stream (device_servers/core/stream.py): the board's binary blocks, channels deflection,
 dac, height, sum (V) and the save flag; a stream that stops makes the device FAULT. The force
 curve of the last `ViewSeconds` (`curveDistance` in nm, `curveForce` in pN) comes from the views,
-with their events, for screens. An
-overloaded deflection input is ALARM with the reason.
+with their events, for screens. An overloaded deflection input is ALARM with the reason.
 """
 
 from __future__ import annotations
@@ -120,7 +119,7 @@ class ForceSpectrometer(Streaming, LongOperationDevice):
     def timeTrigger(self, value: float) -> None:
         self._settings["timeTrigger"] = value
 
-    # -- the device -----------------------------------------------------------------------------
+    # -- the force curve ------------------------------------------------------------------------
 
     @attribute(dtype=(float,), max_dim_x=MAX_CURVE, unit="nm", format="%.1f",
                doc="The force curve of the last ViewSeconds: distance from where the piezo was nearest the "
@@ -183,8 +182,6 @@ class ForceSpectrometer(Streaming, LongOperationDevice):
 
     def halt(self, immediate: bool) -> None:
         self.call_driver(self.driver.halt)
-
-    # -- the force curve, from the views --------------------------------------------------------
 
     def _push_views(self) -> None:
         super()._push_views()
