@@ -154,6 +154,7 @@ def test_an_alarm_shows_on_the_dashboard_and_is_acknowledged_on_the_alarms_page_
         browser.save_screenshot(shots / "dashboard-alarm.png")
     finally:
         cryocon.write_attribute("setpoint1", before)
+    wait_until(lambda: _alarm_state(web, SETPOINT_ALARM) == "NORM", 60, what="the alarm NORM again")
     wait_until(lambda: not text_of(browser, "#rule-alarms"), 30, what="the alarm gone from the dashboard")
     status, said = call("GET", f"{web}/api/messages?source=web:{USER}&since=1h")
     assert status == 200 and any(f"acknowledge alarm {SETPOINT_ALARM}: warming on purpose" in m["text"]
@@ -376,6 +377,7 @@ def test_one_subscription_per_attribute_whatever_the_number_of_browsers(web):
 
 def test_alarm_actions_need_a_login_a_known_alarm_and_a_reason(web, token):
     url = f"{web}/api/alarms/{SETPOINT_ALARM}"
+    wait_until(lambda: _alarm_state(web, SETPOINT_ALARM) == "NORM", 60, what="the alarm NORM")  # as the lab starts
     status, alarms = call("GET", f"{web}/api/alarms")
     assert status == 200 and SETPOINT_ALARM in [a["name"] for a in alarms], alarms
     assert call("POST", f"{url}/shelve", {"why": "night", "seconds": 600})[0] == 401

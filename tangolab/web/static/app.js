@@ -176,38 +176,52 @@ const tangolab = (() => {
                          OOSRV: ["enable"], DSUPR: ["disable"], NORM: ["disable"]};
 
   function alarms(handler, loggedIn) {
+    // rows are kept and changed in place (the values change every second): a button stays the same
+    // element, and a click never lands on a row that was just replaced
     const body = document.getElementById("alarm-rows"), form = document.getElementById("why");
-    const cell = (text, cls = "") => { const td = document.createElement("td"); td.textContent = text; td.className = cls; return td; };
+    const rows = new Map();  // alarm name -> {row, cells, badge, actions, state}
+    const td = cls => { const cell = document.createElement("td"); cell.className = cls; return cell; };
+    const put = (element, text) => { if (element.textContent !== text) element.textContent = text; };
+    const newRow = name => {
+      const row = document.createElement("tr"); row.dataset.alarm = name;
+      const cells = Object.fromEntries(["name", "state", "severity", "since", "message", "values", "actions"]
+        .map(cls => [cls, td(cls)]));
+      const badge = document.createElement("span"); badge.className = "badge"; cells.state.append(badge);
+      put(cells.name, name);
+      row.append(...Object.values(cells));
+      return {row, cells, badge, state: null};
+    };
+    const buttons = (name, state) => (loggedIn ? ALARM_ACTIONS[state] || [] : []).map(action => {
+      const button = document.createElement("button"); button.type = "button"; button.textContent = action;
+      button.dataset.action = action;
+      button.onclick = async () => {
+        try {
+          await api("POST", `/api/alarms/${encodeURIComponent(name)}/${action}`,
+                    {why: form.elements.why.value.trim(),
+                     seconds: action === "shelve" ? Number(form.elements.seconds.value) : null});
+          outcome(form, `${name}: ${action} done`, false);
+        } catch (error) { outcome(form, `${name}: ${error.message}`, true); }
+      };
+      return button;
+    });
     onUpdate(update => {
       if (update.name !== body.dataset.attr || update.error) return;
-      body.replaceChildren(...JSON.parse(update.value).map(alarm => {
-        const row = document.createElement("tr");
+      const table = JSON.parse(update.value);
+      const order = table.map(alarm => {
+        const entry = rows.get(alarm.name) || rows.set(alarm.name, newRow(alarm.name)).get(alarm.name);
+        const {row, cells, badge} = entry;
         row.className = `alarm sev-${alarm.severity} state-${alarm.state}`;
-        row.dataset.alarm = alarm.name;
-        const badge = document.createElement("span"); badge.className = "badge"; badge.dataset.value = alarm.state;
-        badge.textContent = alarm.state;
-        const state = cell(""); state.append(badge);
+        badge.dataset.value = alarm.state; put(badge, alarm.state);
         const shelved = alarm.state === "SHLVD" && alarm.shelved_until ? `\nshelved until ${stamp(alarm.shelved_until)}` : "";
-        row.append(cell(alarm.name, "name"), state, cell(alarm.severity, "severity"),
-                   cell(alarm.since ? stamp(alarm.since) : "", "since"), cell(alarm.message + shelved, "message"),
-                   cell(alarm.values.split(", ").join("\n"), "values"));
-        const actions = cell("", "actions");
-        if (loggedIn) for (const action of ALARM_ACTIONS[alarm.state] || []) {
-          const button = document.createElement("button"); button.type = "button"; button.textContent = action;
-          button.dataset.action = action;
-          button.onclick = async () => {
-            const why = form.elements.why.value.trim();
-            try {
-              await api("POST", `/api/alarms/${encodeURIComponent(alarm.name)}/${action}`,
-                        {why, seconds: action === "shelve" ? Number(form.elements.seconds.value) : null});
-              outcome(form, `${alarm.name}: ${action} done`, false);
-            } catch (error) { outcome(form, `${alarm.name}: ${error.message}`, true); }
-          };
-          actions.append(button);
-        }
-        row.append(actions);
+        put(cells.severity, alarm.severity);
+        put(cells.since, alarm.since ? stamp(alarm.since) : "");
+        put(cells.message, alarm.message + shelved);
+        put(cells.values, alarm.values.split(", ").join("\n"));
+        if (entry.state !== alarm.state) { cells.actions.replaceChildren(...buttons(alarm.name, alarm.state)); entry.state = alarm.state; }
         return row;
-      }));
+      });
+      for (const name of [...rows.keys()]) if (!table.some(alarm => alarm.name === name)) { rows.get(name).row.remove(); rows.delete(name); }
+      if (order.some((row, i) => body.children[i] !== row)) body.replaceChildren(...order);  // active ones first
     });
     live();
   }
