@@ -557,6 +557,12 @@ def test_under_xvfb_tangolab_gui_shows_the_lab(lab, tmp_path):
         display = ":" + os.read(read, 16).decode().strip()
         env = {**without_display(), "DISPLAY": display, "TANGO_HOST": lab.tango_host,
                "TANGOLAB_GUI_SETTINGS": str(tmp_path / "gui.ini")}
+
+        def x_answers() -> bool:  # the display is taken by a client before the GUI starts on it
+            assert xvfb.poll() is None, f"Xvfb ended ({xvfb.returncode}) after naming display {display}"
+            return subprocess.run(["xwininfo", "-root"], env=env, capture_output=True, check=False).returncode == 0
+
+        wait_until(x_answers, 30, what=f"Xvfb answering on {display}")
         log = tmp_path / "gui.log"  # not a pipe: Taurus logs much, and a full pipe would stop the GUI
         gui = subprocess.Popen([str(TANGOLAB), "gui"], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
         title = f"tangolab — {lab.tango_host}"
