@@ -55,9 +55,11 @@ class Service:
         except ApiError:  # no archiver in this lab, or it is down: the lab log has it
             pass
 
-    def one_of(self, tango_class: str) -> str | None:
-        """The lab's device of a class it has one of (its Supervisor, its AlarmHandler), if any."""
-        return next((d["device"] for d in self.access.devices() if d["class"] == tango_class), None)
+    def one_of(self, tango_class: str, devices: list[dict] | None = None) -> str | None:
+        """The lab's device of a class it has one of (its Supervisor, its AlarmHandler), if any;
+        among `devices` when the caller already listed them."""
+        devices = self.access.devices() if devices is None else devices
+        return next((d["device"] for d in devices if d["class"] == tango_class), None)
 
 
 def create_app(settings: WebSettings) -> FastAPI:
@@ -95,8 +97,8 @@ def create_app(settings: WebSettings) -> FastAPI:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def dashboard(request: Request):
         devices = lab.access.devices()
-        handler = next((d["device"] for d in devices if d["class"] == "AlarmHandler"), None)
-        return page(request, "dashboard.html", groups=_grouped(devices), handler=handler, title="Dashboard")
+        return page(request, "dashboard.html", groups=_grouped(devices), handler=lab.one_of("AlarmHandler", devices),
+                    title="Dashboard")
 
     @app.get("/alarms", response_class=HTMLResponse, include_in_schema=False)
     def alarms_page(request: Request):
