@@ -16,7 +16,8 @@ from tango.test_context import DeviceTestContext
 from device_servers.archiver.subscription import not_archivable
 from device_servers.archon.device import CcdController
 from simulators import run_in_thread
-from simulators.archon import BIAS_ADU, ArchonSimulator
+from simulators.archon import ArchonSimulator
+from simulators.ccd import BIAS_ADU
 from tangolab.scripting import run, wait_until
 
 ON, OFF, RUNNING, FAULT, ALARM = (tango.DevState.ON, tango.DevState.OFF, tango.DevState.RUNNING,
@@ -209,7 +210,7 @@ def test_expose_while_the_power_is_off_is_refused_with_the_reason(device):
     try:
         with pytest.raises(tango.DevFailed) as refused:
             device.Expose()
-        assert refused.value.args[0].reason == "PowerOff"
+        assert refused.value.args[0].reason == "NotReady"
         assert "run PowerOn" in refused.value.args[0].desc
     finally:
         device.PowerOn()

@@ -10,7 +10,8 @@ import pytest
 
 from device_servers.archon.protocol import FETCH_REPLIES, keys, message_id
 from simulators import run_in_thread
-from simulators.archon import BIAS_ADU, ArchonSimulator, dark_rate, make_image
+from simulators.archon import ArchonSimulator
+from simulators.ccd import BIAS_ADU, dark_rate, make_image
 from tangolab.scripting import wait_until
 from tests.wire import Wire
 
