@@ -18,6 +18,7 @@ from .keithley import Keithley487Simulator, Keithley6485Simulator
 from .mecom import MeComSimulator
 from .minitrend import MinitrendSimulator
 from .monochromator import CornerstoneSimulator
+from .ngc import NgcSimulator
 from .owon import OwonSimulator
 from .pdr900 import Pdr900Simulator
 from .prologix import PrologixSimulator
@@ -52,6 +53,7 @@ SIMULATORS: dict[str, type[Simulator]] = {
         EpzSimulator,
         CornerstoneSimulator,
         ArchonSimulator,
+        NgcSimulator,
     )
 }
 
@@ -73,6 +75,7 @@ __all__ = [
     "LineProtocolSimulator",
     "MeComSimulator",
     "MinitrendSimulator",
+    "NgcSimulator",
     "OwonSimulator",
     "Pdr900Simulator",
     "PrologixSimulator",

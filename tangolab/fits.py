@@ -194,3 +194,36 @@ def write_frame(folder: Path | str, image: np.ndarray, keywords: Sequence[Keywor
                 number += 1
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def append_table(path: Path, name: str, columns: Mapping[str, Sequence[Any]]) -> None:
+    """Append `columns` (equal lengths, numbers or strings each) as a binary table named `name` to
+    the FITS file `path`. The file is rewritten under a temporary name and put in place whole:
+    it holds the table or is as it was. ValueError saying what is wrong with the table."""
+    if not _KEYWORD.fullmatch(name.upper()):
+        raise ValueError(f"a table's name is 1-8 characters A-Z 0-9 _ -, not {name!r}")
+    if not isinstance(columns, Mapping) or not columns:
+        raise ValueError("a table needs at least one column: {\"COLUMN\": [values...]}")
+    lengths = {len(values) if isinstance(values, Sequence) and not isinstance(values, str) else -1
+               for values in columns.values()}
+    if len(lengths) != 1 or -1 in lengths:
+        raise ValueError("every column is a list, all of the same length")
+    table = []
+    for column, values in columns.items():
+        array = np.asarray(values)
+        if array.dtype.kind not in "biufU" or not _KEYWORD.fullmatch(str(column).upper()):
+            raise ValueError(f"column {column!r}: a name of 1-8 characters A-Z 0-9 _ -, and numbers or strings")
+        table.append(fits.Column(name=str(column).upper(), array=array,
+                                 format=f"{max(array.dtype.itemsize // 4, 1)}A" if array.dtype.kind == "U"
+                                 else {"b": "L", "i": "K", "u": "K", "f": "D"}[array.dtype.kind]))
+    temporary = path.with_name(f".{PREFIX}-{os.getpid()}-{id(columns):x}{PART}")
+    try:
+        with fits.open(path, memmap=False) as hdus:
+            hdus.append(fits.BinTableHDU.from_columns(table, name=name.upper()))
+            with open(temporary, "wb") as stream:
+                hdus.writeto(stream)
+                stream.flush()
+                os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
