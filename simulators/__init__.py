@@ -23,6 +23,7 @@ from .owon import OwonSimulator
 from .pdr900 import Pdr900Simulator
 from .prologix import PrologixSimulator
 from .standa import StandaSimulator
+from .telescope import TelescopeSimulator
 from .tpg361 import Tpg361Simulator
 from .tti import TtiSimulator
 from .zaber import ZaberSimulator
@@ -54,6 +55,7 @@ SIMULATORS: dict[str, type[Simulator]] = {
         CornerstoneSimulator,
         ArchonSimulator,
         NgcSimulator,
+        TelescopeSimulator,
     )
 }
 
@@ -82,6 +84,7 @@ __all__ = [
     "Running",
     "Simulator",
     "StandaSimulator",
+    "TelescopeSimulator",
     "Tpg361Simulator",
     "TtiSimulator",
     "ZaberSimulator",

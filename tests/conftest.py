@@ -89,8 +89,8 @@ def run_lab(config: LabConfig, folder: Path, **options: bool) -> Iterator[Lab]:
 OWN_TESTS = {
     "StandaStage": ("standa",), "FunctionGenerator": ("afg31000",), "OwonSupply": ("owon",),
     "EnvironmentBox": ("arduino",), "GpsReceiver": ("gps",), "ForceSpectrometer": ("epz",),
-    "Monochromator": ("monochromator",), "CcdController": ("archon",), "AlarmHandler": (),
-    "HostMonitor": (), "Rack": (),
+    "Monochromator": ("monochromator",), "CcdController": ("archon",), "NgcCamera": ("ngc",),
+    "Telescope": ("telescope",), "AlarmHandler": (), "HostMonitor": (), "Rack": (),
 }
 
 

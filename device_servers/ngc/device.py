@@ -43,6 +43,8 @@ TRANSFER_BPS = 20e6
 #: What `LoadSetup` takes.
 SETUP_KEYS = ("read_mode", "setup", "header", "acquisition")
 ACQUISITION_KEYS = ("exposure_time", "frames")
+#: Exposure states in which the controller is busy with a frame.
+BUSY = ("integrating", "reading")
 
 
 class NgcCamera(Camera):
@@ -81,6 +83,9 @@ class NgcCamera(Camera):
         state = values["controllerState"]
         if state != "ONLINE":
             return DevState.OFF, f"The NGC is {state}; run PowerOn"
+        if values["exposureStatus"] in BUSY and self.running is None:
+            return DevState.RUNNING, (f"The NGC is {values['exposureStatus']} an exposure this server did not start "
+                                      "(before a restart?); run Abort to end it")
         if not values["clocks"] or not values["sequencer"]:
             stopped = "clocks disabled" if not values["clocks"] else "sequencer stopped"
             return DevState.OFF, f"The NGC is ONLINE, {stopped}; run PowerOn"
@@ -177,7 +182,7 @@ class NgcCamera(Camera):
             self._refuse("AddHdu", f"{exc}; {self._last_file} unchanged")
 
     def halt(self, immediate: bool) -> None:
-        if self.running is not None:
+        if self.running is not None or self.cached("exposureStatus", "")[0] in BUSY:
             self.call_driver(self.driver.command, "abort")
 
     # -- the camera's part -----------------------------------------------------------------------
@@ -186,6 +191,8 @@ class NgcCamera(Camera):
         state, clocks, sequencer = (self.cached(name, None)[0] for name in ("controllerState", "clocks", "sequencer"))
         if state != "ONLINE" or not clocks or not sequencer:
             return f"the NGC is {state or 'unknown'} (clocks {clocks}, sequencer {sequencer}); run PowerOn"
+        if (exposure := self.cached("exposureStatus", "")[0]) in BUSY:
+            return f"the NGC is {exposure} an exposure this server did not start; run Abort to end it"
         return None
 
     def frame_seconds(self) -> float:

@@ -1,0 +1,3 @@
+from .device import main
+
+main()
