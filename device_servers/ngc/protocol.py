@@ -82,3 +82,17 @@ def database_value(reply_text: str, attribute: str) -> str:
     if not equals or name.strip() != attribute:
         raise ValueError(f"{reply_text!r} is no value of {attribute}")
     return value.strip()
+
+
+#: The control server's commands (the first word of a request).
+MESSAGES = {word: word for word in (
+    "start", "stop", "abort", "online", "standby", "off", "reset", "exit", "status", "setup", "cldc", "seq",
+    "dbRead", "fetch",
+)}
+
+
+def message_id(frame: bytes) -> str | None:
+    """The command of a request line."""
+    words = frame.split()
+    word = words[0].decode("ascii") if words else ""
+    return word if word in MESSAGES else None

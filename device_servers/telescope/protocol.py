@@ -29,3 +29,14 @@ SETTLE_S = 0.5
 
 def number_text(value: float) -> str:
     return f"{value:.3f}"
+
+
+#: The link's requests (the first word of a line).
+MESSAGES = {word: word for word in ("OFFSET", "OFFSET?", "INPOS?", "FOCUS", "FOCUS?", "WEATHER?")}
+
+
+def message_id(frame: bytes) -> str | None:
+    """The request of a line."""
+    words = frame.split()
+    word = words[0].decode("ascii").upper() if words else ""
+    return word if word in MESSAGES else None
