@@ -59,6 +59,11 @@ def run(config: LabConfig, tango_host: str | None = None, settings_path: str | P
     if problem := display_problem():
         print(f"tangolab gui: {problem}", file=sys.stderr)
         return 2
+    import taurus
+
+    # Taurus's start-up notes (no HDB++ archiving reader: the trends read the lab's archive; no
+    # epics scheme; no manual browser) are not the user's business: the terminal shows errors only
+    taurus.setLogLevel(taurus.Logger.Error)
     from taurus.qt.qtgui.application import TaurusApplication
 
     from gui.trend import responsive_interpreter

@@ -187,8 +187,8 @@ class StagesPanel(DevicesPanel):
         widgets["velocity"].setModel(f"{model}/Velocity")
         widgets["homed"].setModel(f"{model}/Homed")
         for key in ("position", "target", "velocity"):
-            widgets[key].setMinimumWidth(130)
-        widgets["state"].setMinimumWidth(90)
+            widgets[key].setMinimumWidth(95)
+        widgets["state"].setMinimumWidth(70)
         widgets["move"] = Qt.QPushButton("Move")
         widgets["move"].setToolTip("move to the target (or press Enter in the target field)")
         widgets["move"].clicked.connect(lambda: widgets["target"].writeValue(forceApply=True))
@@ -208,12 +208,19 @@ class StagesPanel(DevicesPanel):
         for column, key in enumerate(("name", "state", "position", "target", "move", "velocity", "switches", "homed")):
             self.grid.addWidget(widgets[key], row, column)
         commands = {command.cmd_name: command for command in info.commands}
-        for column, name in enumerate(STAGE_COMMANDS, start=len(self.COLUMNS)):
+        buttons = Qt.QWidget()  # one cell: the row fits the window beside the device tree
+        button_layout = Qt.QHBoxLayout(buttons)
+        button_layout.setContentsMargins(0, 0, 0, 0)
+        button_layout.setSpacing(2)
+        for name in STAGE_COMMANDS:
             if name in commands:
                 button = CommandButton(model, commands[name], self.background)
+                button.setMinimumWidth(0)
+                button.setSizePolicy(Qt.QSizePolicy.Minimum, Qt.QSizePolicy.Fixed)
                 button.result.connect(lambda text, ok, device=info.name: self.say(f"{device}: {text}", ok))
-                self.grid.addWidget(button, row, column)
+                button_layout.addWidget(button)
                 widgets[name] = button
+        self.grid.addWidget(buttons, row, len(self.COLUMNS))
         self.rows[info.name] = widgets
         return [widget for key, widget in widgets.items() if "switch " not in key]
 
@@ -476,7 +483,7 @@ class VariablesListener(Qt.QObject):
 
 #: What makes a device a camera: a preview image to draw and an exposure to start.
 CAMERA_ATTRIBUTES = ("preview", "exposureTime", "frameCounter")
-CAMERA_DETAILS = ("State", "operation", "progress", "timeLeft", "exposureTime", "frameCounter",
+CAMERA_DETAILS = ("State", "operation", "progress", "timeLeft", "exposureTime", "frames", "frameCounter",
                   "ccdTemperature", "lastFile")
 CAMERA_COMMANDS = ("PowerOn", "Expose", "Abort", "PowerOff")
 
@@ -498,6 +505,8 @@ class CamerasPanel(DevicesPanel):
 
     def models(self, info: DeviceInfo) -> list[str]:
         names = ["preview", *(name for name in CAMERA_DETAILS if name == "State" or info.attribute(name) is not None)]
+        if info.attribute("lastHeader") is not None:
+            names.append("lastHeader")
         return [f"{self.full(info.name)}/{name}" for name in names]
 
     def add(self, info: DeviceInfo) -> list[Qt.QWidget]:
@@ -513,8 +522,15 @@ class CamerasPanel(DevicesPanel):
         layout.addWidget(box.view, 3)
         side = Qt.QVBoxLayout()
         box.form = GradualForm()
-        box.form.add_models(self.models(info)[1:])
+        box.form.add_models([name for name in self.models(info)[1:] if not name.endswith("/lastHeader")])
         side.addWidget(box.form, 1)
+        box.header = Qt.QPlainTextEdit()
+        box.header.setReadOnly(True)
+        box.header.setLineWrapMode(Qt.QPlainTextEdit.NoWrap)
+        box.header.setFont(Qt.QFontDatabase.systemFont(Qt.QFontDatabase.FixedFont))
+        box.header.setPlaceholderText("The FITS header of the last file shows here")
+        box.header.setToolTip("The header of the last FITS file, as written")
+        side.addWidget(box.header, 1)
         commands = {command.cmd_name: command for command in info.commands}
         buttons = Qt.QHBoxLayout()
         for name in CAMERA_COMMANDS:
@@ -527,29 +543,35 @@ class CamerasPanel(DevicesPanel):
         self.layout_.insertWidget(self.place(info.name, self.cameras), box, 1)
         self.cameras[info.name] = box
         box.frames = 0
-        box.listener = ImageListener(lambda image: self._show(box, image))
-        self.keeper.attributes[f"{model}/preview".lower()].addListener(box.listener)
+        box.listeners = [ValueListener(lambda image: self._show(box, image))]
+        self.keeper.attributes[f"{model}/preview".lower()].addListener(box.listeners[0])
+        if (header := f"{model}/lastHeader".lower()) in self.keeper.attributes:
+            box.listeners.append(ValueListener(lambda cards: box.header.setPlainText("\n".join(map(str, cards)))))
+            self.keeper.attributes[header].addListener(box.listeners[1])
         return [box]
 
     @staticmethod
     def _show(box, image) -> None:
+        import numpy
+
+        image = numpy.asarray(image)
+        if image.ndim != 2 or not image.size:
+            return
         box.view.setImage(image.T, autoLevels=box.frames == 0, autoRange=box.frames == 0, autoHistogramRange=False)
         box.frames += 1
 
 
-class ImageListener(Qt.QObject):
-    """Turns the Taurus events of an image attribute into a Qt signal carrying a 2-D array."""
+class ValueListener(Qt.QObject):
+    """Turns the Taurus events of an attribute into a Qt signal carrying its value, handled on
+    the GUI thread."""
 
-    image = Qt.pyqtSignal(object)
+    value = Qt.pyqtSignal(object)
 
     def __init__(self, then: Callable[[object], None]) -> None:
         super().__init__()
-        self.image.connect(then, Qt.Qt.QueuedConnection)
+        self.value.connect(then, Qt.Qt.QueuedConnection)
 
     def eventReceived(self, src, evt_type, evt_value) -> None:
-        import numpy
-
         rvalue = getattr(evt_value, "rvalue", None)
-        image = numpy.asarray(getattr(rvalue, "magnitude", rvalue)) if rvalue is not None else None
-        if image is not None and image.ndim == 2 and image.size:
-            self.image.emit(image)
+        if rvalue is not None:
+            self.value.emit(getattr(rvalue, "magnitude", rvalue))

@@ -18,7 +18,8 @@ What it changes in taurus_pyqtgraph's TaurusTrend (5.4.1 / 0.9.9), measured ther
   thread, and more of it as the view is scrolled back past what is loaded. Taurus's own
   archiving hook wants a global pyhdbpp reader, queries on the GUI thread and asks with modal
   dialogs; it is not used.
-- Legends read the attribute's label (or name), not `temperatureA[0]`.
+- Legends read the attribute's label (or name), not `temperatureA[0]`, and sit above the plot in
+  as many columns as fit, not over the curves.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ HOLD_REDRAW_PERIOD = 1.0  # s: how often a held (unchanged) value's line is stre
 HISTORY = 3600.0  # s of archive shown before the window opened
 BUFFER_SIZE = 65536  # points kept per curve (Taurus's default)
 SCROLL_SETTLE = 0.3  # s after the last scroll before more history is read
+LEGEND_INDENT, LEGEND_GAP = 40, 24  # px: the legend starts over the value axis' end; room between its columns
 
 
 GIL_SWITCH_INTERVAL = 0.0005  # s; Python's default is 0.005
@@ -302,6 +304,7 @@ class LabTrend(TaurusTrend):
         self.history_error: str | None = None  # why the archive could not be read, if it could not
         self.longest_redraw = 0.0  # s: the longest intake and redraw (painting comes after, from Qt)
         self._loaded_from: float | None = None  # the archive is read from then on
+        self._legend_shape = (0, 0)  # entries and width the legend was last folded for
         self._reading = False
         self.historyRead.connect(self._add_history)
         self._redraw = Qt.QTimer(self)
@@ -345,11 +348,35 @@ class LabTrend(TaurusTrend):
         for trend_set in self.getTrendSets():
             if isinstance(trend_set, LabTrendSet):
                 trend_set.take_in(now, visible)
+        if visible:
+            self._fold_legend()
         self.longest_redraw = max(self.longest_redraw, time.perf_counter() - started)
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
         self.take_in()
+
+    def _fold_legend(self) -> None:
+        """The legend above the plot, in as many columns as its width holds: never over the curves
+        it names (pyqtgraph puts it inside the view, over them). Cheap when nothing changed."""
+        plot = self.getPlotItem()
+        legend = getattr(plot, "legend", None)
+        if legend is None:
+            return
+        shape = (len(legend.items), round(plot.width()))
+        if shape == self._legend_shape:
+            return
+        self._legend_shape = shape
+        if legend.parentItem() is not plot:
+            legend.setParentItem(plot)
+            legend.anchor(itemPos=(0, 0), parentPos=(0, 0), offset=(LEGEND_INDENT, 0))
+        entries, width = shape
+        if not entries:
+            plot.layout.setRowFixedHeight(0, 0)
+            return
+        widest = max(sample.boundingRect().width() + label.boundingRect().width() for sample, label in legend.items)
+        legend.setColumnCount(max(1, min(entries, int((width - LEGEND_INDENT) // (widest + LEGEND_GAP)))))
+        plot.layout.setRowFixedHeight(0, legend.boundingRect().height())
 
     # -- history ---------------------------------------------------------------------------------
 

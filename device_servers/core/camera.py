@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import tango
+from astropy.io import fits
 from tango import AttrQuality, AttrWriteType, Except
 from tango.server import attribute, command, device_property
 
@@ -48,6 +49,7 @@ from .operations import LongOperationDevice, OperationFailed, Running
 
 MAX_SIDE = 8192
 MAX_FRAMES = 10_000
+MAX_CARDS = 1000
 #: How long a frame waits at most for a nodding telescope to stand in position, seconds.
 NOD_WAIT_S = 120.0
 #: Seconds between two looks at the telescope while a frame waits for it.
@@ -85,6 +87,10 @@ class Camera(LongOperationDevice):
     lastFile = attribute(
         dtype=str, fget=lambda device: device._last_file, change_event_implemented=True, change_event_detect=False,
         doc="The FITS file of the last frame (empty before the first)",
+    )
+    lastHeader = attribute(
+        dtype=(str,), max_dim_x=MAX_CARDS, fget=lambda device: device._last_header, change_event_implemented=True,
+        change_event_detect=False, doc="The header of the last FITS file, one 80-character card a line, as written",
     )
     image = attribute(
         dtype=((np.uint16,),), max_dim_x=MAX_SIDE, max_dim_y=MAX_SIDE, unit="ADU",
@@ -145,6 +151,7 @@ class Camera(LongOperationDevice):
         self._frames_per_run = 1
         self._frames = 0
         self._last_file = ""
+        self._last_header: list[str] = []
         self.transfer_rate = 0.0
         self._script_keywords: list[Keyword] = []
         self._images: dict[str, tuple[np.ndarray, float]] = {}
@@ -249,7 +256,9 @@ class Camera(LongOperationDevice):
         except OSError as exc:
             raise OperationFailed(f"frame {self._frames} taken but not saved in {self.FitsFolder}: {exc}") from None
         self._last_file = str(path)
+        self._last_header = [card.image.rstrip() for card in fits.getheader(path).cards][:MAX_CARDS]
         self.push_change_event("lastFile", self._last_file)
+        self.push_change_event("lastHeader", self._last_header)
 
     def _image_reading(self, name: str) -> tuple[np.ndarray, float, AttrQuality]:
         if name not in self._images:

@@ -228,11 +228,15 @@ def test_a_refused_write_is_said_on_the_panel(window, qtbot):
 
 
 def test_the_stage_panel_shows_every_stage_and_its_buttons_drive_it(window, lab, qtbot, tmp_path):
+    from taurus.external.qt import Qt
+
     panel = window.open_panel("Stages")
     qtbot.waitUntil(lambda: {"lab/stage/1", "lab/slide/1", "lab/arm/1", "lab/arm/2", "lab/arm/3"} <= set(panel.rows),
                     timeout=30_000)
     row = panel.rows["lab/stage/1"]
     qtbot.waitUntil(lambda: number_in(row["position"]) is not None, timeout=30_000)
+    scroll = panel.findChild(Qt.QScrollArea)
+    assert scroll.horizontalScrollBar().maximum() == 0, "a stage's row is wider than the window: Abort needs a scroll"
     stage = lab.proxy("lab/stage/1")
     row["Home"].click()
     qtbot.waitUntil(lambda: stage.read_attribute("Homed").value, timeout=60_000)
@@ -304,6 +308,11 @@ def test_the_cameras_panel_draws_each_new_frame_of_the_camera(window, lab, qtbot
     camera.Expose()
     qtbot.waitUntil(lambda: box.frames >= 1, timeout=60_000)
     assert box.view.getImageItem().image.shape[::-1] == camera.preview.shape  # drawn x by y
+    # the last file's header, as written: its exposure time and the lab's state at the shutter's opening
+    qtbot.waitUntil(lambda: "EXPTIME =" in box.header.toPlainText(), timeout=30_000)
+    header = box.header.toPlainText()
+    assert "CCDTEMP =" in header and "DETECTOR= 'STA Archon CCD'" in header, header
+    assert "lab/camera/2" in panel.cameras  # the NGC camera too, on the same vocabulary
     shot(window, tmp_path, "cameras")
 
 
@@ -563,7 +572,7 @@ def test_under_xvfb_tangolab_gui_shows_the_lab(lab, tmp_path):
             return subprocess.run(["xwininfo", "-root"], env=env, capture_output=True, check=False).returncode == 0
 
         wait_until(x_answers, 30, what=f"Xvfb answering on {display}")
-        log = tmp_path / "gui.log"  # not a pipe: Taurus logs much, and a full pipe would stop the GUI
+        log = tmp_path / "gui.log"  # not a pipe: a full pipe would stop the GUI
         gui = subprocess.Popen([str(TANGOLAB), "gui"], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
         title = f"tangolab — {lab.tango_host}"
 
@@ -581,6 +590,9 @@ def test_under_xvfb_tangolab_gui_shows_the_lab(lab, tmp_path):
 
         wait_until(lab_painted, 120, what="live states painted in the window")
         print(f"screenshot: {screen}")
+        said = log.read_text()
+        for noise in ("Archiving reader not set", "scheme not available", "ManualBrowser"):
+            assert noise not in said, f"the terminal shows Taurus's start-up noise: {said[-2000:]}"
     finally:
         if gui is not None:
             terminate(gui.pid)
