@@ -98,6 +98,7 @@ class NgcCamera(Camera):
         """ONLINE, clocks enabled, sequencer started: ready to expose."""
         self.refuse_if_busy("PowerOn")
         self.call_driver(self._power_on)
+        self._refresh()
 
     @command
     def PowerOff(self) -> None:
@@ -105,6 +106,7 @@ class NgcCamera(Camera):
         if self.running is not None:
             self.Abort()
         self.call_driver(self._power_off)
+        self._refresh()
 
     @command
     def Online(self) -> None:
@@ -253,6 +255,12 @@ class NgcCamera(Camera):
             self.Abort()
         self.refuse_if_busy(name)
         self.call_driver(self.driver.command, name)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """The controller's new state in the cache now: a script's Expose right after PowerOn is
+        judged on it, not on the poll before."""
+        self.publish(self.call_driver(self.poll))
 
     def _setup(self, values: dict[str, Any], what: str) -> None:
         problems = [problem for name, value in values.items() if (problem := parameter_problem(name, str(value)))]
