@@ -93,11 +93,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=10, help="frames of each transfer (default %(default)s)")
     parser.add_argument("--aborts", type=int, default=5, help="aborts of each kind (default %(default)s)")
+    parser.add_argument("--side", type=int, default=2048,
+                        help="frame side, pixels (default %(default)s: 8 MB, a few chunks of the device's fetch)")
     args = parser.parse_args()
     simulator, port = serve_simulator()
     try:
         raw = Conversation(port)
         raw.ask("POWERON")
+        raw.ask(f"WCONFIG0001LINECOUNT={args.side}")
+        raw.ask(f"WCONFIG0002PIXELCOUNT={args.side}")
+        raw.ask("APPLYALL")
         raw.ask("WCONFIG0006PARAMETER1=PixelNS=1")  # readout at once: only transfers are timed
         raw.ask("LOADPARAMS")
         properties = {"Url": f"socket://127.0.0.1:{port}", "PollPeriod": 0.5, "Timeout": 5.0}
@@ -131,7 +136,7 @@ def main() -> int:
                 camera.Abort()
                 until_on(camera)
                 aborts["during the exposure"].append(time.perf_counter() - start)
-                raw.ask("WCONFIG0006PARAMETER1=PixelNS=50000")  # a 14 s readout
+                raw.ask("WCONFIG0006PARAMETER1=PixelNS=50000")  # a readout of minutes
                 raw.ask("LOADPARAMS")
                 camera.exposureTime = 0.0
                 camera.Expose()

@@ -58,9 +58,10 @@ _REQUEST = re.compile(rb">([0-9A-F]{2})(.*?)\r?\n?", re.DOTALL)
 
 
 class FetchReplies(Framing):
-    """What follows a FETCH: 1028-byte blocks, or a refusal line `?xx\\n`."""
+    """What follows a FETCH: `blocks` 1028-byte blocks taken as one frame, or a refusal line `?xx\\n`."""
 
-    _blocks = FixedLength(BLOCK_FRAME_BYTES)
+    def __init__(self, blocks: int = 1) -> None:
+        self._blocks = FixedLength(blocks * BLOCK_FRAME_BYTES)
 
     def split(self, buffer: bytes) -> tuple[bytes, bytes] | None:
         return LINES.split(buffer) if buffer[:1] == b"?" else self._blocks.split(buffer)

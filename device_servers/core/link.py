@@ -36,6 +36,13 @@ LINES = Lines(b"\n")
 Listener = Callable[[bytes], None]
 
 
+#: Bytes one read takes at most after the first has come; while a long frame is being read, up to
+#: as many as have come (at most `MAX_READ_SIZE`): a camera's megabytes arrive in a few reads, not
+#: in hundreds of appends each copying all that came before.
+READ_SIZE = 1 << 12
+MAX_READ_SIZE = 1 << 20
+
+
 class Link(Line):
     """A line that carries bytes, cut into frames: what text and binary instrument drivers use."""
 
@@ -209,7 +216,8 @@ class SerialLink(Link):
     def _read_frame(self, framing: Framing, deadline: float, what: str) -> bytes:
         while (parts := self._split(framing)) is None:
             remaining = deadline - time.monotonic()
-            chunk = self._read_some(remaining) if remaining > 0 else b""
+            size = min(max(READ_SIZE, len(self._buffer)), MAX_READ_SIZE)
+            chunk = self._read_some(remaining, size) if remaining > 0 else b""
             if not chunk:
                 got = f", got {shown(self._buffer)} so far" if self._buffer else ""
                 self._fail(f"no reply {what}{got}")
@@ -237,7 +245,7 @@ class SerialLink(Link):
         except (serial.SerialException, OSError) as exc:
             raise self._failure(f"write to {self.url} failed: {_reason(exc)}") from exc
 
-    def _read_some(self, timeout: float) -> bytes:
+    def _read_some(self, timeout: float, size: int = READ_SIZE) -> bytes:
         """What has arrived, waiting up to `timeout` for the first byte (pyserial's socket
         `in_waiting` says only 0 or 1, so the rest is read without waiting)."""
         port = self._require_open()
@@ -246,7 +254,7 @@ class SerialLink(Link):
             data = port.read(1)
             if data:
                 port.timeout = 0
-                data += port.read(4096)
+                data += port.read(size)
             return data
         except (serial.SerialException, OSError) as exc:
             raise self._failure(f"read from {self.url} failed: {_reason(exc)}") from exc
