@@ -49,7 +49,7 @@ class DeviceTree(Qt.QTreeWidget):
         self.lab_order = [(device.lower(), tango_class) for device, tango_class in lab_order]
         self.setHeaderLabels(["device", "state"])
         self.setColumnWidth(0, 230)
-        self.setMinimumWidth(330)
+        self.setMinimumWidth(300)
         self.devices: dict[str, Qt.QTreeWidgetItem] = {}
         self.groups: dict[str, Qt.QTreeWidgetItem] = {}
         self._icons: dict[str, Qt.QIcon] = {}

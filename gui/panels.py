@@ -155,7 +155,7 @@ class StagesPanel(DevicesPanel):
     """Every stage on a row: state, position, target and Move, velocity, home / upper / lower
     switches, homed, and Stop / Home / Abort."""
 
-    COLUMNS = ("stage", "state", "position", "target", "", "velocity", "home  upper  lower", "homed")
+    COLUMNS = ("stage", "state", "position", "target", "", "velocity", "switches", "homed")
 
     def __init__(self, window, parent=None) -> None:
         super().__init__(window, parent)
@@ -186,10 +186,14 @@ class StagesPanel(DevicesPanel):
         widgets["target"].setModel(f"{model}/Position")
         widgets["velocity"].setModel(f"{model}/Velocity")
         widgets["homed"].setModel(f"{model}/Homed")
-        for key in ("position", "target", "velocity"):
-            widgets[key].setMinimumWidth(95)
+        widgets["position"].setMinimumWidth(110)
+        widgets["velocity"].setMinimumWidth(140)
+        widgets["target"].setMinimumWidth(80)
+        for key in ("position", "velocity"):
+            widgets[key].setAutoTrim(False)  # a number never becomes "..."
         widgets["state"].setMinimumWidth(70)
         widgets["move"] = Qt.QPushButton("Move")
+        widgets["move"].setMaximumWidth(52)
         widgets["move"].setToolTip("move to the target (or press Enter in the target field)")
         widgets["move"].clicked.connect(lambda: widgets["target"].writeValue(forceApply=True))
         switches = Qt.QWidget()
@@ -215,8 +219,7 @@ class StagesPanel(DevicesPanel):
         for name in STAGE_COMMANDS:
             if name in commands:
                 button = CommandButton(model, commands[name], self.background)
-                button.setMinimumWidth(0)
-                button.setSizePolicy(Qt.QSizePolicy.Minimum, Qt.QSizePolicy.Fixed)
+                button.setMaximumWidth(56)
                 button.result.connect(lambda text, ok, device=info.name: self.say(f"{device}: {text}", ok))
                 button_layout.addWidget(button)
                 widgets[name] = button
