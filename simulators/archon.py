@@ -88,14 +88,8 @@ class ArchonSimulator(CcdTemperature):
     framing = LINES
     garbage_end = b"\n"
 
-    def __init__(
-        self, *, ccd_temperature: float = -40.0, temperature_attribute: str = "", light: float = 0.0,
-        seed: int | None = None, speed: float = 1.0,
-    ) -> None:
-        super().__init__(seed=seed, speed=speed)
-        self.rng = np.random.default_rng(seed)
-        self.ccd_temperature = ccd_temperature
-        self.light = light
+    def __init__(self, **options: object) -> None:
+        super().__init__(**options)
         self.config: list[tuple[str, str]] = list(CONFIGURATION)
         self.parameters: dict[str, int] = {}
         self.geometry = (0, 0, 0)  # width, height, overscan as applied
@@ -113,7 +107,6 @@ class ArchonSimulator(CcdTemperature):
         self._exposure: tuple[float, float] = (0.0, 0.0)  # seconds, CCD temperature
         self._image: np.ndarray | None = None
         self._apply()
-        self.temperature_attribute = temperature_attribute
 
     # -- the protocol ------------------------------------------------------------------------
 

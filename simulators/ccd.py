@@ -54,11 +54,18 @@ def make_image(
 
 
 class CcdTemperature(Simulator):
-    """A simulator whose CCD temperature is `ccd_temperature`, or read once a second from
-    `temperature_attribute` while it serves (a subclass sets both in its constructor)."""
+    """A simulator of a CCD: its charge made with `rng`, under `light`, at `ccd_temperature`, or
+    at what `temperature_attribute` reads (once a second, while it serves)."""
 
-    ccd_temperature: float
-    temperature_attribute: str
+    def __init__(
+        self, *, ccd_temperature: float = -40.0, temperature_attribute: str = "", light: float = 0.0,
+        seed: int | None = None, speed: float = 1.0,
+    ) -> None:
+        super().__init__(seed=seed, speed=speed)
+        self.rng = np.random.default_rng(seed)
+        self.ccd_temperature = ccd_temperature
+        self.temperature_attribute = temperature_attribute
+        self.light = light
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:

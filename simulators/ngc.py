@@ -20,8 +20,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar
 
-import numpy as np
-
 from device_servers.core.framing import definite_length_block
 from device_servers.ngc.protocol import FETCH_MAX, PARAMETERS, READ_MODES, parameter_problem
 
@@ -55,15 +53,8 @@ class NgcSimulator(CcdTemperature):
     default_port = 8080
     garbage_end = b"\n"
 
-    def __init__(
-        self, *, ccd_temperature: float = -40.0, temperature_attribute: str = "", light: float = 0.0,
-        seed: int | None = None, speed: float = 1.0,
-    ) -> None:
-        super().__init__(seed=seed, speed=speed)
-        self.rng = np.random.default_rng(seed)
-        self.ccd_temperature = ccd_temperature
-        self.temperature_attribute = temperature_attribute
-        self.light = light
+    def __init__(self, **options: object) -> None:
+        super().__init__(**options)
         self.state = "LOADED"
         self.clocks = False
         self.sequencer = False
