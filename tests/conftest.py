@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import multiprocessing
 import os
 import signal
 import sys
@@ -20,6 +21,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # DeviceTestContext sets 1 s for its servers, but a forked server keeps the ORB settings of this
 # process, fixed when its first proxy was made: set them before that (a server stop 5.4 -> 1.4 s).
 os.environ.setdefault("ORBscanGranularity", "1")
+# A DeviceTestContext(process=True) server starts as a new interpreter (with this process's
+# environment as it is then), not forked from this one: a fork copies the locks other threads hold
+# (omniORB's, the Tango client's, logging's), and a forked server once hung at its shutdown for
+# good; one forked after this process's ORB started does not listen on the port it is given.
+multiprocessing.set_start_method("spawn", force=True)
 #: xdist workers per core for `-n auto`. Most tests wait, but a lab they wait on polls its instruments
 #: (an idle demo lab keeps 0.4 of a core busy, the whole lab file's some fifty processes more): on
 #: 2 cores, 3 workers starting labs at once starved each other into time-outs (lab start-ups of

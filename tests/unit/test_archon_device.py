@@ -41,8 +41,7 @@ def folder(tmp_path_factory) -> Path:
 def device(simulator, folder):
     properties = {
         "Url": simulator.url, "PollPeriod": 0.2, "Timeout": 1.0, "PreviewSize": 128, "FitsFolder": str(folder),
-        # the device's own attribute by its short name (the test context resolves it to itself); an
-        # explicit port is not taken by a server forked from a process whose ORB already runs
+        # the device's own attribute by its short name (the test context resolves it to itself)
         "FitsKeywords": ["BACKTEMP = test/nodb/ccdcontroller/backplaneTemperature",
                          "PRESSURE = tango://127.0.0.1:1/lab/gauge/1/pressure#dbase=no"],
     }

@@ -4,7 +4,6 @@ sensors with their dew points, sets and reads back the switches, and passes the 
 
 from __future__ import annotations
 
-import gc
 import math
 
 import pytest
@@ -26,7 +25,6 @@ def simulator():
 @pytest.fixture(scope="module")
 def box(simulator):
     properties = {"Url": simulator.url, "PollPeriod": 0.2, "Timeout": 0.5, "StartupTime": 5.0}
-    gc.collect()  # a Tango proxy left to the forked server's garbage collector deadlocks it
     with DeviceTestContext(EnvironmentBox, properties=properties, process=True, timeout=30) as proxy:
         wait_until(lambda: proxy.state() == tango.DevState.ON, 30, what="box ON")
         yield proxy

@@ -4,8 +4,6 @@ instrument's words that changes nothing, an arbitrary waveform, and the fault ma
 
 from __future__ import annotations
 
-import gc
-
 import numpy as np
 import pytest
 import tango
@@ -26,7 +24,6 @@ def simulator():
 @pytest.fixture(scope="module")
 def generator(simulator):
     properties = {"Url": simulator.url, "PollPeriod": 0.2, "Timeout": 0.5, "Model": "33120A"}
-    gc.collect()  # a Tango proxy left to the forked server's garbage collector deadlocks it
     with DeviceTestContext(FunctionGenerator, properties=properties, process=True, timeout=30) as proxy:
         wait_until(lambda: proxy.state() == tango.DevState.ON, 30, what="generator ON")
         yield proxy

@@ -5,8 +5,6 @@ checksum)."""
 
 from __future__ import annotations
 
-import gc
-
 import pytest
 import tango
 from tango.test_context import DeviceTestContext
@@ -26,7 +24,6 @@ def simulator():
 @pytest.fixture(scope="module")
 def gps(simulator):
     properties = {"Url": simulator.url, "Timeout": 0.6}
-    gc.collect()  # a Tango proxy left to the forked server's garbage collector deadlocks it
     with DeviceTestContext(GpsReceiver, properties=properties, process=True, timeout=30) as proxy:
         wait_until(lambda: proxy.state() == tango.DevState.ON, 30, what="receiver ON")
         yield proxy

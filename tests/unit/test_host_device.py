@@ -4,8 +4,6 @@ device ALARM naming diskUsed (and ON again once the limit is back)."""
 
 from __future__ import annotations
 
-import gc
-
 import pytest
 import tango
 from tango.test_context import DeviceTestContext
@@ -20,7 +18,6 @@ UNITS = {"cpu": "%", "memoryUsed": "%", "memoryAvailable": "GiB", "diskUsed": "%
 @pytest.fixture(scope="module")
 def host(tmp_path_factory):
     properties = {"PollPeriod": 0.2, "DiskPath": str(tmp_path_factory.mktemp("disk"))}
-    gc.collect()  # a Tango proxy left to the forked server's garbage collector deadlocks it
     with DeviceTestContext(HostMonitor, properties=properties, process=True, timeout=30) as proxy:
         # the network rates need two readings
         wait_until(lambda: proxy.read_attribute("networkSend").quality == tango.AttrQuality.ATTR_VALID, 30,

@@ -4,8 +4,6 @@ refusals in the instrument's words, protection trips as ALARM, and the fault mat
 
 from __future__ import annotations
 
-import gc
-
 import pytest
 import tango
 from tango.test_context import DeviceTestContext
@@ -27,7 +25,6 @@ def simulator():
 @pytest.fixture(scope="module")
 def device(simulator):
     properties = {"Url": simulator.url, "PollPeriod": 0.2, "Timeout": 0.5}
-    gc.collect()  # a Tango proxy left to the forked server's garbage collector deadlocks it
     with DeviceTestContext(OwonSupply, properties=properties, process=True, timeout=30) as proxy:
         wait_until(lambda: proxy.state() in CONNECTED, 30, what="device connected")
         yield proxy

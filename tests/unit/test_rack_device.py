@@ -4,8 +4,6 @@ process, on the Arduino simulator) as a client, with the margin's alarm limits."
 
 from __future__ import annotations
 
-import gc
-
 import pytest
 import tango
 from tango.test_context import DeviceTestContext
@@ -37,13 +35,11 @@ def test_2_source_names_keep_their_host_and_database_parts():
 def rack():
     with run_in_thread(ArduinoSimulator(boot=0.25, seed=3)) as simulator:
         box_properties = {"Url": simulator.url, "PollPeriod": 0.2, "Timeout": 0.5, "StartupTime": 5.0}
-        gc.collect()  # a Tango proxy left to the forked server's garbage collector deadlocks it
         box_context = DeviceTestContext(EnvironmentBox, properties=box_properties, process=True, timeout=30)
         with box_context:
             box, _, no_database = box_context.get_device_access().partition("#")  # name#dbase=no
             properties = {"Temperature": f"{box}/temperature1#{no_database}",
                           "Humidity": f"{box}/humidity1#{no_database}", "PollPeriod": 0.2}
-            gc.collect()
             with DeviceTestContext(Rack, properties=properties, process=True, timeout=30) as proxy:
                 yield simulator.simulator, proxy
 

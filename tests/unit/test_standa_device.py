@@ -5,8 +5,6 @@ offline until back, garbage, a bad CRC)."""
 
 from __future__ import annotations
 
-import gc
-
 import pytest
 import tango
 from tango.test_context import DeviceTestContext
@@ -26,7 +24,6 @@ def simulator():
 @pytest.fixture(scope="module")
 def stage(simulator):
     properties = {"Url": simulator.url, "PollPeriod": 0.2, "Timeout": 0.5, "MoveTimeMargin": 5.0}
-    gc.collect()  # a Tango proxy left to the forked server's garbage collector deadlocks it
     with DeviceTestContext(StandaStage, properties=properties, process=True, timeout=30) as proxy:
         wait_until(lambda: proxy.state() == tango.DevState.ON, 30, what="stage ON")
         yield proxy
