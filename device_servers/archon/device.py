@@ -124,21 +124,19 @@ class CcdController(Camera):
         return [Keyword("CCDTEMP", ccd, "CCD temperature, controller [degC]")] if quality == VALID else []
 
     def frame_seconds(self) -> float:
-        if self._timing is None:
-            self._timing = self.call_driver(self.driver.timing)
-        timing = self._timing
+        """From the controller's configuration, read as each `Expose` starts: its frames use it."""
+        timing = self._timing = self.call_driver(self.driver.timing)
         return timing.readout_s + BLOCK_S * timing.width * timing.height * 2 / 1024
 
     def take_frame(self, op: Running, seconds: float, opened: Callable[[], None]) -> np.ndarray | None:
+        timing = self._timing
         try:
-            timing: Timing = self.driver.timing()
             before = self.driver.frame()
             self.driver.start_exposure(seconds)
         except LinkError as exc:
             raise OperationFailed(f"the exposure could not start: {exc}") from None
         opened()
         started = time.monotonic()
-        self._timing = timing
         number = before.write_buffer
         old_frame = before.buffers[number].frame
         readout = timing.readout_s

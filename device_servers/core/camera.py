@@ -136,7 +136,8 @@ class Camera(LongOperationDevice):
         return []
 
     def frame_seconds(self) -> float:
-        """Seconds one frame takes beyond its exposure: readout and transfer (an estimate)."""
+        """Seconds one frame takes beyond its exposure: readout and transfer (an estimate); asked
+        once by each `Expose`, as it starts."""
         return 0.0
 
     def take_frame(self, op: Running, seconds: float, opened: Callable[[], None]) -> np.ndarray | None:
@@ -178,8 +179,8 @@ class Camera(LongOperationDevice):
         own = [Keyword("EXPTIME", seconds, "exposure time [s]"), Keyword("DETECTOR", self.Detector),
                *self._script_keywords]
         name = f"exposing {seconds:g} s" if count == 1 else f"exposing {count} frames of {seconds:g} s"
-        self.run_operation(name, lambda op: self._run(op, seconds, count, own, sources),
-                           count * (seconds + self.frame_seconds()))
+        frame = seconds + self.frame_seconds()
+        self.run_operation(name, lambda op: self._run(op, seconds, frame, count, own, sources), count * frame)
 
     @command(dtype_in=(str,), doc_in="`KEYWORD = value` lines; none: clear them")
     def SetKeywords(self, lines: list[str]) -> None:
@@ -197,10 +198,13 @@ class Camera(LongOperationDevice):
 
     # -- a run's work ----------------------------------------------------------------------------
 
-    def _run(self, op: Running, seconds: float, count: int, own: list[Keyword], sources: dict[str, str]) -> None:
+    def _run(
+        self, op: Running, seconds: float, frame: float, count: int, own: list[Keyword], sources: dict[str, str],
+    ) -> None:
+        """`count` frames of `seconds` exposure, each taking `frame` seconds in all."""
         telescope = self._telescope() if self.Telescope else None
         for index in range(count):
-            share, after = 100.0 / count, (count - index - 1) * (seconds + self.frame_seconds())
+            share, after = 100.0 / count, (count - index - 1) * frame
             if telescope is not None and not self._wait_for_telescope(op, telescope):
                 return
             shutter = _Shutter(sources if self.FitsFolder else {}, f"lab state for {self.get_name()}")

@@ -75,7 +75,8 @@ class NgcCamera(Camera):
         mode, width, height = self.driver.window()
         return {
             "controllerState": summary.state, "clocks": summary.clocks, "sequencer": summary.sequencer,
-            "exposureStatus": summary.exposure, "countDown": summary.count_down, "runNumber": summary.run_no,
+            "exposureStatus": summary.progress.exposure, "countDown": summary.progress.count_down,
+            "runNumber": summary.run_no,
             "readMode": mode, "width": width, "height": height,
         }
 
@@ -158,7 +159,7 @@ class NgcCamera(Camera):
         except ValueError as exc:
             self._refuse("LoadSetup", str(exc))
         if setup:
-            self._setup(setup, "LoadSetup")
+            self.call_driver(self.driver.setup, setup)  # checked whole by _setup_of
         if keywords is not None:
             self._script_keywords = keywords
         if "exposure_time" in acquisition:
@@ -205,19 +206,18 @@ class NgcCamera(Camera):
     def take_frame(self, op: Running, seconds: float, opened: Callable[[], None]) -> np.ndarray | None:
         try:
             with self.link.lock:
-                before = self.driver.summary().frame_count
+                before = self.driver.progress().frame_count
                 self.driver.setup({"DET.SEQ1.DIT": f"{seconds:g}", "DET.NDIT": 1})
                 self.driver.command("start")
             opened()
-            readout = self.frame_seconds()
+            total = seconds + self.frame_seconds()
             while op.sleep(EXPOSURE_POLL_S):
-                summary = self.driver.summary()
-                if summary.frame_count > before:
+                progress = self.driver.progress()
+                if progress.frame_count > before:
                     break
-                if summary.exposure in ("aborted", "failed") and not summary.active:
-                    raise OperationFailed(f"the NGC ended the exposure: {summary.exposure}")
-                total = seconds + readout
-                op.report(90 * (total - min(summary.count_down, total)) / max(total, 1e-9), summary.count_down)
+                if progress.exposure in ("aborted", "failed") and not progress.active:
+                    raise OperationFailed(f"the NGC ended the exposure: {progress.exposure}")
+                op.report(90 * (total - min(progress.count_down, total)) / max(total, 1e-9), progress.count_down)
             else:
                 return None  # Stop or Abort: halt() told the controller
             width, height = self.driver.geometry()

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
 from ..core.errors import GarbledReply, InstrumentError, LinkError, RejectedValue, shown
 from ..core.framing import FramingError, block_data
 from ..core.link import Link
-from .protocol import DATABASE, FETCH_MAX, READ_MODES, REPLIES, database_value, request
+from .protocol import DATABASE, EXPOSURE, FETCH_MAX, READ_MODES, REPLIES, database_value, request
+
+T = TypeVar("T")
 
 
 class FetchCut(InstrumentError):
@@ -24,19 +27,24 @@ class FetchCut(InstrumentError):
 
 
 @dataclass(frozen=True)
+class Progress:
+    """How the exposure under way goes, from the online database."""
+
+    active: bool
+    exposure: str  # expStatusName: idle, integrating, reading, success, aborted
+    count_down: float
+    frame_count: int
+
+
+@dataclass(frozen=True)
 class Summary:
     """The control server's online database, as a poll reads it."""
 
     state: str
-    active: bool
     clocks: bool
     sequencer: bool
-    run_seconds: float
-    count_down: float
-    exposure: str
-    frame_no: int
-    frame_count: int
     run_no: int
+    progress: Progress
 
 
 class Ngc:
@@ -60,17 +68,29 @@ class Ngc:
         except ValueError as exc:
             raise self.link.lost(GarbledReply(f"{self.link.url}: {exc}")) from None
 
+    def progress(self, values: dict[str, str] | None = None) -> Progress:
+        """The exposure's progress (from `values` read already, or read now)."""
+        values = values or self._read_all(EXPOSURE)
+        return self._parsed(lambda: Progress(
+            active=values["system.subStateName"] == "active", exposure=values["exposure.expStatusName"],
+            count_down=float(values["exposure.countDown"]), frame_count=int(values["exposure.frameCount"]),
+        ))
+
     def summary(self) -> Summary:
+        values = self._read_all(DATABASE)
+        return self._parsed(lambda: Summary(
+            state=values["system.stateName"], clocks=values["cldc_0.statusName"] == "enabled",
+            sequencer=values["seq_0.statusName"] == "running", run_no=int(values["exposure.runNo"]),
+            progress=self.progress(values),
+        ))
+
+    def _read_all(self, names: tuple[str, ...]) -> dict[str, str]:
         with self.link.lock:
-            values = {name: self.read(name) for name in DATABASE}
+            return {name: self.read(name) for name in names}
+
+    def _parsed(self, make: Callable[[], T]) -> T:
         try:
-            return Summary(
-                state=values["system.stateName"], active=values["system.subStateName"] == "active",
-                clocks=values["cldc_0.statusName"] == "enabled", sequencer=values["seq_0.statusName"] == "running",
-                run_seconds=float(values["exposure.time"]), count_down=float(values["exposure.countDown"]),
-                exposure=values["exposure.expStatusName"], frame_no=int(values["exposure.frameNo"]),
-                frame_count=int(values["exposure.frameCount"]), run_no=int(values["exposure.runNo"]),
-            )
+            return make()
         except ValueError as exc:
             raise self.link.lost(GarbledReply(f"{self.link.url}: an online database value {exc}")) from None
 

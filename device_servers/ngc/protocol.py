@@ -37,11 +37,9 @@ STATES = ("OFF", "LOADED", "STANDBY", "ONLINE")
 EXPOSURE_STATES = ("idle", "integrating", "reading", "success", "aborted", "failed")
 #: Seconds to read one pixel at each read-out speed (DET.READ.CURNAME).
 READ_MODES = {"slow": 4e-6, "fast": 1e-6}
-#: The online database attributes a poll reads.
-DATABASE = (
-    "system.stateName", "system.subStateName", "cldc_0.statusName", "seq_0.statusName", "exposure.time",
-    "exposure.countDown", "exposure.expStatusName", "exposure.frameNo", "exposure.frameCount", "exposure.runNo",
-)
+#: The online database attributes an exposure is followed by, and those a poll reads.
+EXPOSURE = ("system.subStateName", "exposure.expStatusName", "exposure.countDown", "exposure.frameCount")
+DATABASE = ("system.stateName", "cldc_0.statusName", "seq_0.statusName", "exposure.runNo", *EXPOSURE)
 
 
 def parameter_problem(name: str, value: str) -> str | None:
